@@ -1,0 +1,125 @@
+//! The one error envelope every lockdown service answers with, and extractors that put rejected
+//! input (bad JSON, bad query strings) into it.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `{"error": {...}}`: the body of every error response from every service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorEnvelope {
+    /// What went wrong.
+    pub error: ErrorBody,
+}
+
+/// The inside of the error envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable `snake_case` code that scripts can match on.
+    pub code: String,
+    /// A human sentence saying what happened.
+    pub message: String,
+    /// The next step to take, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl ErrorEnvelope {
+    /// Builds an envelope from its three parts.
+    pub fn new(code: impl Into<String>, message: impl Into<String>, hint: Option<String>) -> Self {
+        Self {
+            error: ErrorBody {
+                code: code.into(),
+                message: message.into(),
+                hint,
+            },
+        }
+    }
+}
+
+/// Answers `status` with the error envelope as JSON.
+pub fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: impl Into<String>,
+    hint: Option<&str>,
+) -> Response {
+    let body = ErrorEnvelope::new(code, message, hint.map(str::to_owned));
+    (status, axum::Json(body)).into_response()
+}
+
+/// A JSON body extractor whose rejection is the shared envelope (400 `invalid_json`, 415
+/// `unsupported_media_type`, 413 `payload_too_large`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> Response {
+    let (code, hint) = match &rejection {
+        JsonRejection::MissingJsonContentType(_) => (
+            "unsupported_media_type",
+            "send the body with Content-Type: application/json",
+        ),
+        JsonRejection::BytesRejection(_) => ("payload_too_large", "send a smaller body"),
+        _ => ("invalid_json", "check the body against the API's schema"),
+    };
+    error_response(rejection.status(), code, rejection.body_text(), Some(hint))
+}
+
+/// A query-string extractor whose rejection is the shared envelope (400 `invalid_query`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(query_rejection(rejection)),
+        }
+    }
+}
+
+fn query_rejection(rejection: QueryRejection) -> Response {
+    error_response(
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        rejection.body_text(),
+        Some("check the query parameters"),
+    )
+}
+
+/// Fallback for unknown routes: 404 in the envelope.
+pub async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "not_found", "no such route", None)
+}

@@ -1,0 +1,16 @@
+//! What App Service hands every lockdown app, done once: the listen address, logging, graceful
+//! shutdown, the shared error envelope, request ids, client-address parsing and instance identity.
+//!
+//! The front end, the back end and the probe server all build on this crate so that they behave
+//! the same way on the platform.
+
+pub mod error;
+pub mod forwarded;
+pub mod host;
+pub mod netclass;
+pub mod server;
+
+pub use error::{ApiJson, ApiQuery, ErrorBody, ErrorEnvelope, error_response, not_found};
+pub use host::{HostArgs, Instance, LogFormat, init_logging, init_logging_with_default};
+pub use netclass::AddressClass;
+pub use server::{serve, shutdown_signal, with_http_layers};
