@@ -1,0 +1,376 @@
+//! The `probe` command line: `serve` (the `/diag` + `/healthz` server), and `resolve` and
+//! `tcpping` for the operator's own shell — the same functions and input validation as the
+//! endpoints, without token or target policy. Exit codes: 0 passed, 1 failed, 2 usage or config
+//! error. Add a subcommand by adding a variant to [`Command`] and an arm to [`run`].
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use hosting::HostArgs;
+
+use crate::diag::{DiagArgs, DiagState, router};
+use crate::dns::{DnsArgs, DnsResolver, ResolveRequest};
+use crate::envfacts::EnvFacts;
+use crate::outbound::OutboundArgs;
+use crate::target::{InputError, parse_ip_port, parse_port, split_host_port};
+use crate::tcpping::{TcpPingRequest, tcp_ping};
+
+/// Exit code: everything passed (resolved, connected).
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the check ran and failed (NXDOMAIN, no attempt connected, …).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: bad usage or configuration.
+pub const EXIT_USAGE: u8 = 2;
+
+/// lockdown's probe: see what the network looks like from inside an App Service app.
+#[derive(Debug, Parser)]
+#[command(name = "probe", version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve /diag and /healthz (enable /diag with DIAG_TOKEN).
+    Serve(ServeArgs),
+    /// Look a name up like Kudu's nameresolver: CNAME chain, addresses and their class.
+    Resolve(ResolveArgs),
+    /// Open TCP connections like Kudu's tcpping.
+    Tcpping(TcppingArgs),
+    /// Run a smoke suite (expectations as code) and report a verdict per check.
+    Smoke(SmokeArgs),
+}
+
+/// Report formats of `probe smoke`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SmokeFormat {
+    /// A line per check with its evidence and diagnosis.
+    Text,
+    /// The report as JSON.
+    Json,
+    /// JUnit XML for CI systems.
+    Junit,
+}
+
+/// `probe smoke [--config FILE] [--format text|json|junit] [--output FILE] [--wait DURATION]`.
+#[derive(Debug, Args)]
+pub struct SmokeArgs {
+    /// The suite (TOML; see infra/smoke/ for both lockdown modes).
+    #[arg(long, short = 'c', default_value = "smoke.toml", value_name = "FILE")]
+    pub config: std::path::PathBuf,
+    /// Report format.
+    #[arg(long, short = 'f', value_enum, default_value_t = SmokeFormat::Text)]
+    pub format: SmokeFormat,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Retry failing checks with backoff until this much time has passed (e.g. 90s, 10m):
+    /// lockdown changes take minutes to apply.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<std::time::Duration>,
+}
+
+/// `probe serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen address, logging, instance identity.
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// DNS servers.
+    #[command(flatten)]
+    pub dns: DnsArgs,
+    /// `/diag` token and target policy.
+    #[command(flatten)]
+    pub diag: DiagArgs,
+    /// Outbound source address.
+    #[command(flatten)]
+    pub outbound: OutboundArgs,
+}
+
+/// `probe resolve HOST [SERVER] [--type T] [--json]`.
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// The name to look up (an IP address looks up its PTR record).
+    pub host: String,
+    /// Ask this DNS server (IP[:PORT]) instead of the configured ones.
+    pub server: Option<String>,
+    /// Record type: A, AAAA, CNAME, TXT, MX, SRV or PTR [default: A and AAAA].
+    #[arg(long = "type", short = 't', value_name = "T")]
+    pub record_type: Option<String>,
+    /// Print JSON (the /diag/resolve body) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// DNS servers.
+    #[command(flatten)]
+    pub dns: DnsArgs,
+}
+
+/// `probe tcpping HOST[:PORT] [PORT] [-n COUNT] [-w TIMEOUT_MS] [--json]`.
+#[derive(Debug, Args)]
+pub struct TcppingArgs {
+    /// HOST or HOST:PORT ([v6]:PORT for IPv6).
+    #[arg(value_name = "HOST[:PORT]")]
+    pub target: String,
+    /// The port, when not in HOST:PORT [default: 80].
+    pub port: Option<String>,
+    /// Number of attempts, 1-20 [default: 4].
+    #[arg(short = 'n', long = "count", value_name = "COUNT")]
+    pub count: Option<String>,
+    /// Connect timeout per attempt in milliseconds, 1-10000 [default: 3000].
+    #[arg(short = 'w', long = "timeout-ms", value_name = "TIMEOUT_MS")]
+    pub timeout_ms: Option<String>,
+    /// Pause between attempts in milliseconds, 0-5000 [default: 1000].
+    #[arg(short = 'i', long = "interval-ms", value_name = "INTERVAL_MS")]
+    pub interval_ms: Option<String>,
+    /// Print JSON (the /diag/tcpping body) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// DNS servers.
+    #[command(flatten)]
+    pub dns: DnsArgs,
+    /// Outbound source address.
+    #[command(flatten)]
+    pub outbound: OutboundArgs,
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    let code = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Resolve(args) => resolve(args).await,
+        Command::Tcpping(args) => tcpping(args).await,
+        Command::Smoke(args) => smoke(args).await,
+    };
+    ExitCode::from(code)
+}
+
+fn usage_error(message: impl std::fmt::Display) -> u8 {
+    eprintln!("probe: {message}");
+    EXIT_USAGE
+}
+
+fn print_json<T: serde::Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(json) => println!("{json}"),
+        Err(error) => eprintln!("probe: cannot print JSON: {error}"),
+    }
+}
+
+/// `probe resolve`.
+pub async fn resolve(args: ResolveArgs) -> u8 {
+    let request = match ResolveRequest::parse(&args.host, args.record_type.as_deref()) {
+        Ok(request) => request,
+        Err(error) => return usage_error(error),
+    };
+    let mut resolver = match DnsResolver::from_args(&args.dns) {
+        Ok(resolver) => resolver,
+        Err(error) => return usage_error(error),
+    };
+    if let Some(server) = &args.server {
+        let server = match parse_ip_port(server, 53) {
+            Ok(server) => server,
+            Err(error) => return usage_error(error),
+        };
+        resolver = match resolver.with_query_servers(vec![server]) {
+            Ok(resolver) => resolver,
+            Err(error) => return usage_error(error),
+        };
+    }
+    let resolution = resolver.resolve_request(&request).await;
+    if args.json {
+        print_json(&resolution);
+    } else {
+        print!("{}", resolution.to_text());
+    }
+    if resolution.ok { EXIT_OK } else { EXIT_FAILED }
+}
+
+/// Splits `HOST[:PORT]` and a separate `PORT` into the host and one port.
+pub fn tcpping_target<'a>(
+    target: &'a str,
+    port: Option<&'a str>,
+) -> Result<(&'a str, Option<&'a str>), InputError> {
+    let (host, inline) = split_host_port(target);
+    match (inline, port) {
+        (Some(a), Some(b)) => {
+            let (a, b) = (parse_port(a)?, parse_port(b)?);
+            if a == b {
+                Ok((host, inline))
+            } else {
+                Err(InputError::PortTwice(a, b))
+            }
+        }
+        (inline, port) => Ok((host, inline.or(port))),
+    }
+}
+
+/// `probe tcpping`. Exits 0 when at least one attempt connected (like `ping`), else 1.
+pub async fn tcpping(args: TcppingArgs) -> u8 {
+    let request = tcpping_target(&args.target, args.port.as_deref()).and_then(|(host, port)| {
+        TcpPingRequest::parse(
+            host,
+            port,
+            args.count.as_deref(),
+            args.timeout_ms.as_deref(),
+            args.interval_ms.as_deref(),
+        )
+    });
+    let request = match request {
+        Ok(request) => request,
+        Err(error) => return usage_error(error),
+    };
+    let resolver = match DnsResolver::from_args(&args.dns) {
+        Ok(resolver) => resolver,
+        Err(error) => return usage_error(error),
+    };
+    let report = tcp_ping(
+        &resolver,
+        &request,
+        args.outbound.outbound_source_addr,
+        None,
+    )
+    .await;
+    if args.json {
+        print_json(&report);
+    } else {
+        print!("{}", report.to_text());
+    }
+    if report.summary.ok > 0 {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    }
+}
+
+/// `probe serve`: `/diag` and `/healthz` until SIGTERM or Ctrl-C.
+pub async fn serve(args: ServeArgs) -> u8 {
+    hosting::init_logging(args.host.log_format());
+    let resolver = match DnsResolver::from_args(&args.dns) {
+        Ok(resolver) => resolver,
+        Err(error) => {
+            tracing::error!(%error, "invalid DNS configuration");
+            return EXIT_USAGE;
+        }
+    };
+    let state = match DiagState::new(
+        &args.diag,
+        resolver.clone(),
+        args.outbound.clone(),
+        None,
+        EnvFacts::from_process_env(),
+    ) {
+        Ok(state) => state,
+        Err(error) => {
+            tracing::error!(%error, "invalid DIAG_ALLOW");
+            return EXIT_USAGE;
+        }
+    };
+    let addr = args.host.listen_addr();
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%error, %addr, "cannot listen");
+            return EXIT_FAILED;
+        }
+    };
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| addr.to_string(), |a| a.to_string());
+    let settings = resolver.settings();
+    tracing::info!(
+        listen_addr = %local,
+        diag.enabled = state.enabled(),
+        diag.policy = ?state.policy().describe(),
+        dns.servers = %settings.display_servers(),
+        dns.source = ?settings.source,
+        "probe serving"
+    );
+    let app = hosting::with_http_layers(router(state), args.host.request_timeout());
+    match hosting::serve(
+        listener,
+        app,
+        hosting::shutdown_signal(),
+        args.host.shutdown_timeout(),
+    )
+    .await
+    {
+        Ok(()) => EXIT_OK,
+        Err(error) => {
+            tracing::error!(%error, "server failed");
+            EXIT_FAILED
+        }
+    }
+}
+
+/// `probe smoke`: 0 when every check passed, 1 when one failed, 2 for a mistake in the suite.
+pub async fn smoke(args: SmokeArgs) -> u8 {
+    use std::io::IsTerminal;
+
+    use crate::smoke::{RunOptions, SmokeConfig};
+
+    let config = match SmokeConfig::load(&args.config) {
+        Ok(config) => config,
+        Err(error) => return usage_error(error),
+    };
+    let options = RunOptions {
+        wait: args.wait,
+        progress: true,
+        ..RunOptions::default()
+    };
+    let report = match crate::smoke::run(&config, &options).await {
+        Ok(report) => report,
+        Err(error) => return usage_error(error),
+    };
+    let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
+    let rendered = match args.format {
+        SmokeFormat::Text => report.render_text(to_terminal),
+        SmokeFormat::Json => report.render_json(),
+        SmokeFormat::Junit => report.render_junit(),
+    };
+    match &args.output {
+        Some(path) => {
+            if let Err(error) = std::fs::write(path, &rendered) {
+                return usage_error(format!("cannot write {}: {error}", path.display()));
+            }
+            eprintln!(
+                "probe: {} passed, {} failed; report written to {}",
+                report.passed,
+                report.failed,
+                path.display()
+            );
+        }
+        None => print!("{rendered}"),
+    }
+    if report.all_passed() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn tcpping_targets() {
+        assert_eq!(tcpping_target("h:443", None), Ok(("h", Some("443"))));
+        assert_eq!(tcpping_target("h", Some("443")), Ok(("h", Some("443"))));
+        assert_eq!(tcpping_target("[::1]:53", None), Ok(("[::1]", Some("53"))));
+        assert_eq!(tcpping_target("h:443", Some("443")), Ok(("h", Some("443"))));
+        assert_eq!(
+            tcpping_target("h:443", Some("80")),
+            Err(InputError::PortTwice(443, 80))
+        );
+        assert_eq!(tcpping_target("h", None), Ok(("h", None)));
+    }
+}

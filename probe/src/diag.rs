@@ -1,0 +1,501 @@
+//! The `/diag` router the front end, the back end and `probe serve` mount: `/diag/resolve`,
+//! `/diag/tcpping`, `/diag/http`, `/diag/env`, behind the guard — off (404) without
+//! `DIAG_TOKEN`, 401 without the right bearer token, a request rate and a concurrency bound, input
+//! validation, and the target policy on every resolved address (see [`crate::policy`]).
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hosting::ApiQuery;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+use crate::dns::{DnsResolver, ResolveRequest};
+use crate::envfacts::{DiagPolicyView, EnvFacts, EnvReport, interfaces, parse_resolv_conf};
+use crate::error::DiagError;
+use crate::httpcheck::{HttpCheckRequest, HttpErrorKind, http_check, tls_client_config};
+use crate::outbound::OutboundArgs;
+use crate::policy::{Policy, PolicyError, PolicySource};
+use crate::target::{InputError, parse_ip_port, truncate};
+use crate::tcpping::{PingVerdict, TcpPingRequest, tcp_ping};
+
+/// `/diag` settings.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DiagArgs {
+    /// Enables `/diag`: requests must send `Authorization: Bearer <token>`. Unset or empty: every
+    /// `/diag` path answers 404.
+    #[arg(long, env = "DIAG_TOKEN", hide_env_values = true)]
+    pub diag_token: Option<String>,
+    /// Target policy for `/diag`: comma-separated CIDR, host or `*.suffix` entries, each
+    /// optionally `:PORT` or `:FROM-TO` (IPv6 CIDRs in brackets). Replaces the default (RFC 1918,
+    /// the app's own back end, Azure DNS 168.63.129.16:53).
+    #[arg(long, env = "DIAG_ALLOW", hide_env_values = true)]
+    pub diag_allow: Option<String>,
+}
+
+/// The bounds of `/diag` besides the per-parameter ones.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DiagLimits {
+    /// Diagnostics running at once; more answer 503 `diag_busy`.
+    pub max_concurrent: usize,
+    /// Requests allowed in a burst (the token bucket's size).
+    pub burst: u32,
+    /// Sustained requests per second (the bucket's refill rate).
+    pub per_second: f64,
+    /// Longest a tcpping may take in the worst case (count × timeout + pauses), so it ends before
+    /// the request timeout.
+    pub max_request: Duration,
+}
+
+impl Default for DiagLimits {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 8,
+            burst: 30,
+            per_second: 5.0,
+            max_request: Duration::from_secs(25),
+        }
+    }
+}
+
+/// A token bucket: `burst` requests at once, refilled at `per_second`.
+#[derive(Debug)]
+struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+}
+
+struct Inner {
+    token: Option<Vec<u8>>,
+    policy: Policy,
+    resolver: DnsResolver,
+    source: Option<IpAddr>,
+    facts: EnvFacts,
+    tls: Result<Arc<rustls::ClientConfig>, String>,
+    limits: DiagLimits,
+    bucket: Mutex<TokenBucket>,
+    running: Arc<Semaphore>,
+}
+
+/// The state of the `/diag` router: cheap to clone.
+#[derive(Clone)]
+pub struct DiagState {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for DiagState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("DiagState")
+            .field("enabled", &self.enabled())
+            .field("policy", &self.inner.policy.describe())
+            .field("limits", &self.inner.limits)
+            .finish()
+    }
+}
+
+impl DiagState {
+    /// Builds the state once at startup. `own_backend_host` (a host, `host:port` or URL) joins the
+    /// default policy when `DIAG_ALLOW` is unset. Fails when `DIAG_ALLOW` does not parse.
+    pub fn new(
+        args: &DiagArgs,
+        resolver: DnsResolver,
+        outbound: OutboundArgs,
+        own_backend_host: Option<String>,
+        facts: EnvFacts,
+    ) -> Result<Self, PolicyError> {
+        let policy = match &args.diag_allow {
+            Some(allow) => Policy::parse(allow)?,
+            None => Policy::default_for(own_backend_host.as_deref())?,
+        };
+        let token = args
+            .diag_token
+            .as_deref()
+            .filter(|token| !token.trim().is_empty())
+            .map(|token| token.as_bytes().to_vec());
+        let tls = tls_client_config().map_err(|e| e.to_string());
+        Ok(Self::assemble(
+            token,
+            policy,
+            resolver,
+            outbound.outbound_source_addr,
+            facts,
+            tls,
+            DiagLimits::default(),
+        ))
+    }
+
+    /// The same state with other bounds (tests, the lab).
+    pub fn with_limits(self, limits: DiagLimits) -> Self {
+        let inner = &self.inner;
+        Self::assemble(
+            inner.token.clone(),
+            inner.policy.clone(),
+            inner.resolver.clone(),
+            inner.source,
+            inner.facts.clone(),
+            inner.tls.clone(),
+            limits,
+        )
+    }
+
+    fn assemble(
+        token: Option<Vec<u8>>,
+        policy: Policy,
+        resolver: DnsResolver,
+        source: Option<IpAddr>,
+        facts: EnvFacts,
+        tls: Result<Arc<rustls::ClientConfig>, String>,
+        limits: DiagLimits,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                token,
+                policy,
+                resolver,
+                source,
+                facts,
+                tls,
+                bucket: Mutex::new(TokenBucket {
+                    tokens: f64::from(limits.burst),
+                    last: Instant::now(),
+                }),
+                running: Arc::new(Semaphore::new(limits.max_concurrent)),
+                limits,
+            }),
+        }
+    }
+
+    /// True when `DIAG_TOKEN` is set.
+    pub fn enabled(&self) -> bool {
+        self.inner.token.is_some()
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// Takes one request from the bucket, or says how long until one is available.
+    fn take_rate_token(&self) -> Result<(), Duration> {
+        let limits = self.inner.limits;
+        let mut bucket = self
+            .inner
+            .bucket
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let refill = now.duration_since(bucket.last).as_secs_f64() * limits.per_second;
+        bucket.tokens = (bucket.tokens + refill).min(f64::from(limits.burst));
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else if limits.per_second > 0.0 {
+            Err(Duration::from_secs_f64(
+                (1.0 - bucket.tokens) / limits.per_second,
+            ))
+        } else {
+            Err(Duration::from_secs(60))
+        }
+    }
+}
+
+/// The `/diag` routes with their guard; merge into the app's router.
+pub fn router(state: DiagState) -> Router {
+    Router::new()
+        .route("/diag/resolve", get(resolve))
+        .route("/diag/tcpping", get(tcpping))
+        .route("/diag/http", get(http))
+        .route("/diag/env", get(env))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// Off → 404; then the rate (so token guessing is bounded too) → 429; the token → 401; the
+/// concurrency bound → 503, held until the diagnostic finishes.
+async fn guard(State(state): State<DiagState>, request: Request, next: Next) -> Response {
+    let Some(expected) = &state.inner.token else {
+        return DiagError::Disabled.into_response();
+    };
+    if let Err(retry_after) = state.take_rate_token() {
+        tracing::warn!(
+            retry_after_ms = retry_after.as_millis() as u64,
+            "diag request rate exceeded"
+        );
+        return DiagError::RateLimited { retry_after }.into_response();
+    }
+    if !bearer_matches(request.headers(), expected) {
+        tracing::warn!("diag request with a missing or wrong token");
+        return DiagError::Unauthorized.into_response();
+    }
+    let Ok(permit) = state.inner.running.clone().try_acquire_owned() else {
+        return DiagError::Busy.into_response();
+    };
+    let response = next.run(request).await;
+    drop(permit);
+    response
+}
+
+/// Compares the bearer token in constant time (over the expected token's length, so neither the
+/// content nor the length of the secret shows in the timing).
+fn bearer_matches(headers: &HeaderMap, expected: &[u8]) -> bool {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return false;
+    };
+    let value = value.as_bytes();
+    let given = match value.get(..7) {
+        Some(scheme) if scheme.eq_ignore_ascii_case(b"bearer ") => &value[7..],
+        _ => return false,
+    };
+    token_matches(expected, given)
+}
+
+fn token_matches(expected: &[u8], given: &[u8]) -> bool {
+    let same_len = (expected.len() as u64).ct_eq(&(given.len() as u64));
+    let mut same_bytes = subtle::Choice::from(1u8);
+    for (index, byte) in expected.iter().enumerate() {
+        let other = given.get(index).copied().unwrap_or(0);
+        same_bytes &= byte.ct_eq(&other);
+    }
+    bool::from(same_len & same_bytes)
+}
+
+/// `format=json` (default) or `format=text`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Text,
+}
+
+fn format(input: Option<&str>) -> Result<Format, InputError> {
+    match input {
+        None | Some("json") => Ok(Format::Json),
+        Some("text") => Ok(Format::Text),
+        Some(other) => Err(InputError::InvalidFormat(truncate(other))),
+    }
+}
+
+fn respond<T: Serialize>(format: Format, body: &T, text: impl FnOnce(&T) -> String) -> Response {
+    match format {
+        Format::Json => axum::Json(body).into_response(),
+        Format::Text => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            text(body),
+        )
+            .into_response(),
+    }
+}
+
+/// Query of `/diag/resolve`.
+#[derive(Debug, Deserialize)]
+struct ResolveParams {
+    host: Option<String>,
+    server: Option<String>,
+    #[serde(rename = "type")]
+    record_type: Option<String>,
+    format: Option<String>,
+}
+
+async fn resolve(
+    State(state): State<DiagState>,
+    ApiQuery(params): ApiQuery<ResolveParams>,
+) -> Result<Response, DiagError> {
+    let format = format(params.format.as_deref())?;
+    let host = params.host.as_deref().ok_or(InputError::Missing("host"))?;
+    let request = ResolveRequest::parse(host, params.record_type.as_deref())?;
+    let resolver = match params.server.as_deref() {
+        None => state.inner.resolver.clone(),
+        Some(server) => {
+            // The named DNS server is a target like any other.
+            let server = parse_ip_port(server, 53)?;
+            state
+                .inner
+                .policy
+                .check(None, server.ip(), server.port())
+                .map_err(DiagError::TargetDenied)?;
+            state
+                .inner
+                .resolver
+                .with_query_servers(vec![server])
+                .map_err(|e| DiagError::Internal(e.to_string()))?
+        }
+    };
+    let resolution = resolver.resolve_request(&request).await;
+    tracing::info!(
+        diag.action = "resolve",
+        query.name = %resolution.query.name,
+        query.r#type = %resolution.query.record_type,
+        ok = resolution.ok,
+        duration_ms = resolution.duration_ms,
+        "diag resolve"
+    );
+    Ok(respond(format, &resolution, |r| r.to_text()))
+}
+
+/// Query of `/diag/tcpping`.
+#[derive(Debug, Deserialize)]
+struct TcpPingParams {
+    host: Option<String>,
+    port: Option<String>,
+    count: Option<String>,
+    timeout_ms: Option<String>,
+    interval_ms: Option<String>,
+    format: Option<String>,
+}
+
+async fn tcpping(
+    State(state): State<DiagState>,
+    ApiQuery(params): ApiQuery<TcpPingParams>,
+) -> Result<Response, DiagError> {
+    let format = format(params.format.as_deref())?;
+    let host = params.host.as_deref().ok_or(InputError::Missing("host"))?;
+    let request = TcpPingRequest::parse(
+        host,
+        params.port.as_deref(),
+        params.count.as_deref(),
+        params.timeout_ms.as_deref(),
+        params.interval_ms.as_deref(),
+    )?;
+    let max = state.inner.limits.max_request;
+    if request.worst_case() > max {
+        return Err(InputError::TooLong {
+            total_ms: request.worst_case().as_millis() as u64,
+            max_ms: max.as_millis() as u64,
+        }
+        .into());
+    }
+    let report = tcp_ping(
+        &state.inner.resolver,
+        &request,
+        state.inner.source,
+        Some(&state.inner.policy),
+    )
+    .await;
+    if report.verdict == PingVerdict::Denied
+        && let Some(denied) = report.denied
+    {
+        tracing::warn!(diag.action = "tcpping", %denied, "diag target denied");
+        return Err(DiagError::TargetDenied(denied));
+    }
+    tracing::info!(
+        diag.action = "tcpping",
+        target.host = %report.target.host,
+        target.port = report.target.port,
+        sent = report.summary.sent,
+        ok = report.summary.ok,
+        "diag tcpping"
+    );
+    Ok(respond(format, &report, |r| r.to_text()))
+}
+
+/// Query of `/diag/http`.
+#[derive(Debug, Deserialize)]
+struct HttpParams {
+    url: Option<String>,
+    timeout_ms: Option<String>,
+    format: Option<String>,
+}
+
+async fn http(
+    State(state): State<DiagState>,
+    ApiQuery(params): ApiQuery<HttpParams>,
+) -> Result<Response, DiagError> {
+    let format = format(params.format.as_deref())?;
+    let url = params.url.as_deref().ok_or(InputError::Missing("url"))?;
+    let request = HttpCheckRequest::parse(url, params.timeout_ms.as_deref())?;
+    let tls = state
+        .inner
+        .tls
+        .as_ref()
+        .map_err(|e| DiagError::Internal(format!("no TLS configuration: {e}")))?;
+    let report = http_check(
+        &state.inner.resolver,
+        tls,
+        &request,
+        state.inner.source,
+        Some(&state.inner.policy),
+    )
+    .await;
+    if report
+        .error
+        .as_ref()
+        .is_some_and(|e| e.kind == HttpErrorKind::Denied)
+        && let Some(denied) = report.denied
+    {
+        tracing::warn!(diag.action = "http", %denied, "diag target denied");
+        return Err(DiagError::TargetDenied(denied));
+    }
+    tracing::info!(
+        diag.action = "http",
+        target.host = %report.target.host,
+        target.port = report.target.port,
+        status = report.status,
+        "diag http"
+    );
+    Ok(respond(format, &report, |r| r.to_text()))
+}
+
+/// Query of `/diag/env`.
+#[derive(Debug, Deserialize)]
+struct EnvParams {
+    format: Option<String>,
+}
+
+async fn env(
+    State(state): State<DiagState>,
+    ApiQuery(params): ApiQuery<EnvParams>,
+) -> Result<Response, DiagError> {
+    let format = format(params.format.as_deref())?;
+    let resolv_conf = tokio::fs::read_to_string("/etc/resolv.conf")
+        .await
+        .map(|text| parse_resolv_conf(&text))
+        .unwrap_or_default();
+    let report = EnvReport {
+        facts: state.inner.facts.clone(),
+        resolver: state.inner.resolver.settings(),
+        interfaces: interfaces(),
+        resolv_conf,
+        diag_policy: DiagPolicyView {
+            source: match state.inner.policy.source() {
+                PolicySource::DiagAllow => "diag_allow".to_owned(),
+                PolicySource::Default => "default".to_owned(),
+            },
+            entries: state.inner.policy.describe(),
+        },
+    };
+    Ok(respond(format, &report, |r| r.to_text()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison() {
+        assert!(token_matches(b"s3cret-token", b"s3cret-token"));
+        assert!(!token_matches(b"s3cret-token", b"s3cret-tokeN"));
+        assert!(!token_matches(b"s3cret-token", b"s3cret-token-longer"));
+        assert!(!token_matches(b"s3cret-token", b"s3cret"));
+        assert!(!token_matches(b"s3cret-token", b""));
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, "bearer tok".parse().unwrap());
+        assert!(bearer_matches(&headers, b"tok"));
+        headers.insert(header::AUTHORIZATION, "Basic tok".parse().unwrap());
+        assert!(!bearer_matches(&headers, b"tok"));
+        headers.insert(header::AUTHORIZATION, "Bearer".parse().unwrap());
+        assert!(!bearer_matches(&headers, b"tok"));
+    }
+}

@@ -1,0 +1,1149 @@
+//! The one DNS resolver of a lockdown app: built once from `DNS_SERVERS`, else
+//! `WEBSITE_DNS_SERVER` + `WEBSITE_DNS_ALT_SERVER`, else the system configuration, with no cache,
+//! so every lookup is real. `/diag/resolve` uses it for the diagnostic lookup (the whole CNAME
+//! chain, per-hop TTLs, the exact failure), and outbound connects use it through
+//! [`DnsResolver::lookup_ip`], so the probe tells the truth about what the app does.
+//!
+//! The diagnostic lookup sends one query per CNAME hop itself (over UDP, retried over TCP when
+//! the answer is truncated) instead of relying on the resolver's CNAME following, because that
+//! folds TTLs together, hides the chain of a failed lookup, and cannot tell a CNAME loop from
+//! NODATA. Names are looked up as given (absolute): search domains apply to
+//! [`DnsResolver::lookup_ip`] only, as they do for the app's own connects.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hickory_resolver::config::{
+    LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::xfer::{DnsHandle, FirstAnswer};
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::{DnsRequestOptions, Query, ResponseCode};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+use hickory_resolver::{NameServerPool, PoolContext, Resolver, TlsConfig};
+use hosting::AddressClass;
+use serde::{Deserialize, Serialize};
+
+use crate::target::{Host, InputError, parse_host, parse_ip_port, truncate};
+
+/// Default per-lookup DNS timeout (Windows App Service waits 3 s per server).
+pub const DEFAULT_DNS_TIMEOUT_MS: u64 = 3_000;
+/// Most queries one diagnostic lookup sends while following a CNAME chain.
+const MAX_CHAIN_QUERIES: usize = 16;
+
+/// Where the resolver's servers come from (`DNS_SERVERS`, `WEBSITE_DNS_SERVER`, …).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DnsArgs {
+    /// DNS servers to use instead of the platform's: comma-separated `ip[:port]` (the lab and
+    /// tests point this at their own DNS server).
+    #[arg(long, env = "DNS_SERVERS", hide_env_values = true)]
+    pub dns_servers: Option<String>,
+    /// The custom DNS server App Service hands the app (used when `DNS_SERVERS` is unset).
+    #[arg(long, env = "WEBSITE_DNS_SERVER", hide_env_values = true)]
+    pub website_dns_server: Option<String>,
+    /// The alternate custom DNS server App Service hands the app.
+    #[arg(long, env = "WEBSITE_DNS_ALT_SERVER", hide_env_values = true)]
+    pub website_dns_alt_server: Option<String>,
+    /// How long one DNS lookup may take, in milliseconds.
+    #[arg(long, env = "DNS_TIMEOUT_MS", default_value_t = DEFAULT_DNS_TIMEOUT_MS, hide_env_values = true)]
+    pub dns_timeout_ms: u64,
+}
+
+impl Default for DnsArgs {
+    fn default() -> Self {
+        Self {
+            dns_servers: None,
+            website_dns_server: None,
+            website_dns_alt_server: None,
+            dns_timeout_ms: DEFAULT_DNS_TIMEOUT_MS,
+        }
+    }
+}
+
+/// A DNS configuration that cannot be used (a startup error, exit code 2 in the CLI).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DnsConfigError {
+    /// A server in `DNS_SERVERS` / `WEBSITE_DNS_SERVER` / `server=` is not `ip[:port]`.
+    #[error("{variable}: `{value}` is not ip[:port]")]
+    InvalidServer {
+        /// Where the value came from.
+        variable: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// No server is configured at all.
+    #[error("no DNS server configured ({0})")]
+    NoServers(&'static str),
+    /// The system configuration (/etc/resolv.conf) cannot be read.
+    #[error("cannot read the system DNS configuration: {0}")]
+    System(String),
+    /// hickory refused to build the resolver.
+    #[error("cannot build the DNS resolver: {0}")]
+    Build(String),
+}
+
+/// Which configuration the servers came from (`resolver.source` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResolverSource {
+    /// The request's `server=` parameter.
+    #[serde(rename = "query")]
+    Query,
+    /// `DNS_SERVERS`.
+    #[serde(rename = "DNS_SERVERS")]
+    DnsServers,
+    /// `WEBSITE_DNS_SERVER` (+ `WEBSITE_DNS_ALT_SERVER`).
+    #[serde(rename = "WEBSITE_DNS_SERVER")]
+    WebsiteDnsServer,
+    /// The system configuration (/etc/resolv.conf).
+    #[serde(rename = "system")]
+    System,
+}
+
+/// The servers a resolver asks and where they came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolverInfo {
+    /// The servers, in order.
+    pub servers: Vec<SocketAddr>,
+    /// Where they came from.
+    pub source: ResolverSource,
+}
+
+impl ResolverInfo {
+    /// The server list as Kudu's `nameresolver` prints it: `ip` for port 53, else `ip:port`.
+    pub fn display_servers(&self) -> String {
+        let shown: Vec<String> = self
+            .servers
+            .iter()
+            .map(|server| match (server.port(), server.ip()) {
+                (53, ip) => ip.to_string(),
+                _ => server.to_string(),
+            })
+            .collect();
+        if shown.is_empty() {
+            "(none)".to_owned()
+        } else {
+            shown.join(", ")
+        }
+    }
+}
+
+/// The record type of a diagnostic lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum QueryType {
+    /// A and AAAA together, like `nameresolver` (the default). An IP address as host means PTR.
+    #[default]
+    Addresses,
+    /// IPv4 addresses.
+    A,
+    /// IPv6 addresses.
+    Aaaa,
+    /// The alias of a name.
+    Cname,
+    /// Text records.
+    Txt,
+    /// Mail exchangers.
+    Mx,
+    /// Service records.
+    Srv,
+    /// The name of an address (the host is an IP).
+    Ptr,
+}
+
+impl QueryType {
+    /// The name used in JSON and text (`A+AAAA` for the default).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Addresses => "A+AAAA",
+            Self::A => "A",
+            Self::Aaaa => "AAAA",
+            Self::Cname => "CNAME",
+            Self::Txt => "TXT",
+            Self::Mx => "MX",
+            Self::Srv => "SRV",
+            Self::Ptr => "PTR",
+        }
+    }
+
+    fn record_type(self) -> RecordType {
+        match self {
+            Self::Addresses | Self::A => RecordType::A,
+            Self::Aaaa => RecordType::AAAA,
+            Self::Cname => RecordType::CNAME,
+            Self::Txt => RecordType::TXT,
+            Self::Mx => RecordType::MX,
+            Self::Srv => RecordType::SRV,
+            Self::Ptr => RecordType::PTR,
+        }
+    }
+}
+
+impl fmt::Display for QueryType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for QueryType {
+    type Err = InputError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        Ok(match input.to_ascii_uppercase().as_str() {
+            "A+AAAA" => Self::Addresses,
+            "A" => Self::A,
+            "AAAA" => Self::Aaaa,
+            "CNAME" => Self::Cname,
+            "TXT" => Self::Txt,
+            "MX" => Self::Mx,
+            "SRV" => Self::Srv,
+            "PTR" => Self::Ptr,
+            _ => return Err(InputError::InvalidRecordType(truncate(input))),
+        })
+    }
+}
+
+/// A validated diagnostic lookup: what `/diag/resolve` and `probe resolve` accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolveRequest {
+    /// The host as validated.
+    pub host: Host,
+    /// The record type (an IP host with the default type becomes PTR).
+    pub query_type: QueryType,
+}
+
+impl ResolveRequest {
+    /// Validates a host and an optional record type. An IP address with no type means PTR (as
+    /// `nslookup` does); PTR needs an IP address.
+    pub fn parse(host: &str, record_type: Option<&str>) -> Result<Self, InputError> {
+        let host = parse_host(host)?;
+        let query_type = match record_type {
+            Some(t) => t.parse()?,
+            None => QueryType::Addresses,
+        };
+        let query_type = match (&host, query_type) {
+            (Host::Ip(_), QueryType::Addresses) => QueryType::Ptr,
+            (Host::Name(name), QueryType::Ptr) => {
+                return Err(InputError::PtrNeedsIp(name.clone()));
+            }
+            (_, other) => other,
+        };
+        Ok(Self { host, query_type })
+    }
+}
+
+/// How a lookup failed (`error.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsErrorKind {
+    /// The name does not exist (NXDOMAIN).
+    Nxdomain,
+    /// The name exists but has no record of the asked type (NOERROR, empty answer).
+    Nodata,
+    /// The server failed (SERVFAIL), often a forwarder that cannot reach upstream.
+    Servfail,
+    /// The server refused to answer (REFUSED): not allowed to ask it, or a zone it does not serve.
+    Refused,
+    /// No answer within the timeout.
+    Timeout,
+    /// The CNAME chain loops or is too long.
+    CnameLoop,
+    /// The answer did not fit in UDP and the TCP retry failed.
+    Truncated,
+    /// Another response code (FORMERR, NOTIMP, …).
+    Rcode,
+    /// The server could not be reached (network error, TCP refused).
+    Network,
+    /// The host is not a valid name.
+    InvalidInput,
+    /// Anything else.
+    Other,
+}
+
+impl DnsErrorKind {
+    /// The phrase `nameresolver` prints after "can't find NAME:".
+    pub fn phrase(self) -> &'static str {
+        match self {
+            Self::Nxdomain => "Non-existent domain",
+            Self::Nodata => "No answer",
+            Self::Servfail => "Server failed",
+            Self::Refused => "Query refused",
+            Self::Timeout => "Timed out",
+            Self::CnameLoop => "CNAME loop",
+            Self::Truncated => "Truncated answer",
+            Self::Rcode => "Server error",
+            Self::Network => "Server unreachable",
+            Self::InvalidInput => "Invalid name",
+            Self::Other => "Lookup failed",
+        }
+    }
+}
+
+/// A failed lookup: the kind and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct LookupFailure {
+    /// Machine-readable kind.
+    pub kind: DnsErrorKind,
+    /// What happened.
+    pub message: String,
+}
+
+/// `query` in a [`Resolution`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolveQuery {
+    /// The host as asked (IPs in their normalised form).
+    pub host: String,
+    /// The record type asked (`A+AAAA` by default).
+    #[serde(rename = "type")]
+    pub record_type: String,
+    /// The name actually looked up (differs for PTR: `4.2.20.10.in-addr.arpa`).
+    pub name: String,
+}
+
+/// One CNAME hop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHop {
+    /// The alias.
+    pub name: String,
+    /// The TTL of this CNAME record, in seconds, as the server sent it.
+    pub ttl: u32,
+    /// What it points to.
+    pub target: String,
+}
+
+/// One resolved address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedAddress {
+    /// The address.
+    pub ip: IpAddr,
+    /// Its TTL in seconds.
+    pub ttl: u32,
+    /// loopback, private, public, link_local, …
+    pub class: AddressClass,
+}
+
+/// A non-address answer (TXT, MX, SRV, PTR, CNAME).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsRecord {
+    /// Owner name.
+    pub name: String,
+    /// Record type.
+    #[serde(rename = "type")]
+    pub record_type: String,
+    /// TTL in seconds.
+    pub ttl: u32,
+    /// The data in zone-file form (`10 mail.example.com`, the TXT text, …).
+    pub data: String,
+}
+
+/// The result of a diagnostic lookup (the `/diag/resolve` body).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resolution {
+    /// What was asked.
+    pub query: ResolveQuery,
+    /// Which servers were asked and why those.
+    pub resolver: ResolverInfo,
+    /// True when the asked records were found.
+    pub ok: bool,
+    /// The response code of the last answer (`NOERROR`, `NXDOMAIN`, `SERVFAIL`, `REFUSED`), null
+    /// when no answer came.
+    pub rcode: Option<String>,
+    /// Why the lookup failed, when it did.
+    pub error: Option<LookupFailure>,
+    /// The CNAME hops, in order, each with its own TTL.
+    pub chain: Vec<ChainHop>,
+    /// The name at the end of the chain (the query name when there is no CNAME).
+    pub canonical_name: Option<String>,
+    /// A and AAAA answers.
+    pub addresses: Vec<ResolvedAddress>,
+    /// Other answers (TXT, MX, SRV, PTR).
+    pub records: Vec<DnsRecord>,
+    /// True when a `*.privatelink.*` name appears in the query or the chain.
+    pub privatelink: bool,
+    /// Wall time of the whole lookup.
+    pub duration_ms: f64,
+}
+
+impl Resolution {
+    /// Text in the shape of Kudu's `nameresolver`.
+    pub fn to_text(&self) -> String {
+        let server = self.resolver.display_servers();
+        let mut out = format!("Server: {server}\n\n");
+        if let Some(error) = &self.error {
+            out.push_str(&format!(
+                "*** {server} can't find {}: {}\n",
+                self.query.name,
+                error.kind.phrase()
+            ));
+            return out;
+        }
+        out.push_str("Non-authoritative answer:\n");
+        let name = self.canonical_name.as_deref().unwrap_or(&self.query.name);
+        out.push_str(&format!("Name:    {name}\n"));
+        if !self.addresses.is_empty() {
+            out.push_str("Addresses:\n");
+            for address in &self.addresses {
+                out.push_str(&format!("        {}\n", address.ip));
+            }
+        }
+        if !self.records.is_empty() {
+            out.push_str("Records:\n");
+            for record in &self.records {
+                out.push_str(&format!("        {} {}\n", record.record_type, record.data));
+            }
+        }
+        if !self.chain.is_empty() {
+            out.push_str("Aliases:\n");
+            for hop in &self.chain {
+                out.push_str(&format!("        {}\n", hop.name));
+            }
+        }
+        out
+    }
+}
+
+struct Inner {
+    /// For connects: search domains, A and AAAA, no cache.
+    resolver: Resolver<TokioRuntimeProvider>,
+    /// For diagnostics: one query at a time, the raw answer.
+    pool: NameServerPool<TokioRuntimeProvider>,
+    request_options: DnsRequestOptions,
+    info: ResolverInfo,
+    timeout: Duration,
+}
+
+/// The app's resolver: cheap to clone (an `Arc` inside), no cache.
+#[derive(Clone)]
+pub struct DnsResolver {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for DnsResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DnsResolver")
+            .field("info", &self.inner.info)
+            .field("timeout", &self.inner.timeout)
+            .finish()
+    }
+}
+
+impl DnsResolver {
+    /// Builds the resolver from the environment's settings: `DNS_SERVERS`, else
+    /// `WEBSITE_DNS_SERVER` (+ `WEBSITE_DNS_ALT_SERVER`), else /etc/resolv.conf.
+    pub fn from_args(args: &DnsArgs) -> Result<Self, DnsConfigError> {
+        let timeout = Duration::from_millis(if args.dns_timeout_ms == 0 {
+            DEFAULT_DNS_TIMEOUT_MS
+        } else {
+            args.dns_timeout_ms
+        });
+        let present = |value: &Option<String>| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        if let Some(list) = present(&args.dns_servers) {
+            let servers = parse_server_list("DNS_SERVERS", &list)?;
+            return Self::build(servers, ResolverSource::DnsServers, timeout, None);
+        }
+        if let Some(primary) = present(&args.website_dns_server) {
+            let mut servers = parse_server_list("WEBSITE_DNS_SERVER", &primary)?;
+            if let Some(alt) = present(&args.website_dns_alt_server) {
+                servers.extend(parse_server_list("WEBSITE_DNS_ALT_SERVER", &alt)?);
+            }
+            return Self::build(servers, ResolverSource::WebsiteDnsServer, timeout, None);
+        }
+        let (config, system_opts) = hickory_resolver::system_conf::read_system_conf()
+            .map_err(|e| DnsConfigError::System(e.to_string()))?;
+        let servers = config
+            .name_servers()
+            .iter()
+            .map(|ns| {
+                let port = ns.connections.first().map_or(53, |c| c.port);
+                SocketAddr::new(ns.ip, port)
+            })
+            .collect();
+        Self::build(
+            servers,
+            ResolverSource::System,
+            timeout,
+            Some((config, system_opts)),
+        )
+    }
+
+    /// A resolver that asks exactly these servers (reported as `DNS_SERVERS`); for tests and the lab.
+    pub fn with_servers(
+        servers: Vec<SocketAddr>,
+        timeout: Duration,
+    ) -> Result<Self, DnsConfigError> {
+        Self::build(servers, ResolverSource::DnsServers, timeout, None)
+    }
+
+    /// The same resolver settings, asking `servers` named by a request (`server=`, source `query`).
+    pub fn with_query_servers(&self, servers: Vec<SocketAddr>) -> Result<Self, DnsConfigError> {
+        Self::build(servers, ResolverSource::Query, self.inner.timeout, None)
+    }
+
+    fn build(
+        servers: Vec<SocketAddr>,
+        source: ResolverSource,
+        timeout: Duration,
+        system: Option<(ResolverConfig, ResolverOpts)>,
+    ) -> Result<Self, DnsConfigError> {
+        if servers.is_empty() {
+            return Err(DnsConfigError::NoServers(match source {
+                ResolverSource::System => "/etc/resolv.conf lists no nameserver",
+                _ => "empty server list",
+            }));
+        }
+        let (config, mut opts) = match system {
+            Some((config, system_opts)) => {
+                let mut opts = ResolverOpts::default();
+                opts.ndots = system_opts.ndots;
+                (config, opts)
+            }
+            None => (
+                ResolverConfig::from_name_servers(servers.iter().map(name_server).collect()),
+                ResolverOpts::default(),
+            ),
+        };
+        opts.cache_size = 0;
+        opts.timeout = timeout;
+        opts.attempts = 1;
+        opts.edns0 = true;
+        opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        // DNS only, for connects as for diagnostics: what /diag/resolve shows is what connects use.
+        opts.use_hosts_file = ResolveHosts::Never;
+        opts.preserve_intermediates = true;
+
+        let mut request_options = DnsRequestOptions::default();
+        request_options.recursion_desired = opts.recursion_desired;
+        request_options.use_edns = opts.edns0;
+        request_options.edns_payload_len = opts.edns_payload_len;
+        request_options.case_randomization = opts.case_randomization;
+
+        let tls = TlsConfig::new().map_err(|e| DnsConfigError::Build(e.to_string()))?;
+        let context = Arc::new(PoolContext::new(opts.clone(), tls));
+        let pool = NameServerPool::from_config(
+            config.name_servers().to_vec(),
+            context,
+            TokioRuntimeProvider::default(),
+        );
+        let resolver = Resolver::builder_with_config(config, TokioRuntimeProvider::default())
+            .with_options(opts)
+            .build()
+            .map_err(|e| DnsConfigError::Build(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                resolver,
+                pool,
+                request_options,
+                info: ResolverInfo { servers, source },
+                timeout,
+            }),
+        })
+    }
+
+    /// The servers and their source.
+    pub fn settings(&self) -> ResolverInfo {
+        self.inner.info.clone()
+    }
+
+    /// The per-lookup timeout.
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// The diagnostic lookup: the whole CNAME chain with each hop's TTL, the addresses with their
+    /// class, the exact failure. Never panics on bad input: an invalid host comes back as an
+    /// `invalid_input` failure.
+    pub async fn resolve(&self, host: &str, record_type: QueryType) -> Resolution {
+        let started = Instant::now();
+        let record_type_name = record_type.as_str().to_owned();
+        let request = match ResolveRequest::parse(host, Some(&record_type_name)) {
+            Ok(request) => request,
+            Err(error) => {
+                return self.failed_input(host, record_type, error, started);
+            }
+        };
+        self.resolve_request(&request).await
+    }
+
+    /// [`DnsResolver::resolve`] for an already validated request.
+    pub async fn resolve_request(&self, request: &ResolveRequest) -> Resolution {
+        let started = Instant::now();
+        let query_type = request.query_type;
+        let (host_text, name) = match (&request.host, query_type) {
+            (Host::Ip(ip), QueryType::Ptr) => (ip.to_string(), Name::from(*ip)),
+            (Host::Ip(ip), _) => {
+                // An address needs no lookup for A/AAAA; other types of an address are not names.
+                return self.literal(*ip, query_type, started);
+            }
+            (Host::Name(name), _) => match Name::from_ascii(format!("{name}.")) {
+                Ok(fqdn) => (name.clone(), fqdn),
+                Err(e) => {
+                    return self.failed_input(
+                        name,
+                        query_type,
+                        InputError::InvalidHost(format!("{name} ({e})")),
+                        started,
+                    );
+                }
+            },
+        };
+        let outcome = match query_type {
+            QueryType::Addresses => {
+                let (v4, v6) = tokio::join!(
+                    self.query_chain(name.clone(), RecordType::A),
+                    self.query_chain(name.clone(), RecordType::AAAA)
+                );
+                merge_dual(v4, v6)
+            }
+            other => self.query_chain(name.clone(), other.record_type()).await,
+        };
+        self.assemble(host_text, query_type, &name, outcome, started)
+    }
+
+    fn assemble(
+        &self,
+        host: String,
+        query_type: QueryType,
+        name: &Name,
+        outcome: ChainOutcome,
+        started: Instant,
+    ) -> Resolution {
+        let mut addresses = Vec::new();
+        let mut records = Vec::new();
+        for record in &outcome.answers {
+            match &record.data {
+                RData::A(a) => addresses.push(address(IpAddr::V4(a.0), record.ttl)),
+                RData::AAAA(aaaa) => addresses.push(address(IpAddr::V6(aaaa.0), record.ttl)),
+                RData::CNAME(_) => {}
+                data => records.push(DnsRecord {
+                    name: display_name(&record.name),
+                    record_type: record.record_type().to_string(),
+                    ttl: record.ttl,
+                    data: match data {
+                        RData::PTR(ptr) => display_name(&ptr.0),
+                        other => trim_dot(&other.to_string()).to_owned(),
+                    },
+                }),
+            }
+        }
+        let query_name = display_name(name);
+        let privatelink = std::iter::once(query_name.as_str())
+            .chain(
+                outcome
+                    .chain
+                    .iter()
+                    .flat_map(|hop| [hop.name.as_str(), hop.target.as_str()]),
+            )
+            .any(is_privatelink);
+        let ok = outcome.error.is_none();
+        Resolution {
+            query: ResolveQuery {
+                host,
+                record_type: query_type.as_str().to_owned(),
+                name: query_name,
+            },
+            resolver: self.settings(),
+            ok,
+            rcode: outcome.rcode.map(rcode_name),
+            error: outcome.error,
+            canonical_name: Some(
+                outcome
+                    .canonical
+                    .map_or_else(|| display_name(name), |canonical| display_name(&canonical)),
+            ),
+            chain: outcome.chain,
+            addresses,
+            records,
+            privatelink,
+            duration_ms: elapsed_ms(started),
+        }
+    }
+
+    fn literal(&self, ip: IpAddr, query_type: QueryType, started: Instant) -> Resolution {
+        let matches = match query_type {
+            QueryType::A => ip.is_ipv4(),
+            QueryType::Aaaa => ip.is_ipv6(),
+            _ => false,
+        };
+        let error = (!matches).then(|| LookupFailure {
+            kind: DnsErrorKind::InvalidInput,
+            message: format!("{ip} is an address; a {query_type} lookup needs a host name"),
+        });
+        Resolution {
+            query: ResolveQuery {
+                host: ip.to_string(),
+                record_type: query_type.as_str().to_owned(),
+                name: ip.to_string(),
+            },
+            resolver: self.settings(),
+            ok: matches,
+            rcode: None,
+            error,
+            chain: Vec::new(),
+            canonical_name: Some(ip.to_string()),
+            addresses: if matches {
+                vec![address(ip, 0)]
+            } else {
+                Vec::new()
+            },
+            records: Vec::new(),
+            privatelink: false,
+            duration_ms: elapsed_ms(started),
+        }
+    }
+
+    fn failed_input(
+        &self,
+        host: &str,
+        query_type: QueryType,
+        error: InputError,
+        started: Instant,
+    ) -> Resolution {
+        Resolution {
+            query: ResolveQuery {
+                host: truncate(host),
+                record_type: query_type.as_str().to_owned(),
+                name: truncate(host),
+            },
+            resolver: self.settings(),
+            ok: false,
+            rcode: None,
+            error: Some(LookupFailure {
+                kind: DnsErrorKind::InvalidInput,
+                message: error.to_string(),
+            }),
+            chain: Vec::new(),
+            canonical_name: None,
+            addresses: Vec::new(),
+            records: Vec::new(),
+            privatelink: false,
+            duration_ms: elapsed_ms(started),
+        }
+    }
+
+    /// Follows the CNAME chain of `name` for `record_type`, one query per hop.
+    async fn query_chain(&self, name: Name, record_type: RecordType) -> ChainOutcome {
+        let mut outcome = ChainOutcome::default();
+        let mut current = name;
+        let mut seen = HashSet::from([current.to_lowercase()]);
+        // The whole chain, however long, ends within three lookup timeouts.
+        let deadline = Instant::now() + self.inner.timeout * 3;
+        for _ in 0..MAX_CHAIN_QUERIES {
+            let query = Query::query(current.clone(), record_type);
+            let lookup = self
+                .inner
+                .pool
+                .lookup(query, self.inner.request_options)
+                .first_answer();
+            // The pool enforces the per-query timeout itself; this bounds the chain as a whole.
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let response = match tokio::time::timeout(remaining, lookup).await {
+                Ok(result) => result,
+                Err(_) => Err(NetError::Timeout),
+            };
+            let response = match response {
+                Ok(response) => response,
+                Err(error) => {
+                    outcome.fail_with(&current, error, self.inner.timeout);
+                    return outcome;
+                }
+            };
+            outcome.rcode = Some(response.response_code);
+            let hops_before = outcome.chain.len();
+            // Walk the CNAMEs this answer carries, in chain order.
+            while let Some(record) = response
+                .answers
+                .iter()
+                .find(|r| r.name == current && r.record_type() == RecordType::CNAME)
+            {
+                let RData::CNAME(target) = &record.data else {
+                    break;
+                };
+                let target = target.0.clone();
+                outcome.chain.push(ChainHop {
+                    name: display_name(&current),
+                    ttl: record.ttl,
+                    target: display_name(&target),
+                });
+                outcome.canonical = Some(target.clone());
+                if record_type == RecordType::CNAME {
+                    outcome.answers.push(record.clone());
+                    return outcome;
+                }
+                if !seen.insert(target.to_lowercase()) {
+                    outcome.error = Some(LookupFailure {
+                        kind: DnsErrorKind::CnameLoop,
+                        message: format!("the CNAME chain loops back to {}", display_name(&target)),
+                    });
+                    return outcome;
+                }
+                current = target;
+            }
+            let answers: Vec<Record> = response
+                .answers
+                .iter()
+                .filter(|r| r.name == current && r.record_type() == record_type)
+                .cloned()
+                .collect();
+            if !answers.is_empty() {
+                outcome.canonical = Some(current);
+                outcome.answers = answers;
+                return outcome;
+            }
+            let followed_here = outcome.chain.len() > hops_before;
+            if followed_here && response.response_code == ResponseCode::NoError {
+                // The server gave the alias but not the target's records: ask for the target.
+                continue;
+            }
+            outcome.canonical = Some(current.clone());
+            let kind = if response.response_code == ResponseCode::NXDomain {
+                DnsErrorKind::Nxdomain
+            } else {
+                DnsErrorKind::Nodata
+            };
+            outcome.error = Some(failure_for(kind, &current, record_type));
+            return outcome;
+        }
+        outcome.error = Some(LookupFailure {
+            kind: DnsErrorKind::CnameLoop,
+            message: format!("the CNAME chain is longer than {MAX_CHAIN_QUERIES} hops"),
+        });
+        outcome
+    }
+
+    /// The addresses of `host` for a connect: an IP literal (in any spelling) as-is, a name through
+    /// this resolver (search domains apply; A and AAAA; IPv4 first).
+    pub async fn lookup_ip(&self, host: &str) -> Result<Vec<IpAddr>, LookupFailure> {
+        let name = match parse_host(host) {
+            Ok(Host::Ip(ip)) => return Ok(vec![ip]),
+            Ok(Host::Name(name)) => name,
+            Err(error) => {
+                return Err(LookupFailure {
+                    kind: DnsErrorKind::InvalidInput,
+                    message: error.to_string(),
+                });
+            }
+        };
+        let lookup = self.inner.resolver.lookup_ip(name.as_str());
+        let result = match tokio::time::timeout(self.inner.timeout * 2, lookup).await {
+            Ok(result) => result,
+            Err(_) => Err(NetError::Timeout),
+        };
+        match result {
+            Ok(lookup) => {
+                let mut ips: Vec<IpAddr> = lookup.iter().map(crate::target::normalize_ip).collect();
+                ips.sort_by_key(|ip| ip.is_ipv6());
+                ips.dedup();
+                if ips.is_empty() {
+                    Err(failure_for(
+                        DnsErrorKind::Nodata,
+                        &name_or_root(&name),
+                        RecordType::A,
+                    ))
+                } else {
+                    Ok(ips)
+                }
+            }
+            Err(error) => {
+                let mut outcome = ChainOutcome::default();
+                outcome.fail_with(&name_or_root(&name), error, self.inner.timeout);
+                Err(outcome.error.unwrap_or_else(|| LookupFailure {
+                    kind: DnsErrorKind::Other,
+                    message: format!("{name} did not resolve"),
+                }))
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct ChainOutcome {
+    chain: Vec<ChainHop>,
+    canonical: Option<Name>,
+    answers: Vec<Record>,
+    rcode: Option<ResponseCode>,
+    error: Option<LookupFailure>,
+}
+
+impl ChainOutcome {
+    fn fail_with(&mut self, name: &Name, error: NetError, timeout: Duration) {
+        let shown = display_name(name);
+        let (kind, message) = match &error {
+            NetError::Dns(DnsError::NoRecordsFound(no_records)) => {
+                self.rcode = Some(no_records.response_code);
+                let kind = if no_records.response_code == ResponseCode::NXDomain {
+                    DnsErrorKind::Nxdomain
+                } else {
+                    DnsErrorKind::Nodata
+                };
+                let failure = failure_for(kind, name, no_records.query.query_type());
+                (failure.kind, failure.message)
+            }
+            NetError::Dns(DnsError::ResponseCode(code)) => {
+                self.rcode = Some(*code);
+                match code {
+                    ResponseCode::ServFail => (
+                        DnsErrorKind::Servfail,
+                        format!(
+                            "the DNS server failed to answer for {shown} (SERVFAIL): it could not reach the authoritative servers or a forwarder behind it"
+                        ),
+                    ),
+                    ResponseCode::Refused => (
+                        DnsErrorKind::Refused,
+                        format!(
+                            "the DNS server refused to answer for {shown} (REFUSED): it does not serve this name or does not serve this client"
+                        ),
+                    ),
+                    other => (
+                        DnsErrorKind::Rcode,
+                        format!("the DNS server answered {} for {shown}", rcode_name(*other)),
+                    ),
+                }
+            }
+            NetError::Timeout => (
+                DnsErrorKind::Timeout,
+                format!(
+                    "no DNS answer for {shown} within {} ms",
+                    timeout.as_millis()
+                ),
+            ),
+            NetError::Truncated => (
+                DnsErrorKind::Truncated,
+                format!("the answer for {shown} did not fit in UDP and the retry over TCP failed"),
+            ),
+            NetError::Io(io) => (
+                DnsErrorKind::Network,
+                format!("cannot reach the DNS server: {io}"),
+            ),
+            NetError::NoConnections => (
+                DnsErrorKind::Network,
+                "no connection to any DNS server could be made".to_owned(),
+            ),
+            other => (
+                DnsErrorKind::Other,
+                format!("lookup of {shown} failed: {other}"),
+            ),
+        };
+        self.error = Some(LookupFailure { kind, message });
+    }
+}
+
+fn failure_for(kind: DnsErrorKind, name: &Name, record_type: RecordType) -> LookupFailure {
+    let shown = display_name(name);
+    let message = match kind {
+        DnsErrorKind::Nxdomain => format!("{shown} does not exist (NXDOMAIN)"),
+        DnsErrorKind::Nodata => format!("{shown} exists but has no {record_type} record (NODATA)"),
+        _ => format!("lookup of {shown} failed"),
+    };
+    LookupFailure { kind, message }
+}
+
+/// Merges the A and AAAA lookups of the default query: found if either found addresses.
+fn merge_dual(v4: ChainOutcome, v6: ChainOutcome) -> ChainOutcome {
+    let found_v4 = v4.error.is_none();
+    let found_v6 = v6.error.is_none();
+    let chain = if v4.chain.is_empty() {
+        v6.chain.clone()
+    } else {
+        v4.chain.clone()
+    };
+    let canonical = v4.canonical.clone().or_else(|| v6.canonical.clone());
+    let error = match (found_v4, found_v6) {
+        (true, _) | (_, true) => None,
+        // Both failed: NODATA for one and something worse for the other reports the worse.
+        _ => match (&v4.error, &v6.error) {
+            (Some(a), Some(b))
+                if a.kind == DnsErrorKind::Nodata && b.kind != DnsErrorKind::Nodata =>
+            {
+                Some(b.clone())
+            }
+            (Some(a), Some(b))
+                if a.kind == DnsErrorKind::Nodata && b.kind == DnsErrorKind::Nodata =>
+            {
+                Some(LookupFailure {
+                    kind: DnsErrorKind::Nodata,
+                    message: a.message.replace(" no A record", " no A or AAAA record"),
+                })
+            }
+            (a, b) => a.clone().or_else(|| b.clone()),
+        },
+    };
+    let mut answers = v4.answers;
+    answers.extend(v6.answers);
+    ChainOutcome {
+        chain,
+        canonical,
+        answers,
+        rcode: v4.rcode.or(v6.rcode),
+        error,
+    }
+}
+
+fn parse_server_list(
+    variable: &'static str,
+    list: &str,
+) -> Result<Vec<SocketAddr>, DnsConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|server| {
+            parse_ip_port(server, 53).map_err(|_| DnsConfigError::InvalidServer {
+                variable,
+                value: truncate(server),
+            })
+        })
+        .collect()
+}
+
+fn name_server(server: &SocketAddr) -> NameServerConfig {
+    let mut config = NameServerConfig::udp_and_tcp(server.ip());
+    for connection in &mut config.connections {
+        connection.port = server.port();
+    }
+    config
+}
+
+fn address(ip: IpAddr, ttl: u32) -> ResolvedAddress {
+    ResolvedAddress {
+        ip,
+        ttl,
+        class: AddressClass::of(ip),
+    }
+}
+
+fn is_privatelink(name: &str) -> bool {
+    name.split('.')
+        .any(|label| label.eq_ignore_ascii_case("privatelink"))
+}
+
+fn display_name(name: &Name) -> String {
+    trim_dot(&name.to_ascii()).to_owned()
+}
+
+fn trim_dot(text: &str) -> &str {
+    text.strip_suffix('.').unwrap_or(text)
+}
+
+fn name_or_root(name: &str) -> Name {
+    Name::from_ascii(name).unwrap_or_else(|_| Name::root())
+}
+
+fn rcode_name(code: ResponseCode) -> String {
+    match code {
+        ResponseCode::NoError => "NOERROR".to_owned(),
+        ResponseCode::FormErr => "FORMERR".to_owned(),
+        ResponseCode::ServFail => "SERVFAIL".to_owned(),
+        ResponseCode::NXDomain => "NXDOMAIN".to_owned(),
+        ResponseCode::NotImp => "NOTIMP".to_owned(),
+        ResponseCode::Refused => "REFUSED".to_owned(),
+        other => other.to_string().to_ascii_uppercase(),
+    }
+}
+
+/// Milliseconds since `started`, rounded to microseconds.
+pub(crate) fn elapsed_ms(started: Instant) -> f64 {
+    round_ms(started.elapsed())
+}
+
+/// A duration in milliseconds, rounded to microseconds.
+pub(crate) fn round_ms(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1_000_000.0).round() / 1_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_types_parse_case_insensitively() {
+        assert_eq!("aaaa".parse::<QueryType>(), Ok(QueryType::Aaaa));
+        assert_eq!("A+AAAA".parse::<QueryType>(), Ok(QueryType::Addresses));
+        assert!(matches!(
+            "ANY".parse::<QueryType>(),
+            Err(InputError::InvalidRecordType(_))
+        ));
+    }
+
+    #[test]
+    fn requests_pick_ptr_for_addresses() {
+        let request = ResolveRequest::parse("10.20.2.4", None).unwrap();
+        assert_eq!(request.query_type, QueryType::Ptr);
+        let request = ResolveRequest::parse("10.20.2.4", Some("A")).unwrap();
+        assert_eq!(request.query_type, QueryType::A);
+        assert!(matches!(
+            ResolveRequest::parse("a.test", Some("PTR")),
+            Err(InputError::PtrNeedsIp(_))
+        ));
+    }
+
+    #[test]
+    fn server_lists_parse_with_default_port() {
+        assert_eq!(
+            parse_server_list("DNS_SERVERS", " 127.0.0.1:5353, 10.0.0.4 ,[::1]:53").unwrap(),
+            vec![
+                "127.0.0.1:5353".parse::<SocketAddr>().unwrap(),
+                "10.0.0.4:53".parse().unwrap(),
+                "[::1]:53".parse().unwrap()
+            ]
+        );
+        assert!(parse_server_list("DNS_SERVERS", "dns.example").is_err());
+    }
+
+    #[test]
+    fn privatelink_is_a_label() {
+        assert!(is_privatelink("app-be.privatelink.azurewebsites.net"));
+        assert!(!is_privatelink("app-be-privatelink.azurewebsites.net"));
+    }
+
+    #[tokio::test]
+    async fn settings_report_the_source() {
+        let resolver = DnsResolver::from_args(&DnsArgs {
+            website_dns_server: Some("10.0.0.4".into()),
+            website_dns_alt_server: Some("10.0.0.5:5353".into()),
+            ..DnsArgs::default()
+        })
+        .unwrap();
+        let info = resolver.settings();
+        assert_eq!(info.source, ResolverSource::WebsiteDnsServer);
+        assert_eq!(info.display_servers(), "10.0.0.4, 10.0.0.5:5353");
+        assert_eq!(
+            serde_json::to_value(&info).unwrap(),
+            serde_json::json!({"servers": ["10.0.0.4:53", "10.0.0.5:5353"], "source": "WEBSITE_DNS_SERVER"})
+        );
+        let resolver = DnsResolver::from_args(&DnsArgs {
+            dns_servers: Some("127.0.0.1:5353".into()),
+            website_dns_server: Some("10.0.0.4".into()),
+            ..DnsArgs::default()
+        })
+        .unwrap();
+        assert_eq!(resolver.settings().source, ResolverSource::DnsServers);
+        let query = resolver
+            .with_query_servers(vec!["127.0.0.1:53".parse().unwrap()])
+            .unwrap();
+        assert_eq!(query.settings().source, ResolverSource::Query);
+        // Nothing set: the system configuration (when this machine has one).
+        if let Ok(system) = DnsResolver::from_args(&DnsArgs::default()) {
+            assert_eq!(system.settings().source, ResolverSource::System);
+            assert_eq!(
+                system.timeout(),
+                Duration::from_millis(DEFAULT_DNS_TIMEOUT_MS)
+            );
+        }
+        assert!(
+            DnsResolver::from_args(&DnsArgs {
+                dns_servers: Some("nope".into()),
+                ..DnsArgs::default()
+            })
+            .is_err()
+        );
+    }
+}

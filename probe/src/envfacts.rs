@@ -1,0 +1,296 @@
+//! The network facts of this instance for `/diag/env`: a fixed allow-list of App Service
+//! variables (never any other variable — the environment holds secrets), the network interfaces
+//! and the nameservers of /etc/resolv.conf.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use hosting::AddressClass;
+use serde::{Deserialize, Serialize};
+
+use crate::dns::ResolverInfo;
+
+/// The only variables `/diag/env` ever reads.
+pub const ALLOWED_VARIABLES: [&str; 10] = [
+    "WEBSITE_SITE_NAME",
+    "WEBSITE_INSTANCE_ID",
+    "WEBSITE_PRIVATE_IP",
+    "REGION_NAME",
+    "WEBSITE_VNET_ROUTE_ALL",
+    "WEBSITE_DNS_SERVER",
+    "WEBSITE_DNS_ALT_SERVER",
+    "DNS_SERVERS",
+    "DNS_TIMEOUT_MS",
+    "OUTBOUND_SOURCE_ADDR",
+];
+
+/// Longest value reported per variable.
+const MAX_VALUE_LEN: usize = 256;
+
+/// The DNS settings among the variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsSettings {
+    /// `DNS_SERVERS` (the lab's and tests' override).
+    pub dns_servers: Option<String>,
+    /// `WEBSITE_DNS_SERVER`.
+    pub website_dns_server: Option<String>,
+    /// `WEBSITE_DNS_ALT_SERVER`.
+    pub website_dns_alt_server: Option<String>,
+    /// `DNS_TIMEOUT_MS`.
+    pub dns_timeout_ms: Option<String>,
+}
+
+/// The allow-listed network variables of this instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvFacts {
+    /// `WEBSITE_SITE_NAME`.
+    pub site_name: Option<String>,
+    /// `WEBSITE_INSTANCE_ID` (also the `ARRAffinity` cookie value).
+    pub instance_id: Option<String>,
+    /// `WEBSITE_PRIVATE_IP`: this instance's address in the integration subnet.
+    pub private_ip: Option<String>,
+    /// `REGION_NAME`.
+    pub region: Option<String>,
+    /// `WEBSITE_VNET_ROUTE_ALL` as set (`vnetRouteAllEnabled` shows up as this variable).
+    pub vnet_route_all: Option<String>,
+    /// Route-all interpreted: `1`/`true` → true, `0`/`false` → false, unset → null.
+    pub route_all_enabled: Option<bool>,
+    /// DNS variables.
+    pub dns: DnsSettings,
+    /// `OUTBOUND_SOURCE_ADDR`.
+    pub outbound_source_addr: Option<String>,
+}
+
+impl EnvFacts {
+    /// Reads the allow-listed variables from the process environment, one by one (the
+    /// environment is never listed).
+    pub fn from_process_env() -> Self {
+        let map: HashMap<String, String> = ALLOWED_VARIABLES
+            .iter()
+            .filter_map(|name| {
+                std::env::var(name)
+                    .ok()
+                    .map(|value| ((*name).to_owned(), value))
+            })
+            .collect();
+        Self::from_map(&map)
+    }
+
+    /// Builds the facts from a map of variables, reading only the allow-listed names.
+    pub fn from_map(map: &HashMap<String, String>) -> Self {
+        let get = |name: &str| {
+            debug_assert!(ALLOWED_VARIABLES.contains(&name));
+            map.get(name)
+                .map(|value| value.trim())
+                .filter(|value| !value.is_empty())
+                .map(|value| value.chars().take(MAX_VALUE_LEN).collect::<String>())
+        };
+        let vnet_route_all = get("WEBSITE_VNET_ROUTE_ALL");
+        let route_all_enabled =
+            vnet_route_all
+                .as_deref()
+                .and_then(|value| match value.to_ascii_lowercase().as_str() {
+                    "1" | "true" => Some(true),
+                    "0" | "false" => Some(false),
+                    _ => None,
+                });
+        Self {
+            site_name: get("WEBSITE_SITE_NAME"),
+            instance_id: get("WEBSITE_INSTANCE_ID"),
+            private_ip: get("WEBSITE_PRIVATE_IP"),
+            region: get("REGION_NAME"),
+            vnet_route_all,
+            route_all_enabled,
+            dns: DnsSettings {
+                dns_servers: get("DNS_SERVERS"),
+                website_dns_server: get("WEBSITE_DNS_SERVER"),
+                website_dns_alt_server: get("WEBSITE_DNS_ALT_SERVER"),
+                dns_timeout_ms: get("DNS_TIMEOUT_MS"),
+            },
+            outbound_source_addr: get("OUTBOUND_SOURCE_ADDR"),
+        }
+    }
+}
+
+/// One address of a network interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceAddress {
+    /// Interface name (`eth0`, `lo`, …).
+    pub name: String,
+    /// The address.
+    pub ip: IpAddr,
+    /// Prefix length of its network.
+    pub prefix_len: u8,
+    /// Its class.
+    pub class: AddressClass,
+}
+
+/// The parts of /etc/resolv.conf that matter for lookups.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvConf {
+    /// `nameserver` lines (App Service Linux: 127.0.0.11, the embedded forwarder).
+    pub nameservers: Vec<String>,
+    /// `search` domains.
+    pub search: Vec<String>,
+    /// `options` entries.
+    pub options: Vec<String>,
+}
+
+/// Parses resolv.conf text (comments and unknown lines ignored).
+pub fn parse_resolv_conf(text: &str) -> ResolvConf {
+    let mut conf = ResolvConf::default();
+    for line in text.lines() {
+        let line = line.split(['#', ';']).next().unwrap_or("");
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("nameserver") => conf.nameservers.extend(words.next().map(str::to_owned)),
+            Some("search") | Some("domain") => conf.search = words.map(str::to_owned).collect(),
+            Some("options") => conf.options.extend(words.map(str::to_owned)),
+            _ => {}
+        }
+    }
+    conf
+}
+
+/// The interfaces and their addresses, read now.
+pub fn interfaces() -> Vec<InterfaceAddress> {
+    let Ok(interfaces) = if_addrs::get_if_addrs() else {
+        return Vec::new();
+    };
+    interfaces
+        .into_iter()
+        .map(|interface| {
+            let ip = interface.ip();
+            let prefix_len = match &interface.addr {
+                if_addrs::IfAddr::V4(v4) => v4.prefixlen,
+                if_addrs::IfAddr::V6(v6) => v6.prefixlen,
+            };
+            InterfaceAddress {
+                class: AddressClass::of(ip),
+                name: interface.name,
+                ip,
+                prefix_len,
+            }
+        })
+        .collect()
+}
+
+/// The `/diag/env` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvReport {
+    /// The allow-listed variables.
+    pub facts: EnvFacts,
+    /// The resolver in force (servers and source).
+    pub resolver: ResolverInfo,
+    /// Interfaces and addresses.
+    pub interfaces: Vec<InterfaceAddress>,
+    /// /etc/resolv.conf.
+    pub resolv_conf: ResolvConf,
+    /// The diag target policy entries in force and their source.
+    pub diag_policy: DiagPolicyView,
+}
+
+/// The policy as `/diag/env` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiagPolicyView {
+    /// `diag_allow` or `default`.
+    pub source: String,
+    /// The entries.
+    pub entries: Vec<String>,
+}
+
+impl EnvReport {
+    /// A short human summary (`format=text`).
+    pub fn to_text(&self) -> String {
+        let show = |value: &Option<String>| value.clone().unwrap_or_else(|| "(unset)".to_owned());
+        let f = &self.facts;
+        let mut out = String::new();
+        out.push_str(&format!("Site:            {}\n", show(&f.site_name)));
+        out.push_str(&format!("Instance:        {}\n", show(&f.instance_id)));
+        out.push_str(&format!("Region:          {}\n", show(&f.region)));
+        out.push_str(&format!("Private IP:      {}\n", show(&f.private_ip)));
+        out.push_str(&format!("Route all:       {}\n", show(&f.vnet_route_all)));
+        out.push_str(&format!(
+            "Outbound source: {}\n",
+            show(&f.outbound_source_addr)
+        ));
+        let source = serde_json::to_value(self.resolver.source)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "DNS servers:     {} (from {source})\n",
+            self.resolver.display_servers()
+        ));
+        out.push_str(&format!(
+            "resolv.conf:     nameserver {}; search {}\n",
+            self.resolv_conf.nameservers.join(", "),
+            self.resolv_conf.search.join(" ")
+        ));
+        out.push_str("Interfaces:\n");
+        for interface in &self.interfaces {
+            out.push_str(&format!(
+                "        {} {}/{} ({})\n",
+                interface.name, interface.ip, interface.prefix_len, interface.class
+            ));
+        }
+        out.push_str(&format!(
+            "Diag policy:     {}: {}\n",
+            self.diag_policy.source,
+            self.diag_policy.entries.join(", ")
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_allow_listed_variables_are_read() {
+        let map: HashMap<String, String> = [
+            ("WEBSITE_SITE_NAME", "app-fe"),
+            ("WEBSITE_PRIVATE_IP", "10.20.1.4"),
+            ("WEBSITE_VNET_ROUTE_ALL", "1"),
+            ("REGION_NAME", "West Europe"),
+            ("WEBSITE_DNS_SERVER", "168.63.129.16"),
+            ("BACKEND_API_KEY", "s3cr3t-canary-value"),
+            ("DIAG_TOKEN", "s3cr3t-canary-token"),
+            ("IDENTITY_HEADER", "s3cr3t-canary-identity"),
+            ("WEBSITE_AUTH_ENCRYPTION_KEY", "s3cr3t-canary-key"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let facts = EnvFacts::from_map(&map);
+        assert_eq!(facts.site_name.as_deref(), Some("app-fe"));
+        assert_eq!(facts.private_ip.as_deref(), Some("10.20.1.4"));
+        assert_eq!(facts.route_all_enabled, Some(true));
+        assert_eq!(
+            facts.dns.website_dns_server.as_deref(),
+            Some("168.63.129.16")
+        );
+        let json = serde_json::to_string(&facts).unwrap();
+        assert!(!json.contains("s3cr3t"), "{json}");
+    }
+
+    #[test]
+    fn resolv_conf() {
+        let conf = parse_resolv_conf(
+            "# generated\nnameserver 127.0.0.11\nnameserver 168.63.129.16 # azure\nsearch a.internal b.internal\noptions ndots:0 timeout:3\n",
+        );
+        assert_eq!(conf.nameservers, ["127.0.0.11", "168.63.129.16"]);
+        assert_eq!(conf.search, ["a.internal", "b.internal"]);
+        assert_eq!(conf.options, ["ndots:0", "timeout:3"]);
+    }
+
+    #[test]
+    fn interfaces_include_loopback() {
+        assert!(
+            interfaces()
+                .iter()
+                .any(|i| i.ip.is_loopback() && i.class == AddressClass::Loopback)
+        );
+    }
+}

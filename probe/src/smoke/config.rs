@@ -1,0 +1,570 @@
+//! The smoke suite's TOML format: apps to run checks from, and checks that each do one action
+//! and state what must hold. Validated as a whole before anything runs (exit 2 on a mistake).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use url::Url;
+
+/// A whole suite.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeConfig {
+    /// Settings every check inherits.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// How checks `from = "here"` resolve and connect.
+    #[serde(default)]
+    pub here: Here,
+    /// Apps whose `/diag` runs checks from inside App Service, by name.
+    #[serde(default)]
+    pub apps: BTreeMap<String, AppRef>,
+    /// The checks, in order.
+    #[serde(default, rename = "check")]
+    pub checks: Vec<CheckSpec>,
+}
+
+/// Settings every check inherits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Time limit of one action (a lookup, a connect, a request), in ms.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_timeout_ms() -> u64 {
+    5_000
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            timeout_ms: default_timeout_ms(),
+        }
+    }
+}
+
+/// How checks `from = "here"` resolve and connect.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Here {
+    /// DNS servers (`ip[:port]`); default: the system's.
+    #[serde(default)]
+    pub dns_servers: Vec<String>,
+    /// Local address to connect from.
+    #[serde(default)]
+    pub source_addr: Option<IpAddr>,
+}
+
+/// An app reachable over HTTP(S) whose `/diag` runs checks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppRef {
+    /// The app's base URL (`https://<app>.azurewebsites.net`).
+    pub url: Url,
+    /// The environment variable holding the app's `DIAG_TOKEN` (never the token itself).
+    pub token_env: String,
+    /// Instance ids to fan out over; default: discovered from `ARRAffinity` cookies.
+    #[serde(default)]
+    pub instances: Option<Vec<String>>,
+}
+
+/// Which instances a from-app check runs on.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Instances {
+    /// `"all"`: every instance, each reported separately.
+    Keyword(String),
+    /// These instance ids.
+    List(Vec<String>),
+}
+
+/// One check as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    /// What the check proves, in words.
+    pub name: String,
+    /// `"here"` or an app name.
+    #[serde(default = "here")]
+    pub from: String,
+    /// Fan out over instances (from-app checks only).
+    #[serde(default)]
+    pub instances: Option<Instances>,
+    /// Action: look up this name.
+    #[serde(default)]
+    pub resolve: Option<String>,
+    /// Record type for `resolve` (default A).
+    #[serde(default, rename = "type")]
+    pub record_type: Option<String>,
+    /// DNS server for `resolve` (`ip[:port]`), instead of the resolver in force.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// Action: connect to `host:port`.
+    #[serde(default)]
+    pub tcpping: Option<String>,
+    /// Action: request this URL.
+    #[serde(default)]
+    pub http: Option<String>,
+    /// Overrides `defaults.timeout_ms`.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// What must hold.
+    pub expect: Expect,
+}
+
+fn here() -> String {
+    "here".into()
+}
+
+/// What must hold. Only the keys that fit the action are allowed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// The action succeeds (the name resolves; every connect succeeds; a response comes back).
+    pub ok: Option<bool>,
+    /// The target answers (a connect succeeds; an HTTP response that is not an App Service block page).
+    pub reachable: Option<bool>,
+    /// Must NOT reach: an App Service 403 page, a refused or timed-out connection, or an
+    /// address that does not route from here.
+    pub denied: Option<bool>,
+    /// The HTTP status.
+    pub status: Option<u16>,
+    /// Every resolved address is private (RFC 1918, shared, ULA).
+    pub private: Option<bool>,
+    /// Every resolved (or connected) address lies in this range.
+    pub address_in: Option<IpNet>,
+    /// A `*.privatelink.*` hop is (or is not) in the CNAME chain.
+    pub privatelink: Option<bool>,
+    /// The connection's local (source) address lies in this range.
+    pub source_in: Option<IpNet>,
+    /// The back end saw the caller inside this range (an HTTP JSON body with `client_ip` or
+    /// `caller.client_ip`, such as the front end's `/api/path`).
+    pub caller_in: Option<IpNet>,
+}
+
+/// The action of a check, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// DNS lookup.
+    Resolve {
+        /// The name.
+        host: String,
+        /// Record type.
+        record_type: String,
+        /// A DNS server to ask instead of the resolver in force.
+        server: Option<String>,
+    },
+    /// TCP connect.
+    TcpPing {
+        /// Host name or address.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// HTTP request.
+    Http {
+        /// The URL.
+        url: Url,
+    },
+}
+
+impl Action {
+    /// `resolve`, `tcpping` or `http`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Resolve { .. } => "resolve",
+            Self::TcpPing { .. } => "tcpping",
+            Self::Http { .. } => "http",
+        }
+    }
+
+    /// The target as written in reports.
+    pub fn target(&self) -> String {
+        match self {
+            Self::Resolve {
+                host, record_type, ..
+            } => format!("{host} {record_type}"),
+            Self::TcpPing { host, port } => format!("{host}:{port}"),
+            Self::Http { url } => url.to_string(),
+        }
+    }
+}
+
+/// A check, validated and ready to run.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// Its position in the file (1-based).
+    pub index: usize,
+    /// Its name.
+    pub name: String,
+    /// `None` = here; else the app's name.
+    pub from: Option<String>,
+    /// Fan-out request.
+    pub instances: Option<Instances>,
+    /// The action.
+    pub action: Action,
+    /// The time limit of one action.
+    pub timeout_ms: u64,
+    /// What must hold.
+    pub expect: Expect,
+}
+
+/// A mistake in the suite, with where it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or has unknown keys.
+    #[error("{0}")]
+    Toml(String),
+    /// A check is wrong.
+    #[error("check {index} ({name:?}): {message}")]
+    Check {
+        /// 1-based position.
+        index: usize,
+        /// Its name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Something else is wrong.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl SmokeConfig {
+    /// Reads and parses a suite file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// Parses a suite.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))
+    }
+
+    /// Validates every check; the first mistake is returned.
+    pub fn checks(&self) -> Result<Vec<Check>, ConfigError> {
+        if self.checks.is_empty() {
+            return Err(ConfigError::Invalid("the suite has no [[check]]".into()));
+        }
+        for server in &self.here.dns_servers {
+            parse_dns_server(server).map_err(ConfigError::Invalid)?;
+        }
+        for (name, app) in &self.apps {
+            if !matches!(app.url.scheme(), "http" | "https") {
+                return Err(ConfigError::Invalid(format!(
+                    "apps.{name}.url must be http or https"
+                )));
+            }
+        }
+        self.checks
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| self.check(i + 1, spec))
+            .collect()
+    }
+
+    fn check(&self, index: usize, spec: &CheckSpec) -> Result<Check, ConfigError> {
+        let fail = |message: String| ConfigError::Check {
+            index,
+            name: spec.name.clone(),
+            message,
+        };
+        if spec.name.trim().is_empty() {
+            return Err(fail("name must not be empty".into()));
+        }
+        let from = if spec.from == "here" {
+            None
+        } else if self.apps.contains_key(&spec.from) {
+            Some(spec.from.clone())
+        } else {
+            let known: Vec<_> = self.apps.keys().map(String::as_str).collect();
+            return Err(fail(format!(
+                "from = {:?} is neither \"here\" nor an app ([apps.NAME]; known: {})",
+                spec.from,
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        };
+        if let Some(instances) = &spec.instances {
+            if from.is_none() {
+                return Err(fail(
+                    "instances applies to checks from an app, not from here".into(),
+                ));
+            }
+            if let Instances::Keyword(word) = instances
+                && word != "all"
+            {
+                return Err(fail(format!(
+                    "instances must be \"all\" or a list of ids, not {word:?}"
+                )));
+            }
+        }
+        let actions = [
+            spec.resolve.is_some(),
+            spec.tcpping.is_some(),
+            spec.http.is_some(),
+        ];
+        if actions.iter().filter(|a| **a).count() != 1 {
+            return Err(fail(
+                "give exactly one action: resolve, tcpping or http".into(),
+            ));
+        }
+        let action = if let Some(host) = &spec.resolve {
+            let record_type = spec
+                .record_type
+                .clone()
+                .unwrap_or_else(|| "A".into())
+                .to_ascii_uppercase();
+            if !["A", "AAAA", "CNAME", "TXT", "MX", "SRV", "PTR"].contains(&record_type.as_str()) {
+                return Err(fail(format!(
+                    "type {record_type:?} is not one of A, AAAA, CNAME, TXT, MX, SRV, PTR"
+                )));
+            }
+            if let Some(server) = &spec.server {
+                parse_dns_server(server).map_err(fail)?;
+            }
+            Action::Resolve {
+                host: host.clone(),
+                record_type,
+                server: spec.server.clone(),
+            }
+        } else if let Some(target) = &spec.tcpping {
+            let (host, port) = split_host_port(target).ok_or_else(|| {
+                fail(format!(
+                    "tcpping = {target:?} must be host:port (IPv6 as [addr]:port)"
+                ))
+            })?;
+            Action::TcpPing { host, port }
+        } else {
+            let raw = spec.http.as_deref().unwrap_or_default();
+            let url =
+                Url::parse(raw).map_err(|e| fail(format!("http = {raw:?} is not a URL: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(fail("http URLs must be http or https".into()));
+            }
+            Action::Http { url }
+        };
+        if spec.resolve.is_none() && (spec.record_type.is_some() || spec.server.is_some()) {
+            return Err(fail("type and server go with resolve".into()));
+        }
+        check_expectations(&action, from.is_none(), &spec.expect).map_err(fail)?;
+        let timeout_ms = spec.timeout_ms.unwrap_or(self.defaults.timeout_ms);
+        if !(1..=120_000).contains(&timeout_ms) {
+            return Err(fail("timeout_ms must be between 1 and 120000".into()));
+        }
+        Ok(Check {
+            index,
+            name: spec.name.clone(),
+            from,
+            instances: spec.instances.clone(),
+            action,
+            timeout_ms,
+            expect: spec.expect.clone(),
+        })
+    }
+}
+
+fn check_expectations(action: &Action, from_here: bool, expect: &Expect) -> Result<(), String> {
+    if *expect == Expect::default() {
+        return Err("expect states nothing: say what must hold".into());
+    }
+    let mut allowed = vec!["ok", "denied", "address_in"];
+    match action {
+        Action::Resolve { .. } => allowed.extend(["private", "privatelink"]),
+        Action::TcpPing { .. } => allowed.extend(["reachable", "source_in"]),
+        Action::Http { .. } => {
+            allowed.extend(["reachable", "status", "caller_in"]);
+            allowed.retain(|k| *k != "address_in");
+        }
+    }
+    let given = [
+        ("ok", expect.ok.is_some()),
+        ("reachable", expect.reachable.is_some()),
+        ("denied", expect.denied.is_some()),
+        ("status", expect.status.is_some()),
+        ("private", expect.private.is_some()),
+        ("address_in", expect.address_in.is_some()),
+        ("privatelink", expect.privatelink.is_some()),
+        ("source_in", expect.source_in.is_some()),
+        ("caller_in", expect.caller_in.is_some()),
+    ];
+    for (key, present) in given {
+        if present && !allowed.contains(&key) {
+            return Err(format!("expect.{key} does not apply to {}", action.kind()));
+        }
+    }
+    if matches!(action, Action::Resolve { .. }) && expect.denied.is_some() {
+        return Err("expect.denied does not apply to resolve (use ok = false for a name that must not resolve)".into());
+    }
+    if expect.denied == Some(true)
+        && (expect.reachable == Some(true)
+            || expect.status.is_some()
+            || expect.caller_in.is_some()
+            || expect.source_in.is_some())
+    {
+        return Err(
+            "denied = true cannot be combined with reachable, status, source_in or caller_in"
+                .into(),
+        );
+    }
+    if expect.denied == Some(false) {
+        return Err("say reachable = true instead of denied = false".into());
+    }
+    if expect.caller_in.is_some() && !from_here {
+        return Err("caller_in reads the response body, which /diag never returns: run it from here (e.g. against the front end's /api/path)".into());
+    }
+    Ok(())
+}
+
+/// Parses `ip[:port]` (port 53 by default; IPv6 as `[addr]:port` or bare).
+pub fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    text.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| format!("{text:?} is not a DNS server address (ip or ip:port)"))
+}
+
+/// Splits `host:port` or `[v6]:port`.
+pub fn split_host_port(text: &str) -> Option<(String, u16)> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Some((addr.ip().to_string(), addr.port()));
+    }
+    let (host, port) = text.rsplit_once(':')?;
+    if host.is_empty() || host.contains(':') {
+        return None;
+    }
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    Some((host.to_owned(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suite(check: &str) -> Result<Vec<Check>, ConfigError> {
+        let text = format!(
+            "[apps.frontend]\nurl = \"https://fe.example\"\ntoken_env = \"T\"\n\n[[check]]\nname = \"c\"\n{check}"
+        );
+        SmokeConfig::from_toml(&text)?.checks()
+    }
+
+    #[test]
+    fn a_valid_check_of_each_kind() {
+        let checks = suite("from = \"frontend\"\ninstances = \"all\"\ntcpping = \"be.example:443\"\nexpect = { reachable = true, source_in = \"10.0.1.0/24\" }").unwrap();
+        assert_eq!(
+            checks[0].action,
+            Action::TcpPing {
+                host: "be.example".into(),
+                port: 443
+            }
+        );
+        assert_eq!(checks[0].from.as_deref(), Some("frontend"));
+        suite("resolve = \"be.example\"\nexpect = { private = true, privatelink = true }").unwrap();
+        suite("http = \"https://be.example/healthz\"\nexpect = { denied = true }").unwrap();
+        suite("tcpping = \"[::1]:80\"\nexpect = { ok = true }").unwrap();
+    }
+
+    #[test]
+    fn mistakes_are_named_with_their_check() {
+        let cases = [
+            ("expect = { ok = true }", "exactly one action"),
+            (
+                "resolve = \"a\"\nhttp = \"http://a\"\nexpect = { ok = true }",
+                "exactly one action",
+            ),
+            (
+                "from = \"nowhere\"\nresolve = \"a\"\nexpect = { ok = true }",
+                "neither \"here\" nor an app",
+            ),
+            ("resolve = \"a\"\nexpect = {}", "states nothing"),
+            (
+                "resolve = \"a\"\nexpect = { status = 200 }",
+                "does not apply to resolve",
+            ),
+            (
+                "tcpping = \"a\"\nexpect = { ok = true }",
+                "must be host:port",
+            ),
+            (
+                "tcpping = \"a:0\"\nexpect = { ok = true }",
+                "must be host:port",
+            ),
+            (
+                "http = \"ftp://a\"\nexpect = { ok = true }",
+                "http or https",
+            ),
+            (
+                "http = \"http://a\"\nexpect = { denied = true, status = 200 }",
+                "cannot be combined",
+            ),
+            (
+                "from = \"frontend\"\nhttp = \"http://a\"\nexpect = { caller_in = \"10.0.0.0/8\" }",
+                "run it from here",
+            ),
+            (
+                "resolve = \"a\"\ntype = \"NS\"\nexpect = { ok = true }",
+                "is not one of",
+            ),
+            (
+                "instances = \"all\"\nresolve = \"a\"\nexpect = { ok = true }",
+                "not from here",
+            ),
+            (
+                "resolve = \"a\"\ntimeout_ms = 0\nexpect = { ok = true }",
+                "timeout_ms",
+            ),
+        ];
+        for (check, want) in cases {
+            let error = suite(check).unwrap_err().to_string();
+            assert!(error.starts_with("check 1 (\"c\")"), "{error}");
+            assert!(error.contains(want), "{check}: {error}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let error = suite("resolve = \"a\"\nexpect = { privat = true }")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("privat"), "{error}");
+    }
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(split_host_port("a.b:443"), Some(("a.b".into(), 443)));
+        assert_eq!(
+            split_host_port("10.0.0.1:80"),
+            Some(("10.0.0.1".into(), 80))
+        );
+        assert_eq!(
+            split_host_port("[fd00::1]:443"),
+            Some(("fd00::1".into(), 443))
+        );
+        assert_eq!(split_host_port("fd00::1"), None);
+        assert_eq!(split_host_port("a.b"), None);
+        assert_eq!(parse_dns_server("127.0.0.1").unwrap().port(), 53);
+        assert!(parse_dns_server("dns.example").is_err());
+    }
+}

@@ -1,0 +1,587 @@
+//! Judging one outcome against its expectations: a verdict, the evidence in plain words, and —
+//! when it fails — a diagnosis code and what to do next.
+
+use std::net::IpAddr;
+
+use hosting::AddressClass;
+use serde_json::Value;
+
+use crate::dns::{DnsErrorKind, Resolution};
+use crate::httpcheck::{HttpCheckReport, HttpErrorKind};
+use crate::smoke::config::{Action, Expect};
+use crate::tcpping::{AttemptError, TcpPingReport};
+
+/// What an action produced, wherever it ran.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A DNS lookup.
+    Resolve(Resolution),
+    /// TCP connects.
+    TcpPing(TcpPingReport),
+    /// An HTTP request, with the JSON body when the check needs it (`caller_in`, from here).
+    Http {
+        /// The request's report.
+        report: HttpCheckReport,
+        /// The response body as JSON, when it was read and parsed.
+        body: Option<Value>,
+    },
+    /// The check could not run (the app's `/diag` unreachable or refusing, …).
+    NotRun {
+        /// Diagnosis code.
+        code: &'static str,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// The verdict on one outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    /// Every expectation held.
+    pub passed: bool,
+    /// Why not, as a stable code.
+    pub code: Option<String>,
+    /// Why not, in plain words, with the next step.
+    pub diagnosis: Option<String>,
+    /// What was seen.
+    pub evidence: Vec<String>,
+}
+
+impl Evaluation {
+    fn pass(evidence: Vec<String>) -> Self {
+        Self {
+            passed: true,
+            code: None,
+            diagnosis: None,
+            evidence,
+        }
+    }
+
+    fn fail(code: &str, diagnosis: String, evidence: Vec<String>) -> Self {
+        Self {
+            passed: false,
+            code: Some(code.to_owned()),
+            diagnosis: Some(diagnosis),
+            evidence,
+        }
+    }
+}
+
+/// Judges `outcome` against `expect`.
+pub fn evaluate(action: &Action, expect: &Expect, outcome: &Outcome) -> Evaluation {
+    match outcome {
+        Outcome::NotRun { code, message } => Evaluation::fail(code, message.clone(), Vec::new()),
+        Outcome::Resolve(resolution) => resolve(expect, resolution),
+        Outcome::TcpPing(report) => tcpping(expect, report),
+        Outcome::Http { report, body } => http(action, expect, report, body.as_ref()),
+    }
+}
+
+// ---- resolve ----
+
+fn resolve(expect: &Expect, r: &Resolution) -> Evaluation {
+    let evidence = vec![describe_resolution(r)];
+    let Some(error) = r.error.as_ref().filter(|_| !r.ok) else {
+        return resolved(expect, r, evidence);
+    };
+    if expect.ok == Some(false) {
+        return Evaluation::pass(evidence);
+    }
+    let next = match error.kind {
+        DnsErrorKind::Nxdomain => {
+            "the name does not exist in the DNS this check used: check the spelling, and that the app uses the VNet's DNS (WEBSITE_DNS_SERVER or the VNet's DNS servers)"
+        }
+        DnsErrorKind::Timeout | DnsErrorKind::Network => {
+            "the DNS server did not answer: check WEBSITE_DNS_SERVER / the VNet's DNS servers, and that a firewall or NSG lets DNS (UDP and TCP 53) through"
+        }
+        DnsErrorKind::Nodata => "the name exists but has no record of that type",
+        _ => "the DNS server failed to answer this name: check the server and the zone",
+    };
+    Evaluation::fail(
+        "dns_failure",
+        format!("{} ({}); {next}.", r.query.host, error.message),
+        evidence,
+    )
+}
+
+fn resolved(expect: &Expect, r: &Resolution, evidence: Vec<String>) -> Evaluation {
+    if expect.ok == Some(false) {
+        return Evaluation::fail(
+            "unexpected_answer",
+            format!("{} resolves, but it must not from here.", r.query.host),
+            evidence,
+        );
+    }
+    let addresses: Vec<IpAddr> = r.addresses.iter().map(|a| a.ip).collect();
+    if let Some(want) = expect.privatelink
+        && r.privatelink != want
+    {
+        return if want {
+            Evaluation::fail(
+                "no_privatelink",
+                format!(
+                    "{} has no *.privatelink.* hop in its CNAME chain: the app is not served through a private endpoint, or its private endpoint has no DNS zone group.",
+                    r.query.host
+                ),
+                evidence,
+            )
+        } else {
+            Evaluation::fail(
+                "unexpected_privatelink",
+                format!(
+                    "{} goes through a privatelink hop although it should not.",
+                    r.query.host
+                ),
+                evidence,
+            )
+        };
+    }
+    if expect.private == Some(true)
+        && let Some(public) = r.addresses.iter().find(|a| !a.class.is_private())
+    {
+        return Evaluation::fail(
+            "resolves_public",
+            format!(
+                "{} resolves to {} ({}), not to a private endpoint: {}",
+                r.query.host,
+                public.ip,
+                public.class,
+                unlinked_zone_hint(r)
+            ),
+            evidence,
+        );
+    }
+    if expect.private == Some(false)
+        && let Some(private) = r.addresses.iter().find(|a| a.class.is_private())
+    {
+        return Evaluation::fail(
+            "resolves_private",
+            format!(
+                "{} resolves to {} ({}) although it should resolve publicly here: a private endpoint (or a private DNS zone) still answers for it — with a private endpoint, service-endpoint access rules do not apply.",
+                r.query.host, private.ip, private.class
+            ),
+            evidence,
+        );
+    }
+    if let Some(range) = expect.address_in {
+        if addresses.is_empty() {
+            return Evaluation::fail(
+                "no_address",
+                format!("{} has no address.", r.query.host),
+                evidence,
+            );
+        }
+        if let Some(outside) = addresses
+            .iter()
+            .find(|ip| !range.contains(&ip.to_canonical()))
+        {
+            return Evaluation::fail(
+                "unexpected_address",
+                format!(
+                    "{} resolves to {outside}, outside {range}. {}",
+                    r.query.host,
+                    unlinked_zone_hint(r)
+                ),
+                evidence,
+            );
+        }
+    }
+    Evaluation::pass(evidence)
+}
+
+fn unlinked_zone_hint(r: &Resolution) -> &'static str {
+    if r.privatelink {
+        "The name goes through privatelink.azurewebsites.net but the answer is not the private endpoint's address: the private DNS zone is not linked to the VNet this app resolves through (or the app does not use the VNet's DNS)."
+    } else {
+        "If this should be a private endpoint: create it with a DNS zone group, link the privatelink.azurewebsites.net zone to the VNet, and make the app resolve through the VNet's DNS."
+    }
+}
+
+fn describe_resolution(r: &Resolution) -> String {
+    let mut text = r.query.host.clone();
+    for hop in &r.chain {
+        text += &format!(" → CNAME {}", hop.target);
+    }
+    if r.ok {
+        let addresses: Vec<String> = r
+            .addresses
+            .iter()
+            .map(|a| format!("{} ({})", a.ip, a.class))
+            .collect();
+        text += &format!(
+            " → {}",
+            if addresses.is_empty() {
+                "no address".into()
+            } else {
+                addresses.join(", ")
+            }
+        );
+    } else if let Some(error) = &r.error {
+        text += &format!(": {} ({})", error.kind.phrase(), error.message);
+    }
+    let servers: Vec<String> = r.resolver.servers.iter().map(ToString::to_string).collect();
+    format!(
+        "{text} in {:.1} ms via {}",
+        r.duration_ms,
+        if servers.is_empty() {
+            "the system resolver".into()
+        } else {
+            servers.join(", ")
+        }
+    )
+}
+
+// ---- tcpping ----
+
+fn tcpping(expect: &Expect, report: &TcpPingReport) -> Evaluation {
+    let evidence = vec![describe_ping(report)];
+    if let Some(denied) = &report.denied {
+        return Evaluation::fail(
+            "diag_target_denied",
+            format!(
+                "the app's /diag refused this target ({:?}): add it to the app's DIAG_ALLOW to run this check.",
+                denied.reason
+            ),
+            evidence,
+        );
+    }
+    let first_error = report.attempts.iter().find_map(|a| a.error);
+    let connected = report.summary.ok;
+    if expect.denied == Some(true) {
+        return if connected == 0 {
+            Evaluation::pass(evidence)
+        } else {
+            Evaluation::fail(
+                "reachable_but_should_be_denied",
+                REACHABLE_BUT_DENIED.into(),
+                evidence,
+            )
+        };
+    }
+    let all_ok = connected == report.summary.sent && connected > 0;
+    let needs_connect =
+        expect.reachable == Some(true) || expect.ok == Some(true) || expect.source_in.is_some();
+    if needs_connect && connected == 0 {
+        let (code, why) = connect_failure(first_error.unwrap_or(AttemptError::Timeout));
+        return Evaluation::fail(code, why.into(), evidence);
+    }
+    if expect.ok == Some(true) && !all_ok {
+        return Evaluation::fail(
+            "partially_reachable",
+            format!(
+                "{connected}/{} connects succeeded: one path or one instance behind the address is failing.",
+                report.summary.sent
+            ),
+            evidence,
+        );
+    }
+    if let Some(range) = expect.source_in
+        && let Some(outside) = report
+            .attempts
+            .iter()
+            .filter_map(|a| a.local_addr)
+            .map(|addr| addr.ip().to_canonical())
+            .find(|ip| !range.contains(ip))
+    {
+        return Evaluation::fail(
+            "egress_not_in_subnet",
+            format!(
+                "the connection left from {outside}, outside {range}: this instance's outbound traffic does not go through the integration subnet. Check the app's VNet integration and that all outbound traffic is routed into the VNet (vnetRouteAllEnabled / outboundVnetRouting)."
+            ),
+            evidence,
+        );
+    }
+    if let Some(range) = expect.address_in
+        && let Some(ip) = report.target.ip
+        && !range.contains(&ip.to_canonical())
+    {
+        return Evaluation::fail(
+            "unexpected_address",
+            format!(
+                "{} was reached at {ip}, outside {range}.",
+                report.target.host
+            ),
+            evidence,
+        );
+    }
+    Evaluation::pass(evidence)
+}
+
+fn connect_failure(error: AttemptError) -> (&'static str, &'static str) {
+    match error {
+        AttemptError::Timeout => ("connect_timeout", CONNECT_TIMEOUT),
+        AttemptError::Refused => (
+            "connect_refused",
+            "the address answered but nothing listens on that port: check the port, and that the app is running.",
+        ),
+        AttemptError::Unreachable => (
+            "network_unreachable",
+            "there is no route to the address from here: check the VNet integration and its routes.",
+        ),
+        AttemptError::Dns => (
+            "dns_failure",
+            "the name does not resolve where this check ran: check the DNS the app uses (WEBSITE_DNS_SERVER or the VNet's DNS) and, for a private endpoint, the privatelink zone's VNet link.",
+        ),
+        AttemptError::Denied => (
+            "diag_target_denied",
+            "the app's /diag refused this target: add it to the app's DIAG_ALLOW to run this check.",
+        ),
+    }
+}
+
+const CONNECT_TIMEOUT: &str = "nothing answered the TCP handshake: an NSG, a firewall or a route (route-all through a firewall or an NVA) drops the traffic, or the private endpoint is unreachable from this subnet. App Service's own tooling waits 21 s before it gives up.";
+
+const REACHABLE_BUT_DENIED: &str = "this must not be reachable from here, and it is: the lockdown is missing or not applied yet. Service-endpoint mode: the back end needs an access restriction allowing only the integration subnet, default action Deny, and the SCM site following the main rules (a new service endpoint can take minutes to apply). Private-endpoint mode: set publicNetworkAccess to Disabled — a private endpoint alone no longer blocks public access.";
+
+fn describe_ping(report: &TcpPingReport) -> String {
+    let target = match report.target.ip {
+        Some(ip) => format!("{}:{} ({ip})", report.target.host, report.target.port),
+        None => format!("{}:{}", report.target.host, report.target.port),
+    };
+    let mut text = format!(
+        "{target}: {}/{} connected",
+        report.summary.ok, report.summary.sent
+    );
+    if let Some(avg) = report.summary.avg_ms {
+        text += &format!(", avg {avg:.1} ms");
+    }
+    let sources: Vec<String> = report
+        .attempts
+        .iter()
+        .filter_map(|a| a.local_addr.map(|addr| addr.ip().to_string()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !sources.is_empty() {
+        text += &format!(", from {}", sources.join(", "));
+    }
+    if let Some(error) = report.attempts.iter().find_map(|a| a.error) {
+        text += &format!(
+            ", failed: {}",
+            serde_json::to_value(error)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        );
+    }
+    text
+}
+
+// ---- http ----
+
+fn http(
+    action: &Action,
+    expect: &Expect,
+    report: &HttpCheckReport,
+    body: Option<&Value>,
+) -> Evaluation {
+    let mut evidence = vec![describe_http(action, report)];
+    if let Some(denied) = &report.denied {
+        return Evaluation::fail(
+            "diag_target_denied",
+            format!(
+                "the app's /diag refused this target ({:?}): add it to the app's DIAG_ALLOW to run this check.",
+                denied.reason
+            ),
+            evidence,
+        );
+    }
+    if expect.denied == Some(true) {
+        if let Some(finding) = &report.app_service {
+            evidence.push(format!("denied by App Service: {}", finding.code));
+            return Evaluation::pass(evidence);
+        }
+        if let Some(error) = &report.error
+            && matches!(
+                error.kind,
+                HttpErrorKind::Refused
+                    | HttpErrorKind::Timeout
+                    | HttpErrorKind::Unreachable
+                    | HttpErrorKind::Dns
+            )
+        {
+            let private = report
+                .target
+                .ip
+                .is_some_and(|ip| AddressClass::of(ip).is_private());
+            evidence.push(if private {
+                "denied: a private address that does not route from here".into()
+            } else {
+                format!("denied by the network: {}", kind_name(error.kind))
+            });
+            return Evaluation::pass(evidence);
+        }
+        let status = report
+            .status
+            .map_or("a response".to_owned(), |s| format!("HTTP {s}"));
+        let app_refused = matches!(report.status, Some(401 | 403));
+        let mut why = format!("the request got {status}. {REACHABLE_BUT_DENIED}");
+        if app_refused {
+            why = format!(
+                "the request reached the app itself, which answered {status}: only the app's own check stood in the way. {REACHABLE_BUT_DENIED}"
+            );
+        }
+        return Evaluation::fail("reachable_but_should_be_denied", why, evidence);
+    }
+    if let Some(error) = &report.error {
+        let (code, why) = match error.kind {
+            HttpErrorKind::Dns => connect_failure(AttemptError::Dns),
+            HttpErrorKind::Refused => connect_failure(AttemptError::Refused),
+            HttpErrorKind::Timeout => connect_failure(AttemptError::Timeout),
+            HttpErrorKind::Unreachable => connect_failure(AttemptError::Unreachable),
+            HttpErrorKind::Denied => connect_failure(AttemptError::Denied),
+            HttpErrorKind::Tls => (
+                "tls_failure",
+                "the TLS handshake failed: call the app by its *.azurewebsites.net name (the certificate does not cover the privatelink name or an IP address).",
+            ),
+            HttpErrorKind::Http => (
+                "bad_response",
+                "something answered, but not with HTTP: check that the port belongs to the app.",
+            ),
+        };
+        return Evaluation::fail(code, format!("{why} ({})", error.message), evidence);
+    }
+    if let Some(finding) = &report.app_service
+        && (expect.reachable == Some(true)
+            || expect.status.is_some_and(|s| s != 403)
+            || expect.caller_in.is_some()
+            || expect.ok == Some(true))
+    {
+        return Evaluation::fail(
+            &finding.code,
+            sentences(&[&finding.message, &finding.hint]),
+            evidence,
+        );
+    }
+    if let Some(want) = expect.status
+        && report.status != Some(want)
+    {
+        let got = report.status.map_or("no status".into(), |s| s.to_string());
+        return Evaluation::fail(
+            "unexpected_status",
+            format!(
+                "expected HTTP {want}, got {got}{}.",
+                if report.status == Some(503) {
+                    ": the app's instances are not answering (App Service shows its Application Error page) — look at the app's logs and container start-up"
+                } else {
+                    ""
+                }
+            ),
+            evidence,
+        );
+    }
+    if let Some(range) = expect.caller_in {
+        return caller_in(range, body, evidence);
+    }
+    Evaluation::pass(evidence)
+}
+
+fn caller_in(range: ipnet::IpNet, body: Option<&Value>, mut evidence: Vec<String>) -> Evaluation {
+    let Some(body) = body else {
+        return Evaluation::fail("caller_unknown", "the response is not JSON: caller_in needs a body like the front end's /api/path or the back end's /api/caller.".into(), evidence);
+    };
+    let seen = body["caller"]["client_ip"]
+        .as_str()
+        .or_else(|| body["client_ip"].as_str());
+    let Some(seen) = seen else {
+        // The front end's path report explains why it has no caller.
+        if let Some(code) = body["diagnosis"]["code"].as_str() {
+            let message = body["diagnosis"]["message"].as_str().unwrap_or_default();
+            let hint = body["diagnosis"]["hint"].as_str().unwrap_or_default();
+            evidence.push(format!("the front end could not call the back end: {code}"));
+            return Evaluation::fail(code, sentences(&[message, hint]), evidence);
+        }
+        return Evaluation::fail(
+            "caller_unknown",
+            "the body says nothing about the caller (no client_ip).".into(),
+            evidence,
+        );
+    };
+    let instance = body["caller"]["instance"]["id"]
+        .as_str()
+        .or_else(|| body["instance"]["id"].as_str());
+    evidence.push(match instance {
+        Some(id) => format!("the back end (instance {id}) saw the caller as {seen}"),
+        None => format!("the back end saw the caller as {seen}"),
+    });
+    match seen.parse::<IpAddr>() {
+        Ok(ip) if range.contains(&ip.to_canonical()) => Evaluation::pass(evidence),
+        Ok(ip) => Evaluation::fail(
+            "caller_not_in_subnet",
+            format!(
+                "the back end saw the front end as {ip} ({}), outside {range}: the call did not leave through the integration subnet. Check the front end's VNet integration and route-all.",
+                AddressClass::of(ip)
+            ),
+            evidence,
+        ),
+        Err(_) => Evaluation::fail(
+            "caller_unknown",
+            format!("client_ip {seen:?} is not an address."),
+            evidence,
+        ),
+    }
+}
+
+fn kind_name(kind: HttpErrorKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn describe_http(action: &Action, report: &HttpCheckReport) -> String {
+    let url = match action {
+        Action::Http { url } => url.as_str(),
+        _ => report.url.as_str(),
+    };
+    let mut text = format!("GET {url}");
+    if let Some(ip) = report.target.ip {
+        text += &format!(" ({ip})");
+    }
+    match (report.status, &report.error) {
+        (Some(status), _) => text += &format!(" → {status} in {:.1} ms", report.timings_ms.total),
+        (None, Some(error)) => {
+            text += &format!(" → failed: {} ({})", kind_name(error.kind), error.message)
+        }
+        (None, None) => text += " → no response",
+    }
+    if let Some(local) = report.target.local_addr {
+        text += &format!(", from {}", local.ip());
+    }
+    if let Some(finding) = &report.app_service {
+        text += &format!(" [App Service page: {}]", finding.code);
+    }
+    text
+}
+
+/// Joins parts into sentences: each starts with a capital and ends with a full stop.
+fn sentences(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|p| p.trim().trim_end_matches('.'))
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut chars = p.chars();
+            let first = chars
+                .next()
+                .map(|c| c.to_uppercase().collect::<String>())
+                .unwrap_or_default();
+            format!("{first}{}.", chars.as_str())
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences_are_capitalised_and_stopped() {
+        assert_eq!(
+            sentences(&["blocked", "you are outside."]),
+            "Blocked. You are outside."
+        );
+        assert_eq!(sentences(&["", "x"]), "X.");
+    }
+}

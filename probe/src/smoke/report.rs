@@ -1,0 +1,267 @@
+//! The smoke report: one result per check (per instance when fanned out), rendered as text for
+//! a terminal, JSON for scripts, or JUnit XML for CI systems.
+
+use std::io::Cursor;
+
+use quick_xml::Writer;
+use quick_xml::events::{BytesCData, BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+use serde::Serialize;
+
+/// Pass or fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every expectation held.
+    Pass,
+    /// At least one did not (or the check could not run).
+    Fail,
+}
+
+/// One check's result (one per instance when fanned out).
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    /// The check's name.
+    pub name: String,
+    /// `here` or the app's name.
+    pub from: String,
+    /// The instance it ran on, when pinned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// `resolve`, `tcpping` or `http`.
+    pub action: &'static str,
+    /// What the action targeted.
+    pub target: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Diagnosis code when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Diagnosis in plain words, with the next step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<String>,
+    /// What was seen.
+    pub evidence: Vec<String>,
+    /// How many times it ran (more than one under `--wait`).
+    pub attempts: u32,
+    /// Time of the last run.
+    pub duration_ms: f64,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SuiteReport {
+    /// Every result, in the order of the suite.
+    pub results: Vec<CheckResult>,
+    /// Results that passed.
+    pub passed: usize,
+    /// Results that failed.
+    pub failed: usize,
+    /// Wall time of the whole run.
+    pub duration_ms: f64,
+}
+
+impl SuiteReport {
+    /// Builds the totals.
+    pub fn new(results: Vec<CheckResult>, duration_ms: f64) -> Self {
+        let passed = results
+            .iter()
+            .filter(|r| r.verdict == Verdict::Pass)
+            .count();
+        Self {
+            failed: results.len() - passed,
+            passed,
+            results,
+            duration_ms,
+        }
+    }
+
+    /// True when nothing failed.
+    pub fn all_passed(&self) -> bool {
+        self.failed == 0
+    }
+
+    /// The results that failed.
+    pub fn failures(&self) -> impl Iterator<Item = &CheckResult> {
+        self.results.iter().filter(|r| r.verdict == Verdict::Fail)
+    }
+
+    /// A line per result (✓/✗, name, where from), the evidence indented under it, and for
+    /// failures the code and the diagnosis.
+    pub fn render_text(&self, color: bool) -> String {
+        let paint = |code: &str, text: &str| {
+            if color {
+                format!("\x1b[{code}m{text}\x1b[0m")
+            } else {
+                text.to_owned()
+            }
+        };
+        let mut out = String::new();
+        for result in &self.results {
+            let mark = match result.verdict {
+                Verdict::Pass => paint("32", "✓"),
+                Verdict::Fail => paint("31", "✗"),
+            };
+            let place = match &result.instance {
+                Some(instance) => format!("from {}, instance {instance}", result.from),
+                None => format!("from {}", result.from),
+            };
+            out += &format!(
+                "{mark} {}  {}\n",
+                result.name,
+                paint("2", &format!("({place})"))
+            );
+            for line in &result.evidence {
+                out += &format!("    {line}\n");
+            }
+            if let (Some(code), Some(diagnosis)) = (&result.code, &result.diagnosis) {
+                out += &format!("    {} {diagnosis}\n", paint("1;31", &format!("{code}:")));
+            }
+        }
+        let summary = format!(
+            "{} passed, {} failed ({} checks in {:.0} ms)",
+            self.passed,
+            self.failed,
+            self.results.len(),
+            self.duration_ms
+        );
+        out += &format!(
+            "\n{}\n",
+            if self.all_passed() {
+                paint("1;32", &summary)
+            } else {
+                paint("1;31", &summary)
+            }
+        );
+        out
+    }
+
+    /// The report as pretty JSON.
+    pub fn render_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the report always serializes") + "\n"
+    }
+
+    /// JUnit XML: one `<testcase>` per result, `<failure>` with the code and diagnosis.
+    pub fn render_junit(&self) -> String {
+        let mut writer = Writer::new_with_indent(Cursor::new(Vec::new()), b' ', 2);
+        let seconds = |ms: f64| format!("{:.3}", ms / 1000.0);
+        let write = |writer: &mut Writer<Cursor<Vec<u8>>>, event: Event<'_>| {
+            writer
+                .write_event(event)
+                .expect("writing to memory cannot fail");
+        };
+        write(
+            &mut writer,
+            Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)),
+        );
+        let tests = self.results.len().to_string();
+        let failures = self.failed.to_string();
+        let time = seconds(self.duration_ms);
+        let mut suites = BytesStart::new("testsuites");
+        suites.push_attribute(("name", "lockdown smoke"));
+        suites.push_attribute(("tests", tests.as_str()));
+        suites.push_attribute(("failures", failures.as_str()));
+        suites.push_attribute(("errors", "0"));
+        suites.push_attribute(("time", time.as_str()));
+        write(&mut writer, Event::Start(suites));
+        let mut suite = BytesStart::new("testsuite");
+        suite.push_attribute(("name", "lockdown smoke"));
+        suite.push_attribute(("tests", tests.as_str()));
+        suite.push_attribute(("failures", failures.as_str()));
+        suite.push_attribute(("errors", "0"));
+        suite.push_attribute(("skipped", "0"));
+        suite.push_attribute(("time", time.as_str()));
+        write(&mut writer, Event::Start(suite));
+        for result in &self.results {
+            let name = match &result.instance {
+                Some(instance) => format!("{} [{instance}]", result.name),
+                None => result.name.clone(),
+            };
+            let classname = format!("smoke.{}.{}", result.from, result.action);
+            let time = seconds(result.duration_ms);
+            let mut case = BytesStart::new("testcase");
+            case.push_attribute(("name", name.as_str()));
+            case.push_attribute(("classname", classname.as_str()));
+            case.push_attribute(("time", time.as_str()));
+            write(&mut writer, Event::Start(case));
+            if result.verdict == Verdict::Fail {
+                let code = result.code.clone().unwrap_or_default();
+                let message = format!("{code}: {}", result.diagnosis.clone().unwrap_or_default());
+                let mut failure = BytesStart::new("failure");
+                failure.push_attribute(("type", code.as_str()));
+                failure.push_attribute(("message", message.as_str()));
+                write(&mut writer, Event::Start(failure));
+                write(
+                    &mut writer,
+                    Event::CData(BytesCData::new(
+                        result.evidence.join("\n").replace("]]>", "]] >"),
+                    )),
+                );
+                write(&mut writer, Event::End(BytesEnd::new("failure")));
+            }
+            let out = format!("{}\n{}", result.target, result.evidence.join("\n"));
+            write(&mut writer, Event::Start(BytesStart::new("system-out")));
+            write(&mut writer, Event::Text(BytesText::new(&out)));
+            write(&mut writer, Event::End(BytesEnd::new("system-out")));
+            write(&mut writer, Event::End(BytesEnd::new("testcase")));
+        }
+        write(&mut writer, Event::End(BytesEnd::new("testsuite")));
+        write(&mut writer, Event::End(BytesEnd::new("testsuites")));
+        String::from_utf8(writer.into_inner().into_inner()).expect("quick-xml writes UTF-8") + "\n"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(name: &str, verdict: Verdict) -> CheckResult {
+        CheckResult {
+            name: name.into(),
+            from: "frontend".into(),
+            instance: Some("fe-1".into()),
+            action: "http",
+            target: "http://x/<&>".into(),
+            verdict,
+            code: (verdict == Verdict::Fail).then(|| "access_restricted".into()),
+            diagnosis: (verdict == Verdict::Fail).then(|| "blocked \"here\" & <there>".into()),
+            evidence: vec!["GET http://x → 403 ]]> tricky".into()],
+            attempts: 1,
+            duration_ms: 12.5,
+        }
+    }
+
+    #[test]
+    fn text_marks_each_result_and_totals() {
+        let report = SuiteReport::new(
+            vec![result("a", Verdict::Pass), result("b", Verdict::Fail)],
+            40.0,
+        );
+        let text = report.render_text(false);
+        assert!(text.contains("✓ a  (from frontend, instance fe-1)"));
+        assert!(text.contains("✗ b"));
+        assert!(text.contains("access_restricted: blocked"));
+        assert!(text.contains("1 passed, 1 failed"));
+    }
+
+    #[test]
+    fn junit_escapes_and_counts() {
+        let report = SuiteReport::new(
+            vec![result("a", Verdict::Pass), result("b <x>", Verdict::Fail)],
+            40.0,
+        );
+        let xml = report.render_junit();
+        assert!(xml.contains(r#"tests="2" failures="1""#), "{xml}");
+        assert!(xml.contains("b &lt;x&gt; [fe-1]"));
+        assert!(xml.contains("&amp; &lt;there&gt;"));
+        let mut reader = quick_xml::Reader::from_str(&xml);
+        let mut cases = 0;
+        loop {
+            match reader.read_event().expect("well-formed XML") {
+                Event::Start(e) if e.name().into_inner() == "testcase" => cases += 1,
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+        assert_eq!(cases, 2);
+    }
+}

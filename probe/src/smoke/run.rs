@@ -1,0 +1,527 @@
+//! Running a suite: every check (and every instance of a fanned-out check) concurrently, each
+//! action either here — with the same functions as `/diag` — or inside an app through its
+//! `/diag` over HTTP(S); under `--wait`, failing checks are retried with backoff until a deadline.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+use url::Url;
+
+use crate::appservice::classify;
+use crate::dns::{DnsArgs, DnsResolver, QueryType};
+use crate::httpcheck::{HttpCheckRequest, http_check, tls_client_config};
+use crate::smoke::config::{Action, Check, ConfigError, Instances, SmokeConfig, parse_dns_server};
+use crate::smoke::evaluate::{Evaluation, Outcome, evaluate};
+use crate::smoke::report::{CheckResult, SuiteReport, Verdict};
+use crate::tcpping::{TcpPingRequest, tcp_ping};
+
+/// How to run a suite.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Retry failing checks until this much time has passed.
+    pub wait: Option<Duration>,
+    /// Show retry progress on stderr (only when it is a terminal).
+    pub progress: bool,
+    /// Tokens by variable name, consulted before the environment (the lab passes its own).
+    pub tokens: HashMap<String, String>,
+    /// How many actions run at once.
+    pub concurrency: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            wait: None,
+            progress: false,
+            tokens: HashMap::new(),
+            concurrency: 16,
+        }
+    }
+}
+
+/// The first retry delay under `--wait`; it doubles up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// The longest pause between retries.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(15);
+
+/// One check on one instance.
+struct Unit {
+    check: Arc<Check>,
+    instance: Option<String>,
+}
+
+struct Context {
+    here_servers: Vec<std::net::SocketAddr>,
+    here_source: Option<IpAddr>,
+    apps: HashMap<String, AppClient>,
+    tls: Arc<rustls::ClientConfig>,
+    http: reqwest::Client,
+}
+
+#[derive(Clone)]
+struct AppClient {
+    url: Url,
+    token: String,
+    instances: Option<Vec<String>>,
+}
+
+/// Runs the suite. Configuration mistakes (including a missing token variable) come back as
+/// errors before anything is sent.
+pub async fn run(config: &SmokeConfig, options: &RunOptions) -> Result<SuiteReport, ConfigError> {
+    let started = Instant::now();
+    let checks = config.checks()?;
+    let ctx = Arc::new(context(config, &checks, options)?);
+    let mut units = Vec::new();
+    let mut discovered: HashMap<String, Vec<Option<String>>> = HashMap::new();
+    for check in checks {
+        let check = Arc::new(check);
+        let instances = match (&check.from, &check.instances) {
+            (Some(app), Some(Instances::List(ids))) => {
+                let _ = app;
+                ids.iter().cloned().map(Some).collect()
+            }
+            (Some(app), Some(Instances::Keyword(_))) => {
+                if !discovered.contains_key(app) {
+                    let found = discover_instances(&ctx, app).await;
+                    discovered.insert(app.clone(), found);
+                }
+                discovered[app].clone()
+            }
+            _ => vec![None],
+        };
+        for instance in instances {
+            units.push(Unit {
+                check: check.clone(),
+                instance,
+            });
+        }
+    }
+
+    let limit = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let mut results: Vec<Option<(Evaluation, f64)>> = vec![None; units.len()];
+    let mut attempts = vec![0u32; units.len()];
+    let deadline = options.wait.map(|w| started + w);
+    let mut backoff = FIRST_BACKOFF;
+    let mut pending: Vec<usize> = (0..units.len()).collect();
+    loop {
+        let mut tasks = Vec::new();
+        for &i in &pending {
+            let unit = Unit {
+                check: units[i].check.clone(),
+                instance: units[i].instance.clone(),
+            };
+            let ctx = ctx.clone();
+            let limit = limit.clone();
+            tasks.push(tokio::spawn(async move {
+                let _permit = limit
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                let began = Instant::now();
+                let outcome = perform(&ctx, &unit).await;
+                let evaluation = evaluate(&unit.check.action, &unit.check.expect, &outcome);
+                (evaluation, began.elapsed().as_secs_f64() * 1000.0)
+            }));
+        }
+        for (&i, task) in pending.iter().zip(tasks) {
+            let done = task.await.unwrap_or_else(|e| {
+                (
+                    Evaluation {
+                        passed: false,
+                        code: Some("internal".into()),
+                        diagnosis: Some(format!("the check crashed: {e}")),
+                        evidence: Vec::new(),
+                    },
+                    0.0,
+                )
+            });
+            attempts[i] += 1;
+            results[i] = Some(done);
+        }
+        pending.retain(|&i| results[i].as_ref().is_some_and(|(e, _)| !e.passed));
+        let Some(deadline) = deadline else { break };
+        let now = Instant::now();
+        if pending.is_empty() || now + backoff > deadline {
+            break;
+        }
+        if options.progress && std::io::stderr().is_terminal() {
+            let names: Vec<&str> = pending
+                .iter()
+                .map(|&i| units[i].check.name.as_str())
+                .collect();
+            eprintln!(
+                "waiting: {} failing ({}); retry in {:.1} s, {:.0} s left",
+                pending.len(),
+                names.join("; "),
+                backoff.as_secs_f64(),
+                (deadline - now).as_secs_f64()
+            );
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+
+    let results = units
+        .iter()
+        .zip(results)
+        .zip(attempts)
+        .map(|((unit, result), attempts)| {
+            let (evaluation, duration_ms) = result.expect("every unit ran at least once");
+            CheckResult {
+                name: unit.check.name.clone(),
+                from: unit.check.from.clone().unwrap_or_else(|| "here".into()),
+                instance: unit.instance.clone(),
+                action: unit.check.action.kind(),
+                target: unit.check.action.target(),
+                verdict: if evaluation.passed {
+                    Verdict::Pass
+                } else {
+                    Verdict::Fail
+                },
+                code: evaluation.code,
+                diagnosis: evaluation.diagnosis,
+                evidence: evaluation.evidence,
+                attempts,
+                duration_ms,
+            }
+        })
+        .collect();
+    Ok(SuiteReport::new(
+        results,
+        started.elapsed().as_secs_f64() * 1000.0,
+    ))
+}
+
+fn context(
+    config: &SmokeConfig,
+    checks: &[Check],
+    options: &RunOptions,
+) -> Result<Context, ConfigError> {
+    let here_servers = config
+        .here
+        .dns_servers
+        .iter()
+        .map(|s| parse_dns_server(s).map_err(ConfigError::Invalid))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut apps = HashMap::new();
+    for check in checks {
+        let Some(name) = &check.from else { continue };
+        if apps.contains_key(name) {
+            continue;
+        }
+        let app = &config.apps[name];
+        let token = options
+            .tokens
+            .get(&app.token_env)
+            .cloned()
+            .or_else(|| std::env::var(&app.token_env).ok())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "apps.{name}: set the environment variable {} to the app's DIAG_TOKEN (checks run from {name} need it)",
+                    app.token_env
+                ))
+            })?;
+        apps.insert(
+            name.clone(),
+            AppClient {
+                url: app.url.clone(),
+                token,
+                instances: app.instances.clone(),
+            },
+        );
+    }
+    let tls =
+        tls_client_config().map_err(|e| ConfigError::Invalid(format!("TLS set-up failed: {e}")))?;
+    let resolver = here_resolver(&here_servers, Duration::from_secs(5))
+        .map_err(|e| ConfigError::Invalid(format!("DNS set-up failed: {e}")))?;
+    let http = crate::outbound::http_client_builder(resolver, config.here.source_addr)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| ConfigError::Invalid(format!("HTTP client set-up failed: {e}")))?;
+    Ok(Context {
+        here_servers,
+        here_source: config.here.source_addr,
+        apps,
+        tls,
+        http,
+    })
+}
+
+fn here_resolver(
+    servers: &[std::net::SocketAddr],
+    timeout: Duration,
+) -> Result<DnsResolver, crate::dns::DnsConfigError> {
+    if servers.is_empty() {
+        DnsResolver::from_args(&DnsArgs {
+            dns_timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            ..DnsArgs::default()
+        })
+    } else {
+        DnsResolver::with_servers(servers.to_vec(), timeout)
+    }
+}
+
+/// The app's instances, from its `ARRAffinity` cookies: requests without a cookie are spread
+/// over the instances, and each answer names the one it pinned.
+async fn discover_instances(ctx: &Context, app: &str) -> Vec<Option<String>> {
+    let client = &ctx.apps[app];
+    if let Some(ids) = &client.instances {
+        return ids.iter().cloned().map(Some).collect();
+    }
+    let url = client
+        .url
+        .join("/healthz")
+        .expect("a base URL joins a path");
+    let mut found: Vec<String> = Vec::new();
+    let mut quiet = 0;
+    for _ in 0..16 {
+        let Ok(response) = ctx
+            .http
+            .get(url.clone())
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+        else {
+            break;
+        };
+        let new = response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|c| {
+                c.split(';')
+                    .next()?
+                    .trim()
+                    .strip_prefix("ARRAffinity=")
+                    .map(str::to_owned)
+            })
+            .filter(|id| !found.contains(id))
+            .collect::<Vec<_>>();
+        if new.is_empty() {
+            quiet += 1;
+            if quiet >= 4 {
+                break;
+            }
+        } else {
+            quiet = 0;
+            found.extend(new);
+        }
+    }
+    if found.is_empty() {
+        vec![None]
+    } else {
+        found.into_iter().map(Some).collect()
+    }
+}
+
+async fn perform(ctx: &Context, unit: &Unit) -> Outcome {
+    match &unit.check.from {
+        None => perform_here(ctx, &unit.check).await,
+        Some(app) => perform_remote(ctx, app, unit).await,
+    }
+}
+
+fn not_run(code: &'static str, message: impl Into<String>) -> Outcome {
+    Outcome::NotRun {
+        code,
+        message: message.into(),
+    }
+}
+
+async fn perform_here(ctx: &Context, check: &Check) -> Outcome {
+    let timeout = Duration::from_millis(check.timeout_ms);
+    let servers = match &check.action {
+        Action::Resolve {
+            server: Some(server),
+            ..
+        } => match parse_dns_server(server) {
+            Ok(addr) => vec![addr],
+            Err(e) => return not_run("config", e),
+        },
+        _ => ctx.here_servers.clone(),
+    };
+    let resolver = match here_resolver(&servers, timeout) {
+        Ok(resolver) => resolver,
+        Err(e) => return not_run("config", format!("DNS set-up failed: {e}")),
+    };
+    match &check.action {
+        Action::Resolve {
+            host, record_type, ..
+        } => {
+            let query: QueryType = record_type.parse().unwrap_or(QueryType::A);
+            Outcome::Resolve(resolver.resolve(host, query).await)
+        }
+        Action::TcpPing { host, port } => {
+            let timeout_ms = check.timeout_ms.min(10_000).to_string();
+            match TcpPingRequest::parse(
+                host,
+                Some(&port.to_string()),
+                Some("1"),
+                Some(&timeout_ms),
+                Some("0"),
+            ) {
+                Ok(request) => {
+                    Outcome::TcpPing(tcp_ping(&resolver, &request, ctx.here_source, None).await)
+                }
+                Err(e) => not_run("config", e.to_string()),
+            }
+        }
+        Action::Http { url } => {
+            let timeout_ms = check.timeout_ms.min(10_000).to_string();
+            let request = match HttpCheckRequest::parse(url.as_str(), Some(&timeout_ms)) {
+                Ok(request) => request,
+                Err(e) => return not_run("config", e.to_string()),
+            };
+            let report = http_check(&resolver, &ctx.tls, &request, ctx.here_source, None).await;
+            let body = if check.expect.caller_in.is_some() && report.status.is_some() {
+                read_json_body(ctx, url, timeout).await
+            } else {
+                None
+            };
+            Outcome::Http { report, body }
+        }
+    }
+}
+
+async fn read_json_body(ctx: &Context, url: &Url, timeout: Duration) -> Option<serde_json::Value> {
+    let response = ctx
+        .http
+        .get(url.clone())
+        .timeout(timeout)
+        .send()
+        .await
+        .ok()?;
+    let bytes = response.bytes().await.ok()?;
+    serde_json::from_slice(&bytes[..bytes.len().min(256 * 1024)]).ok()
+}
+
+async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Outcome {
+    let client = &ctx.apps[app];
+    let check = &unit.check;
+    let (path, query): (&str, Vec<(&str, String)>) = match &check.action {
+        Action::Resolve {
+            host,
+            record_type,
+            server,
+        } => {
+            let mut q = vec![("host", host.clone()), ("type", record_type.clone())];
+            if let Some(server) = server {
+                q.push(("server", server.clone()));
+            }
+            ("/diag/resolve", q)
+        }
+        Action::TcpPing { host, port } => (
+            "/diag/tcpping",
+            vec![
+                ("host", host.clone()),
+                ("port", port.to_string()),
+                ("count", "1".into()),
+                ("timeout_ms", check.timeout_ms.min(10_000).to_string()),
+                ("interval_ms", "0".into()),
+            ],
+        ),
+        Action::Http { url } => (
+            "/diag/http",
+            vec![
+                ("url", url.to_string()),
+                ("timeout_ms", check.timeout_ms.min(10_000).to_string()),
+            ],
+        ),
+    };
+    let mut url = client.url.join(path).expect("a base URL joins a path");
+    url.query_pairs_mut().extend_pairs(&query);
+    let mut request = ctx
+        .http
+        .get(url)
+        .bearer_auth(&client.token)
+        .timeout(Duration::from_millis(check.timeout_ms) + Duration::from_secs(10));
+    if let Some(instance) = &unit.instance {
+        request = request.header(reqwest::header::COOKIE, format!("ARRAffinity={instance}"));
+    }
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => {
+            return not_run(
+                "diag_unreachable",
+                format!(
+                    "could not call {app}'s /diag at {}: {e}. Check the app's URL and that it is running.",
+                    client.url
+                ),
+            );
+        }
+    };
+    let status = response.status();
+    let body = response.bytes().await.unwrap_or_default();
+    match status {
+        StatusCode::OK => match &check.action {
+            Action::Resolve { .. } => {
+                decode(&body).map_or_else(|e| not_run("diag_error", e), Outcome::Resolve)
+            }
+            Action::TcpPing { .. } => {
+                decode(&body).map_or_else(|e| not_run("diag_error", e), Outcome::TcpPing)
+            }
+            Action::Http { .. } => decode(&body).map_or_else(
+                |e| not_run("diag_error", e),
+                |report| Outcome::Http { report, body: None },
+            ),
+        },
+        StatusCode::NOT_FOUND => not_run(
+            "diag_unavailable",
+            format!(
+                "{app} answers 404 on /diag: set DIAG_TOKEN on the app to turn /diag on (and check that the app runs lockdown)."
+            ),
+        ),
+        StatusCode::UNAUTHORIZED => not_run(
+            "diag_unauthorized",
+            format!(
+                "{app} refused the token: the token variable does not hold {app}'s DIAG_TOKEN."
+            ),
+        ),
+        StatusCode::TOO_MANY_REQUESTS => not_run(
+            "diag_rate_limited",
+            format!("{app}'s /diag is rate-limited: run fewer checks at once."),
+        ),
+        _ => {
+            let text = String::from_utf8_lossy(&body);
+            if let Some(block) = classify(status.as_u16(), &text) {
+                return not_run(
+                    block.code(),
+                    format!(
+                        "{app} itself cannot be reached from here: {} {}",
+                        block.message(),
+                        block.hint()
+                    ),
+                );
+            }
+            let code = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["error"]["code"].as_str().map(str::to_owned));
+            match code.as_deref() {
+                Some("target_denied") => not_run(
+                    "diag_target_denied",
+                    format!(
+                        "{app}'s /diag refused the target: add it to {app}'s DIAG_ALLOW to run this check."
+                    ),
+                ),
+                Some(other) => not_run(
+                    "diag_error",
+                    format!("{app}'s /diag answered {status} {other}."),
+                ),
+                None => not_run("diag_error", format!("{app}'s /diag answered {status}.")),
+            }
+        }
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("the /diag answer did not parse: {e}"))
+}

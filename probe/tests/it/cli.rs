@@ -1,0 +1,272 @@
+//! The CLI's public contract: `--help` pinned by golden files, both text formats pinned from
+//! fixed reports, and the exit codes of the real binary against loopback servers.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use clap::CommandFactory;
+use probe::cli::Cli;
+use probe::dns::{
+    ChainHop, DnsErrorKind, LookupFailure, Resolution, ResolveQuery, ResolvedAddress, ResolverInfo,
+    ResolverSource,
+};
+use probe::tcpping::{
+    AttemptError, PingAttempt, PingTarget, PingVerdict, TcpPingReport, summarize,
+};
+
+use crate::helpers::{closed_port, spawn_canary, spawn_dns};
+
+fn golden(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
+}
+
+/// Compares with a golden file; `UPDATE_GOLDEN=1` rewrites it.
+fn assert_golden(name: &str, actual: &str) {
+    let path = golden(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        actual, expected,
+        "{name} differs (UPDATE_GOLDEN=1 to accept)"
+    );
+}
+
+/// The help exactly as `probe ARGS --help` prints it.
+fn help(args: &[&str]) -> String {
+    let argv = std::iter::once("probe")
+        .chain(args.iter().copied())
+        .chain(["--help"]);
+    let error = Cli::command().try_get_matches_from(argv).unwrap_err();
+    assert_eq!(error.kind(), clap::error::ErrorKind::DisplayHelp);
+    error.to_string()
+}
+
+#[test]
+fn probe_help_is_pinned() {
+    assert_golden("probe-help.txt", &help(&[]));
+}
+
+#[test]
+fn tcpping_help_is_pinned() {
+    assert_golden("tcpping-help.txt", &help(&["tcpping"]));
+}
+
+fn resolver_info() -> ResolverInfo {
+    ResolverInfo {
+        servers: vec!["127.0.0.1:5353".parse().unwrap()],
+        source: ResolverSource::DnsServers,
+    }
+}
+
+#[test]
+fn resolve_text_follows_nameresolver() {
+    let resolution = Resolution {
+        query: ResolveQuery {
+            host: "app-be.azurewebsites.net".into(),
+            record_type: "A+AAAA".into(),
+            name: "app-be.azurewebsites.net".into(),
+        },
+        resolver: resolver_info(),
+        ok: true,
+        rcode: Some("NOERROR".into()),
+        error: None,
+        chain: vec![ChainHop {
+            name: "app-be.azurewebsites.net".into(),
+            ttl: 300,
+            target: "app-be.privatelink.azurewebsites.net".into(),
+        }],
+        canonical_name: Some("app-be.privatelink.azurewebsites.net".into()),
+        addresses: vec![ResolvedAddress {
+            ip: "10.20.2.4".parse().unwrap(),
+            ttl: 10,
+            class: hosting::AddressClass::Private,
+        }],
+        records: vec![],
+        privatelink: true,
+        duration_ms: 1.234,
+    };
+    assert_eq!(
+        resolution.to_text(),
+        "Server: 127.0.0.1:5353\n\nNon-authoritative answer:\nName:    app-be.privatelink.azurewebsites.net\nAddresses:\n        10.20.2.4\nAliases:\n        app-be.azurewebsites.net\n"
+    );
+    let failed = Resolution {
+        query: ResolveQuery {
+            host: "nosuch.example".into(),
+            record_type: "A+AAAA".into(),
+            name: "nosuch.example".into(),
+        },
+        ok: false,
+        rcode: Some("NXDOMAIN".into()),
+        error: Some(LookupFailure {
+            kind: DnsErrorKind::Nxdomain,
+            message: "nosuch.example does not exist (NXDOMAIN)".into(),
+        }),
+        chain: vec![],
+        canonical_name: Some("nosuch.example".into()),
+        addresses: vec![],
+        privatelink: false,
+        ..resolution
+    };
+    assert_eq!(
+        failed.to_text(),
+        "Server: 127.0.0.1:5353\n\n*** 127.0.0.1:5353 can't find nosuch.example: Non-existent domain\n"
+    );
+}
+
+#[test]
+fn tcpping_text_follows_kudu() {
+    let ok = |seq: u32, rtt: f64| PingAttempt {
+        seq,
+        ip: Some("20.1.2.3".parse().unwrap()),
+        local_addr: Some("10.20.1.4:50000".parse().unwrap()),
+        ok: true,
+        rtt_ms: Some(rtt),
+        error: None,
+        message: None,
+    };
+    let attempts = vec![
+        ok(1, 12.4),
+        ok(2, 0.6),
+        PingAttempt {
+            seq: 3,
+            ip: Some("20.1.2.3".parse().unwrap()),
+            local_addr: None,
+            ok: false,
+            rtt_ms: None,
+            error: Some(AttemptError::Refused),
+            message: Some("Connection refused".into()),
+        },
+        ok(4, 0.5),
+    ];
+    let report = TcpPingReport {
+        target: PingTarget {
+            host: "app-be.azurewebsites.net".into(),
+            port: 443,
+            ip: Some("20.1.2.3".parse().unwrap()),
+            resolved: vec!["20.1.2.3".parse().unwrap()],
+        },
+        summary: summarize(&attempts),
+        attempts,
+        verdict: PingVerdict::PartiallyReachable,
+        hint: String::new(),
+        denied: None,
+    };
+    assert_eq!(
+        report.to_text(),
+        "Connected to app-be.azurewebsites.net:443, time taken: 12ms\n\
+         Connected to app-be.azurewebsites.net:443, time taken: <1ms\n\
+         Connection attempt failed: Connection refused (20.1.2.3:443)\n\
+         Connected to app-be.azurewebsites.net:443, time taken: <1ms\n\
+         Complete: 3/4 successful attempts (75%). Average success time: 4.5ms\n"
+    );
+}
+
+fn probe_bin() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_probe"));
+    for variable in [
+        "DNS_SERVERS",
+        "WEBSITE_DNS_SERVER",
+        "WEBSITE_DNS_ALT_SERVER",
+        "OUTBOUND_SOURCE_ADDR",
+        "DIAG_TOKEN",
+        "DIAG_ALLOW",
+    ] {
+        command.env_remove(variable);
+    }
+    command
+}
+
+async fn run(mut command: Command) -> (i32, String) {
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    (output.status.code().unwrap(), stdout)
+}
+
+#[tokio::test]
+async fn the_binary_exit_codes() {
+    let dns = spawn_dns().await;
+    let server = dns.addr.to_string();
+
+    let mut command = probe_bin();
+    command.args(["resolve", "app-be.azurewebsites.net", &server]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("Name:    app-be.privatelink.azurewebsites.net"),
+        "{stdout}"
+    );
+
+    let mut command = probe_bin();
+    command.args(["resolve", "nosuch.lockdown.test", &server, "--json"]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 1);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["error"]["kind"], "nxdomain");
+    assert_eq!(json["resolver"]["source"], "query");
+
+    // DNS_SERVERS is read from the environment.
+    let mut command = probe_bin();
+    command
+        .env("DNS_SERVERS", &server)
+        .args(["resolve", "public.lockdown.test", "--type", "A"]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 0, "{stdout}");
+
+    let mut command = probe_bin();
+    command.args(["resolve", "bad name"]);
+    assert_eq!(run(command).await.0, 2);
+
+    let mut command = probe_bin();
+    command
+        .env("DNS_SERVERS", "not-an-ip")
+        .args(["resolve", "public.lockdown.test"]);
+    assert_eq!(run(command).await.0, 2);
+
+    let canary = spawn_canary().await;
+    let mut command = probe_bin();
+    command.env("DNS_SERVERS", &server).args([
+        "tcpping",
+        &format!("127.0.0.1:{}", canary.port()),
+        "-n",
+        "2",
+        "-i",
+        "0",
+    ]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("Complete: 2/2 successful attempts (100%)"),
+        "{stdout}"
+    );
+
+    let mut command = probe_bin();
+    command.env("DNS_SERVERS", &server).args([
+        "tcpping",
+        "127.0.0.1",
+        &closed_port().to_string(),
+        "-n",
+        "1",
+        "--json",
+    ]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 1);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["attempts"][0]["error"], "refused");
+
+    for bad in [
+        &["tcpping", "127.0.0.1:0"][..],
+        &["tcpping", "127.0.0.1:80", "81"],
+        &["tcpping", "127.0.0.1", "-n", "21"],
+        &["nosuch"],
+    ] {
+        let mut command = probe_bin();
+        command.env("DNS_SERVERS", &server).args(bad);
+        assert_eq!(run(command).await.0, 2, "{bad:?}");
+    }
+}

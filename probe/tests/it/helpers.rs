@@ -1,0 +1,363 @@
+//! Shared helpers: an in-process DNS server with the test zones, tiny scripted DNS responders,
+//! a canary listener that counts connections, a listener whose accept queue is full, and the
+//! `/diag` server. Everything listens on loopback only.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hickory_proto::op::{Message, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{LowerName, RData, Record, RecordType};
+use hickory_proto::serialize::txt::Parser;
+use hickory_server::Server;
+use hickory_server::net::runtime::TokioRuntimeProvider;
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+use probe::diag::{DiagArgs, DiagLimits, DiagState};
+use probe::dns::DnsResolver;
+use probe::envfacts::EnvFacts;
+use probe::outbound::OutboundArgs;
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
+
+/// The token the test `/diag` servers accept.
+pub const TOKEN: &str = "test-diag-token-0123456789";
+/// Number of A records of `big.lockdown.test` (far more than fits in a UDP answer).
+pub const BIG_RECORDS: usize = 300;
+
+const ZONES: [&str; 4] = [
+    include_str!("zones/azurewebsites.net.zone"),
+    include_str!("zones/privatelink.azurewebsites.net.zone"),
+    include_str!("zones/2.20.10.in-addr.arpa.zone"),
+    include_str!("zones/lockdown.test.zone"),
+];
+
+/// A running DNS server with the test zones.
+pub struct TestDns {
+    /// Where it listens (UDP and TCP on the same port).
+    pub addr: SocketAddr,
+    _server: Server<Catalog>,
+}
+
+impl TestDns {
+    /// A resolver that asks only this server.
+    pub fn resolver(&self) -> DnsResolver {
+        DnsResolver::with_servers(vec![self.addr], Duration::from_millis(2_000)).unwrap()
+    }
+}
+
+fn catalog() -> Catalog {
+    let mut catalog = Catalog::new();
+    for (index, text) in ZONES.iter().enumerate() {
+        let mut text = (*text).to_owned();
+        if index == 3 {
+            for n in 0..BIG_RECORDS {
+                text.push_str(&format!("big IN A 10.99.{}.{}\n", n / 250, n % 250 + 1));
+            }
+        }
+        let (origin, records) = Parser::new(text, None, None).parse().unwrap();
+        let handler = InMemoryZoneHandler::<TokioRuntimeProvider>::new(
+            origin.clone(),
+            records,
+            ZoneType::Primary,
+            AxfrPolicy::Deny,
+        )
+        .unwrap();
+        catalog.upsert(LowerName::from(origin), vec![Arc::new(handler)]);
+    }
+    catalog
+}
+
+/// Serves the test zones over UDP and TCP on one loopback port (`tcp: false` serves UDP only,
+/// so a truncated answer cannot be retried over TCP).
+pub async fn spawn_dns_with(tcp: bool) -> TestDns {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        let mut server = Server::new(catalog());
+        if tcp {
+            // The same port for TCP; another process may hold it, then try another port.
+            let Ok(listener) = TcpListener::bind(addr).await else {
+                continue;
+            };
+            server.register_listener(listener, Duration::from_secs(5), 64 * 1024);
+        }
+        server.register_socket(udp);
+        return TestDns {
+            addr,
+            _server: server,
+        };
+    }
+}
+
+/// Serves the test zones over UDP and TCP.
+pub async fn spawn_dns() -> TestDns {
+    spawn_dns_with(true).await
+}
+
+/// A scripted UDP DNS responder: `answer(query number, query type)` gives the response code and
+/// the A addresses of each answer. Counts the queries it received.
+pub struct ScriptedDns {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Queries received.
+    pub queries: Arc<AtomicUsize>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl ScriptedDns {
+    /// A resolver that asks only this server.
+    pub fn resolver(&self, timeout: Duration) -> DnsResolver {
+        DnsResolver::with_servers(vec![self.addr], timeout).unwrap()
+    }
+
+    /// Queries received so far.
+    pub fn query_count(&self) -> usize {
+        self.queries.load(Ordering::SeqCst)
+    }
+}
+
+/// Starts a scripted responder; `None` from `answer` means: never reply.
+pub async fn spawn_scripted_dns<F>(answer: F) -> ScriptedDns
+where
+    F: Fn(usize, RecordType) -> Option<(ResponseCode, Vec<Ipv4Addr>)> + Send + Sync + 'static,
+{
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let queries = Arc::new(AtomicUsize::new(0));
+    let counter = queries.clone();
+    let task = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let Ok((len, peer)) = socket.recv_from(&mut buf).await else {
+                return;
+            };
+            let number = counter.fetch_add(1, Ordering::SeqCst);
+            let Ok(request) = Message::from_vec(&buf[..len]) else {
+                continue;
+            };
+            let Some(query) = request.queries.first().cloned() else {
+                continue;
+            };
+            let Some((code, ips)) = answer(number, query.query_type()) else {
+                continue;
+            };
+            let mut response = Message::response(request.metadata.id, OpCode::Query);
+            response.metadata.response_code = code;
+            response.metadata.recursion_desired = request.metadata.recursion_desired;
+            response.metadata.recursion_available = true;
+            response.add_query(query.clone());
+            for ip in ips {
+                response.add_answer(Record::from_rdata(
+                    query.name().clone(),
+                    30,
+                    RData::A(A(ip)),
+                ));
+            }
+            let _ = socket.send_to(&response.to_vec().unwrap(), peer).await;
+        }
+    });
+    ScriptedDns {
+        addr,
+        queries,
+        _task: task,
+    }
+}
+
+/// A DNS server that answers SERVFAIL to everything.
+pub async fn spawn_servfail_dns() -> ScriptedDns {
+    spawn_scripted_dns(|_, _| Some((ResponseCode::ServFail, Vec::new()))).await
+}
+
+/// A DNS server that reads queries and never answers.
+pub async fn spawn_silent_dns() -> ScriptedDns {
+    spawn_scripted_dns(|_, _| None).await
+}
+
+/// A loopback listener that accepts and counts every connection: the proof that a denied target
+/// was never connected to.
+pub struct Canary {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Canary {
+    /// Connections accepted so far.
+    pub fn count(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Waits briefly for accepts in flight to be counted.
+    pub async fn settle(&self) -> usize {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.count()
+    }
+}
+
+/// Starts a canary on `ip` (a loopback address), port chosen by the kernel.
+pub async fn spawn_canary_on(ip: IpAddr) -> Canary {
+    let listener = TcpListener::bind(SocketAddr::new(ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    Canary {
+        addr,
+        accepted,
+        _task: task,
+    }
+}
+
+/// Starts a canary on 127.0.0.1.
+pub async fn spawn_canary() -> Canary {
+    spawn_canary_on(IpAddr::V4(Ipv4Addr::LOCALHOST)).await
+}
+
+/// A port on 127.0.0.1 where nothing listens (bound, noted, released).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A loopback listener with backlog 0 that never accepts, its queue filled: further connects
+/// time out, as they do behind a firewall that drops packets. Keep it alive while testing.
+pub struct FullQueue {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    _socket: tokio::net::TcpListener,
+    _fillers: Vec<TcpStream>,
+}
+
+/// Builds a [`FullQueue`].
+pub async fn spawn_full_queue() -> FullQueue {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..3 {
+        if let Ok(Ok(stream)) =
+            tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await
+        {
+            fillers.push(stream);
+        }
+    }
+    FullQueue {
+        addr,
+        _socket: listener,
+        _fillers: fillers,
+    }
+}
+
+/// How to build a test `/diag` server.
+pub struct DiagConfig {
+    /// `DIAG_TOKEN`.
+    pub token: Option<String>,
+    /// `DIAG_ALLOW`.
+    pub allow: Option<String>,
+    /// Limits (default: the production ones).
+    pub limits: DiagLimits,
+    /// The resolver.
+    pub resolver: DnsResolver,
+    /// `OUTBOUND_SOURCE_ADDR`.
+    pub source: Option<IpAddr>,
+    /// The variables `/diag/env` may read from.
+    pub env: HashMap<String, String>,
+}
+
+impl DiagConfig {
+    /// Token set, the given policy, production limits.
+    pub fn new(resolver: DnsResolver, allow: Option<&str>) -> Self {
+        Self {
+            token: Some(TOKEN.to_owned()),
+            allow: allow.map(str::to_owned),
+            limits: DiagLimits::default(),
+            resolver,
+            source: None,
+            env: HashMap::new(),
+        }
+    }
+
+    /// Builds the state.
+    pub fn state(&self) -> DiagState {
+        let args = DiagArgs {
+            diag_token: self.token.clone(),
+            diag_allow: self.allow.clone(),
+        };
+        DiagState::new(
+            &args,
+            self.resolver.clone(),
+            OutboundArgs {
+                outbound_source_addr: self.source,
+            },
+            None,
+            EnvFacts::from_map(&self.env),
+        )
+        .unwrap()
+        .with_limits(self.limits)
+    }
+}
+
+/// A running `/diag` server, mounted as the apps mount it.
+pub struct TestDiag {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// A client without proxies.
+    pub client: reqwest::Client,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl TestDiag {
+    /// GET `path_and_query` with the test token.
+    pub async fn get(&self, path_and_query: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path_and_query}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET and parse JSON, returning the status too.
+    pub async fn get_json(&self, path_and_query: &str) -> (u16, serde_json::Value) {
+        let response = self.get(path_and_query).await;
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+}
+
+/// Serves `/diag` (plus `/healthz` and the 404 fallback) on 127.0.0.1:0.
+pub async fn spawn_diag(config: DiagConfig) -> TestDiag {
+    let app =
+        hosting::with_http_layers(probe::diag::router(config.state()), Duration::from_secs(30));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = hosting::serve(
+            listener,
+            app,
+            std::future::pending::<()>(),
+            Duration::from_secs(1),
+        )
+        .await;
+    });
+    TestDiag {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        _task: task,
+    }
+}

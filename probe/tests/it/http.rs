@@ -1,0 +1,238 @@
+//! The HTTP check against a loopback fixture that answers like App Service: the three 403 pages,
+//! cookies, redirects (not followed), plus refused and TLS failures.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use probe::appservice::{ACCESS_RESTRICTED_PAGE, APP_STOPPED_PAGE, PUBLIC_ACCESS_DISABLED_PAGE};
+use probe::httpcheck::{HttpCheckRequest, HttpErrorKind, http_check, tls_client_config};
+use probe::policy::Policy;
+
+use crate::helpers::{DiagConfig, closed_port, spawn_diag, spawn_dns};
+
+struct Fixture {
+    base: String,
+    followed: Arc<AtomicUsize>,
+}
+
+async fn spawn_fixture() -> Fixture {
+    let followed = Arc::new(AtomicUsize::new(0));
+    let counter = followed.clone();
+    let forbidden = |page: &'static str| {
+        move || async move {
+            (
+                StatusCode::FORBIDDEN,
+                [(header::CONTENT_TYPE, "text/html")],
+                page,
+            )
+        }
+    };
+    let app = Router::new()
+        .route("/restricted", get(forbidden(ACCESS_RESTRICTED_PAGE)))
+        .route("/stopped", get(forbidden(APP_STOPPED_PAGE)))
+        .route("/private-only", get(forbidden(PUBLIC_ACCESS_DISABLED_PAGE)))
+        .route(
+            "/app-403",
+            get(|| async {
+                (
+                    StatusCode::FORBIDDEN,
+                    r#"{"error":{"code":"caller_not_allowed"}}"#,
+                )
+            }),
+        )
+        .route(
+            "/ok",
+            get(|| async {
+                (
+                    [
+                        (header::SERVER, "Kestrel"),
+                        (
+                            header::SET_COOKIE,
+                            "ARRAffinity=instance-secret-value; Path=/; HttpOnly",
+                        ),
+                        (header::HeaderName::from_static("x-ms-request-id"), "req-1"),
+                        (
+                            header::HeaderName::from_static("x-internal-secret"),
+                            "do-not-show",
+                        ),
+                    ],
+                    "body-that-is-never-returned",
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/redirect",
+            get(|| async {
+                (StatusCode::FOUND, [(header::LOCATION, "/followed")]).into_response()
+            }),
+        )
+        .route(
+            "/followed",
+            get(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async { "followed" }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Fixture {
+        base: format!("http://{addr}"),
+        followed,
+    }
+}
+
+async fn check(url: &str) -> probe::httpcheck::HttpCheckReport {
+    let dns = spawn_dns().await;
+    let request = HttpCheckRequest::parse(url, Some("3000")).unwrap();
+    let policy = Policy::parse("127.0.0.0/8").unwrap();
+    http_check(
+        &dns.resolver(),
+        &tls_client_config().unwrap(),
+        &request,
+        None,
+        Some(&policy),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn app_service_403_pages_are_classified() {
+    let fixture = spawn_fixture().await;
+    for (path, code) in [
+        ("/restricted", Some("access_restricted")),
+        ("/stopped", Some("app_stopped")),
+        ("/private-only", Some("public_access_disabled")),
+        ("/app-403", None),
+    ] {
+        let report = check(&format!("{}{path}", fixture.base)).await;
+        assert!(report.ok, "{report:?}");
+        assert_eq!(report.status, Some(403));
+        assert_eq!(
+            report.app_service.as_ref().map(|f| f.code.as_str()),
+            code,
+            "{path}"
+        );
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(
+            !json.contains("blocked your access") && !json.contains("This web app is stopped"),
+            "the body leaked: {json}"
+        );
+    }
+    let report = check(&format!("{}/restricted", fixture.base)).await;
+    assert!(report.hint.unwrap().contains("route-all"));
+}
+
+#[tokio::test]
+async fn headers_are_selected_and_cookie_values_never_shown() {
+    let fixture = spawn_fixture().await;
+    let report = check(&format!("{}/ok", fixture.base)).await;
+    assert_eq!(report.status, Some(200));
+    assert_eq!(report.set_cookie_names, ["ARRAffinity"]);
+    assert_eq!(
+        report.headers.get("server").map(String::as_str),
+        Some("Kestrel")
+    );
+    assert_eq!(
+        report.headers.get("x-ms-request-id").map(String::as_str),
+        Some("req-1")
+    );
+    assert!(report.headers.contains_key("content-length"));
+    let json = serde_json::to_string(&report).unwrap();
+    for secret in [
+        "instance-secret-value",
+        "do-not-show",
+        "body-that-is-never-returned",
+    ] {
+        assert!(!json.contains(secret), "{secret} leaked: {json}");
+    }
+    let t = &report.timings_ms;
+    assert!(t.dns.is_some());
+    assert!(t.connect.is_some() && t.first_byte.is_some());
+    assert_eq!(t.tls, None);
+    assert!(t.total >= t.first_byte.unwrap());
+    assert!(report.target.local_addr.unwrap().ip().is_loopback());
+    assert!(report.hint.is_none());
+}
+
+#[tokio::test]
+async fn redirects_are_reported_not_followed() {
+    let fixture = spawn_fixture().await;
+    let report = check(&format!("{}/redirect", fixture.base)).await;
+    assert_eq!(report.status, Some(302));
+    assert_eq!(
+        report.headers.get("location").map(String::as_str),
+        Some("/followed")
+    );
+    assert!(report.hint.unwrap().contains("not followed"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(fixture.followed.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn connection_failures_are_told_apart() {
+    let report = check(&format!("http://127.0.0.1:{}/", closed_port())).await;
+    assert!(!report.ok);
+    assert_eq!(report.error.unwrap().kind, HttpErrorKind::Refused);
+
+    // https to a port that speaks plain HTTP: the TLS handshake fails.
+    let fixture = spawn_fixture().await;
+    let https = fixture.base.replace("http://", "https://");
+    let report = check(&format!("{https}/ok")).await;
+    assert_eq!(
+        report.error.as_ref().unwrap().kind,
+        HttpErrorKind::Tls,
+        "{report:?}"
+    );
+    assert!(report.timings_ms.connect.is_some());
+
+    let report = check("http://nosuch.lockdown.test/").await;
+    assert_eq!(report.error.unwrap().kind, HttpErrorKind::Dns);
+}
+
+#[tokio::test]
+async fn through_the_diag_endpoint() {
+    let dns = spawn_dns().await;
+    let fixture = spawn_fixture().await;
+    let diag = spawn_diag(DiagConfig::new(dns.resolver(), Some("127.0.0.0/8"))).await;
+    let (status, body) = diag
+        .get_json(&format!("/diag/http?url={}/private-only", fixture.base))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], 403);
+    assert_eq!(body["app_service"]["code"], "public_access_disabled");
+    assert!(
+        body["app_service"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("privatelink")
+    );
+    for key in ["dns", "connect", "tls", "first_byte", "total"] {
+        assert!(
+            body["timings_ms"].get(key).is_some(),
+            "missing timings_ms.{key}"
+        );
+    }
+    let text = diag
+        .get(&format!(
+            "/diag/http?url={}/restricted&format=text",
+            fixture.base
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.starts_with(&format!("GET {}/restricted -> 403\n", fixture.base)),
+        "{text}"
+    );
+    assert!(text.contains("App Service: access_restricted"), "{text}");
+}
