@@ -1,0 +1,103 @@
+//! The back end's errors, each mapped once to a status and a code in the shared envelope.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hosting::error_response;
+
+use crate::caller::ClientAddr;
+use crate::store::StoreError;
+
+/// Everything a back-end route can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 401 `unauthorized`: no API key, or not one of `API_KEYS`.
+    #[error("a valid API key is required")]
+    Unauthorized {
+        /// True when no key was sent at all.
+        missing: bool,
+    },
+    /// 403 `caller_not_allowed`: the client address is outside `ALLOWED_CALLERS`.
+    #[error("caller {} is not in ALLOWED_CALLERS", client.ip)]
+    CallerNotAllowed {
+        /// The address the decision was made on, and its source.
+        client: ClientAddr,
+    },
+    /// 400 `invalid_id`: the id in the path is not a UUID.
+    #[error("item ids are UUIDs")]
+    InvalidId,
+    /// 400 `invalid_item`: the item failed validation.
+    #[error("{0}")]
+    InvalidItem(String),
+    /// 404 `item_not_found`.
+    #[error("no item with this id")]
+    ItemNotFound,
+    /// 409 `store_full`: the sample store holds its maximum.
+    #[error("the store is full")]
+    StoreFull,
+    /// 500 `internal`: the store failed. Logged here, never detailed to the caller.
+    #[error("store failure: {0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Full => Self::StoreFull,
+            other => Self::Store(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = self.to_string();
+        match self {
+            Self::Unauthorized { missing } => error_response(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                if missing {
+                    "no API key was sent"
+                } else {
+                    "the API key is not valid"
+                },
+                Some(
+                    "send one of the back end's API_KEYS in the X-Api-Key header (the front end's BACKEND_API_KEY)",
+                ),
+            ),
+            Self::CallerNotAllowed { client } => error_response(
+                StatusCode::FORBIDDEN,
+                "caller_not_allowed",
+                format!(
+                    "caller {} (from {}) is not in ALLOWED_CALLERS",
+                    client.ip,
+                    client.source.as_str()
+                ),
+                Some(
+                    "call from the front end's integration subnet, or check ALLOWED_CALLERS and CLIENT_IP_SOURCE",
+                ),
+            ),
+            Self::InvalidId => error_response(StatusCode::BAD_REQUEST, "invalid_id", message, None),
+            Self::InvalidItem(_) => {
+                error_response(StatusCode::BAD_REQUEST, "invalid_item", message, None)
+            }
+            Self::ItemNotFound => {
+                error_response(StatusCode::NOT_FOUND, "item_not_found", message, None)
+            }
+            Self::StoreFull => error_response(
+                StatusCode::CONFLICT,
+                "store_full",
+                message,
+                Some("delete some items first"),
+            ),
+            Self::Store(error) => {
+                tracing::error!(error = %error, "store failure");
+                error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the back end could not complete the request",
+                    None,
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The lockdown reference back end: a small items API that must be reachable only from the
+//! front end, and `GET /api/caller`, which says how this back end sees whoever called it.
+//!
+//! Defence in depth behind the platform's network lockdown: `ALLOWED_CALLERS` (the client
+//! address, read from the source `CLIENT_IP_SOURCE` names) and `API_KEYS`.
+
+pub mod auth;
+pub mod caller;
+pub mod config;
+pub mod error;
+pub mod routes;
+pub mod store;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use hosting::Instance;
+use probe::diag::DiagState;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+pub use auth::ApiKeys;
+pub use caller::{CallerPolicy, ClientIpSource};
+pub use config::BackendConfig;
+pub use store::ItemStore;
+
+/// Largest request body accepted, in bytes: items are small.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The back end's shared state: cheap handles, built once.
+#[derive(Clone)]
+pub struct AppState {
+    /// The items store.
+    pub store: ItemStore,
+    /// Accepted API keys.
+    pub keys: ApiKeys,
+    /// The `ALLOWED_CALLERS` gate.
+    pub callers: Arc<CallerPolicy>,
+    /// Where the client address is read from.
+    pub client_ip_source: ClientIpSource,
+    /// Which instance this is.
+    pub instance: Arc<Instance>,
+}
+
+impl AppState {
+    /// Builds the state from the configuration, opening the store.
+    pub fn from_config(config: &BackendConfig) -> anyhow::Result<Self> {
+        let store = ItemStore::open(&config.data_dir)
+            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+        let keys = ApiKeys::new(config.api_keys());
+        let callers = CallerPolicy::new(config.allowed_callers()?);
+        let source = config.client_ip_source();
+        if !keys.required() {
+            tracing::warn!("API_KEYS is empty: the back end accepts calls WITHOUT a credential");
+        }
+        if !callers.is_enforced() {
+            tracing::warn!("ALLOWED_CALLERS is empty: no app-level network check");
+        }
+        tracing::info!(
+            client_ip_source = source.as_str(),
+            api_keys = keys.required(),
+            allowed_callers = %config.allowed_callers,
+            "back end configured"
+        );
+        Ok(Self {
+            store,
+            keys,
+            callers: Arc::new(callers),
+            client_ip_source: source,
+            instance: Arc::new(config.host.instance("backend")),
+        })
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "lockdown backend", description = "The lockdown reference back-end API."),
+    modifiers(&ApiKeyScheme),
+    tags(
+        (name = "items", description = "A small sample resource"),
+        (name = "diagnostics", description = "How the back end sees its caller"),
+    )
+)]
+struct ApiDoc;
+
+struct ApiKeyScheme;
+
+impl Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(auth::API_KEY_HEADER))),
+        );
+    }
+}
+
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(routes::router())
+}
+
+/// The OpenAPI document, generated from the routes' annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
+/// The `/diag` state for the back end, from its configuration.
+pub fn diag_state(config: &BackendConfig) -> anyhow::Result<DiagState> {
+    let resolver = probe::dns::DnsResolver::from_args(&config.dns)?;
+    Ok(DiagState::new(
+        &config.diag,
+        resolver,
+        config.outbound.clone(),
+        None,
+        probe::envfacts::EnvFacts::from_process_env(),
+    )?)
+}
+
+/// The back end's routes (no I/O): `/api/*` behind the gates, `/api/openapi.json`, `/diag`
+/// (404 unless `DIAG_TOKEN` is set), and what `hosting` adds (`/healthz`, request ids,
+/// tracing, the request timeout).
+pub fn app(state: AppState, diag: DiagState, request_timeout: std::time::Duration) -> Router {
+    let (api, doc) = api().split_for_parts();
+    let doc = Arc::new(doc);
+    let api = api
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::gate,
+        ))
+        .route(
+            "/api/openapi.json",
+            get(move || async move { axum::Json(doc.as_ref().clone()) }),
+        )
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+        .merge(probe::diag::router(diag));
+    hosting::with_http_layers(api, request_timeout)
+}

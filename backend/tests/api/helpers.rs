@@ -1,0 +1,155 @@
+//! Shared helpers: build the app in process, or spawn it on `127.0.0.1:0`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::{Request, StatusCode};
+use backend::{ApiKeys, AppState, CallerPolicy, ClientIpSource, ItemStore};
+use hosting::Instance;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+pub const KEY: &str = "test-key-1";
+pub const DIAG_TOKEN: &str = "diag-token-for-tests";
+
+/// `/diag` as mounted in the back end, with `DIAG_TOKEN` set (`None` leaves it off).
+pub fn diag(token: Option<&str>) -> probe::diag::DiagState {
+    let resolver = probe::dns::DnsResolver::with_servers(
+        vec!["127.0.0.1:9".parse().unwrap()],
+        Duration::from_millis(300),
+    )
+    .unwrap();
+    probe::diag::DiagState::new(
+        &probe::diag::DiagArgs {
+            diag_token: token.map(str::to_owned),
+            diag_allow: Some("127.0.0.0/8".into()),
+        },
+        resolver,
+        probe::outbound::OutboundArgs::default(),
+        None,
+        probe::envfacts::EnvFacts::from_map(&std::collections::HashMap::new()),
+    )
+    .unwrap()
+}
+
+/// How to build a back end for a test.
+pub struct Setup {
+    pub keys: Vec<&'static str>,
+    pub allowed: Vec<&'static str>,
+    pub source: ClientIpSource,
+    pub diag_token: Option<&'static str>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            keys: vec![KEY],
+            allowed: vec![],
+            source: ClientIpSource::Peer,
+            diag_token: None,
+        }
+    }
+}
+
+pub fn state(setup: &Setup, data_dir: &Path) -> AppState {
+    AppState {
+        store: ItemStore::open(data_dir).unwrap(),
+        keys: ApiKeys::new(&setup.keys),
+        callers: Arc::new(CallerPolicy::new(
+            setup.allowed.iter().map(|c| c.parse().unwrap()).collect(),
+        )),
+        client_ip_source: setup.source,
+        instance: Arc::new(Instance {
+            site: "app-be".into(),
+            id: "instance-a".into(),
+        }),
+    }
+}
+
+/// The app in process, as if called from `peer`.
+pub fn in_process(setup: &Setup, data_dir: &Path, peer: &str) -> Router {
+    let peer: SocketAddr = peer.parse().unwrap();
+    backend::app(
+        state(setup, data_dir),
+        diag(setup.diag_token),
+        Duration::from_secs(5),
+    )
+    .layer(MockConnectInfo(peer))
+}
+
+/// Sends one request in process; returns the status and the JSON body (Null when empty).
+pub async fn call(app: &Router, request: Request<Body>) -> (StatusCode, serde_json::Value) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+    };
+    (status, json)
+}
+
+pub fn get(uri: &str) -> Request<Body> {
+    Request::get(uri)
+        .header("x-api-key", KEY)
+        .body(Body::empty())
+        .unwrap()
+}
+
+pub fn post_json(uri: &str, body: &str) -> Request<Body> {
+    Request::post(uri)
+        .header("x-api-key", KEY)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+/// A back end on a real socket.
+pub struct Spawned {
+    pub addr: SocketAddr,
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub async fn spawn(setup: &Setup, data_dir: &Path) -> Spawned {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = backend::app(
+        state(setup, data_dir),
+        diag(setup.diag_token),
+        Duration::from_secs(5),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(hosting::serve(
+        listener,
+        app,
+        async move {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(2),
+    ));
+    Spawned { addr, stop, task }
+}
+
+impl Spawned {
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// A reqwest client whose connections leave from `source` (another loopback address).
+pub fn client_from(source: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(Some(source.parse().unwrap()))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}

@@ -1,0 +1,8 @@
+//! Back-end tests: in-process requests for routing and shapes, real sockets on loopback for
+//! behaviour (caller addresses, restarts).
+
+mod diag;
+mod helpers;
+mod items;
+mod openapi;
+mod security;
