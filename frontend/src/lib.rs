@@ -1,0 +1,129 @@
+//! The lockdown reference front end: a Backend-for-Frontend. The browser talks to this app only;
+//! every back-end call is made server-side, so it can go through the VNet, carry a credential
+//! the browser never sees, and fail with a diagnosis instead of a bare 502.
+//!
+//! Routes: `/` (items and the path panel), `/api/items…` (same-origin JSON relay),
+//! `/api/path` (the path report), `/readyz`, `/healthz`, and `/diag` from the probe.
+
+pub mod backend_client;
+pub mod config;
+pub mod csrf;
+pub mod diagnosis;
+pub mod path;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue};
+use hosting::Instance;
+use ipnet::IpNet;
+use probe::diag::DiagState;
+use probe::dns::DnsResolver;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+pub use backend_client::{BackendClient, BackendSettings};
+pub use config::FrontendConfig;
+
+/// Largest request body relayed to the back end, in bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The front end's shared state: cheap handles, built once.
+#[derive(Clone)]
+pub struct AppState {
+    /// The typed back-end client.
+    pub backend: BackendClient,
+    /// The resolver, shared with the client and `/diag`.
+    pub resolver: DnsResolver,
+    /// `INTEGRATION_SUBNET`.
+    pub integration_subnet: Option<IpNet>,
+    /// Which instance this is.
+    pub instance: Arc<Instance>,
+}
+
+/// Everything built from the configuration: the app state and the `/diag` state.
+pub struct Built {
+    /// The front end's state.
+    pub state: AppState,
+    /// The probe's state, for `/diag`.
+    pub diag: DiagState,
+}
+
+/// Builds the state from the configuration.
+pub fn build(config: &FrontendConfig) -> anyhow::Result<Built> {
+    let resolver = DnsResolver::from_args(&config.dns)?;
+    let source = config.outbound.outbound_source_addr;
+    let backend = BackendClient::new(
+        BackendSettings {
+            base: config.backend_url.clone(),
+            api_key: config.backend_api_key.clone(),
+            timeout: Duration::from_millis(config.backend_timeout_ms),
+            source,
+        },
+        resolver.clone(),
+    )?;
+    if config
+        .backend_api_key
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        tracing::warn!("BACKEND_API_KEY is empty: calls to the back end carry no credential");
+    }
+    let diag = DiagState::new(
+        &config.diag,
+        resolver.clone(),
+        config.outbound.clone(),
+        config.backend_url.host_str().map(str::to_owned),
+        probe::envfacts::EnvFacts::from_process_env(),
+    )?;
+    tracing::info!(
+        backend_url = %config.backend_url,
+        integration_subnet = ?config.integration_subnet.map(|n| n.to_string()),
+        outbound_source_addr = ?source,
+        "front end configured"
+    );
+    Ok(Built {
+        state: AppState {
+            backend,
+            resolver,
+            integration_subnet: config.integration_subnet,
+            instance: Arc::new(config.host.instance("frontend")),
+        },
+        diag,
+    })
+}
+
+const SECURITY_HEADERS: &[(&str, &str)] = &[
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cross-origin-resource-policy", "same-origin"),
+    (
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    ),
+    ("strict-transport-security", "max-age=31536000"),
+];
+
+/// The front end's routes (no I/O), with `/diag`, security headers and what `hosting` adds.
+pub fn app(state: AppState, diag: DiagState, request_timeout: Duration) -> Router {
+    let mut router = routes::router()
+        .with_state(state)
+        .merge(probe::diag::router(diag))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    for (name, value) in SECURITY_HEADERS {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        ));
+    }
+    hosting::with_http_layers(router, request_timeout)
+}

@@ -1,0 +1,285 @@
+//! The path report (`GET /api/path` and the page's path panel): does the front end's call to the
+//! back end take the locked-down path? How the back-end host resolves from here, what the back
+//! end saw as caller, whether that lies in the integration subnet, and how long each step took.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use axum::http::HeaderValue;
+use hosting::Instance;
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::AppState;
+use crate::backend_client::CallerSeen;
+use crate::diagnosis::Diagnosis;
+
+/// The overall state of the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathVerdict {
+    /// The back end answered and saw the call come from the integration subnet.
+    Locked,
+    /// The back end answered, but nothing says where from (`INTEGRATION_SUBNET` unset).
+    Unverified,
+    /// Something on the path is wrong; the checks say what.
+    Broken,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathCheck {
+    /// What was checked (`dns`, `backend`, `caller_in_subnet`).
+    pub name: &'static str,
+    /// `true` passed, `false` failed, `null` could not be decided.
+    pub ok: Option<bool>,
+    /// What was seen.
+    pub detail: String,
+}
+
+/// How the back-end host resolved from the front end.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathDns {
+    /// The host name looked up (absent when `BACKEND_URL` holds an IP literal).
+    pub host: String,
+    /// Whether the lookup succeeded.
+    pub ok: bool,
+    /// The addresses with their class.
+    pub addresses: Vec<PathAddress>,
+    /// The CNAME hops, in order.
+    pub aliases: Vec<String>,
+    /// A `*.privatelink.*` hop was seen.
+    pub privatelink: bool,
+    /// The resolver's error, when it failed.
+    pub error: Option<String>,
+    /// Which servers answered, and where that setting came from.
+    pub resolver: serde_json::Value,
+    /// Lookup time.
+    pub duration_ms: f64,
+}
+
+/// One resolved address.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathAddress {
+    /// The address.
+    pub ip: String,
+    /// Its class.
+    pub class: String,
+}
+
+/// `GET /api/path`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathReport {
+    /// The overall verdict.
+    pub verdict: PathVerdict,
+    /// One sentence for the panel's headline.
+    pub summary: String,
+    /// `BACKEND_URL`.
+    pub backend_url: String,
+    /// `INTEGRATION_SUBNET`, when set.
+    pub integration_subnet: Option<String>,
+    /// The back-end host's resolution (absent for IP literals).
+    pub dns: Option<PathDns>,
+    /// What the back end saw as caller, when it answered.
+    pub caller: Option<CallerSeen>,
+    /// Whether that caller lies in the integration subnet (`null` when it cannot be told).
+    pub caller_in_subnet: Option<bool>,
+    /// Why the call failed, when it did.
+    pub diagnosis: Option<Diagnosis>,
+    /// Each step, in order.
+    pub checks: Vec<PathCheck>,
+    /// Time of the back-end call, in ms.
+    pub backend_ms: Option<f64>,
+    /// The front-end instance that made the report.
+    pub frontend_instance: Instance,
+    /// The back-end instance that answered.
+    pub backend_instance: Option<Instance>,
+}
+
+/// Builds the report: resolves the back-end host, calls `GET /api/caller`, and judges the result.
+pub async fn path_report(state: &AppState, request_id: Option<&HeaderValue>) -> PathReport {
+    let base = state.backend.base().clone();
+    let host = base
+        .host_str()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let resolve = async {
+        if host.parse::<IpAddr>().is_ok() {
+            return None;
+        }
+        let started = Instant::now();
+        let resolution = state
+            .resolver
+            .resolve(&host, probe::dns::QueryType::A)
+            .await;
+        Some(dns_view(&host, &resolution, started))
+    };
+    let (dns, caller) = tokio::join!(resolve, state.backend.caller(request_id));
+    judge(state, base.as_str(), dns, caller)
+}
+
+fn dns_view(host: &str, resolution: &probe::dns::Resolution, started: Instant) -> PathDns {
+    let json = serde_json::to_value(resolution).unwrap_or_default();
+    let addresses = json["addresses"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|a| PathAddress {
+                    ip: a["ip"].as_str().unwrap_or_default().to_owned(),
+                    class: a["class"].as_str().unwrap_or_default().to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let aliases = json["chain"]
+        .as_array()
+        .map(|hops| {
+            hops.iter()
+                .filter_map(|h| h["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    PathDns {
+        host: host.to_owned(),
+        ok: json["ok"].as_bool().unwrap_or(false),
+        addresses,
+        aliases,
+        privatelink: json["privatelink"].as_bool().unwrap_or(false),
+        error: json["error"]["message"]
+            .as_str()
+            .or_else(|| json["error"]["kind"].as_str())
+            .map(str::to_owned),
+        resolver: json["resolver"].clone(),
+        duration_ms: json["duration_ms"]
+            .as_f64()
+            .unwrap_or_else(|| started.elapsed().as_secs_f64() * 1000.0),
+    }
+}
+
+fn judge(
+    state: &AppState,
+    backend_url: &str,
+    dns: Option<PathDns>,
+    caller: Result<(CallerSeen, std::time::Duration), Diagnosis>,
+) -> PathReport {
+    let mut checks = Vec::new();
+    if let Some(dns) = &dns {
+        checks.push(PathCheck {
+            name: "dns",
+            ok: Some(dns.ok),
+            detail: describe_dns(dns),
+        });
+    }
+    let (caller, diagnosis, backend_ms) = match caller {
+        Ok((seen, elapsed)) => (Some(seen), None, Some(elapsed.as_secs_f64() * 1000.0)),
+        Err(diagnosis) => (None, Some(diagnosis), None),
+    };
+    checks.push(PathCheck {
+        name: "backend",
+        ok: Some(caller.is_some()),
+        detail: match (&caller, &diagnosis) {
+            (Some(seen), _) => format!("answered from instance {}", seen.instance.id),
+            (None, Some(d)) => format!("{}: {}", d.code, d.message),
+            (None, None) => String::new(),
+        },
+    });
+    let caller_in_subnet = caller
+        .as_ref()
+        .and_then(|seen| in_subnet(state.integration_subnet, &seen.client_ip));
+    if let Some(seen) = &caller {
+        checks.push(PathCheck {
+            name: "caller_in_subnet",
+            ok: caller_in_subnet,
+            detail: match (state.integration_subnet, caller_in_subnet) {
+                (None, _) => format!("the back end saw {} ({}); set INTEGRATION_SUBNET to judge it", seen.client_ip, seen.class),
+                (Some(net), Some(true)) => format!("the back end saw {} — inside {net}", seen.client_ip),
+                (Some(net), _) => format!(
+                    "the back end saw {} ({}) — outside {net}: the call did not leave through the integration subnet",
+                    seen.client_ip, seen.class
+                ),
+            },
+        });
+    }
+    let verdict = if checks.iter().any(|c| c.ok == Some(false)) {
+        PathVerdict::Broken
+    } else if caller_in_subnet == Some(true) {
+        PathVerdict::Locked
+    } else {
+        PathVerdict::Unverified
+    };
+    let summary = match (verdict, &diagnosis) {
+        (PathVerdict::Locked, _) => "The back end answers, and it sees the front end coming from the integration subnet.".to_owned(),
+        (PathVerdict::Unverified, _) => "The back end answers; set INTEGRATION_SUBNET to check where it sees the front end coming from.".to_owned(),
+        (PathVerdict::Broken, Some(d)) => format!("{}. {}", capitalise(&d.message), capitalise(&d.hint)),
+        (PathVerdict::Broken, None) => checks
+            .iter()
+            .find(|c| c.ok == Some(false))
+            .map(|c| capitalise(&c.detail))
+            .unwrap_or_default(),
+    };
+    let backend_instance = caller.as_ref().map(|c| c.instance.clone());
+    PathReport {
+        verdict,
+        summary,
+        backend_url: backend_url.to_owned(),
+        integration_subnet: state.integration_subnet.map(|n| n.to_string()),
+        dns,
+        caller,
+        caller_in_subnet,
+        diagnosis,
+        checks,
+        backend_ms,
+        frontend_instance: (*state.instance).clone(),
+        backend_instance,
+    }
+}
+
+fn in_subnet(subnet: Option<IpNet>, client_ip: &str) -> Option<bool> {
+    let ip: IpAddr = client_ip.parse().ok()?;
+    subnet.map(|net| net.contains(&ip.to_canonical()))
+}
+
+fn describe_dns(dns: &PathDns) -> String {
+    if !dns.ok {
+        return format!(
+            "{} did not resolve: {}",
+            dns.host,
+            dns.error.as_deref().unwrap_or("no answer")
+        );
+    }
+    let addresses: Vec<String> = dns
+        .addresses
+        .iter()
+        .map(|a| format!("{} ({})", a.ip, a.class))
+        .collect();
+    let via = if dns.privatelink {
+        " via a privatelink CNAME"
+    } else {
+        ""
+    };
+    format!("{} resolves to {}{via}", dns.host, addresses.join(", "))
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().collect::<String>() + chars.as_str())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnet_membership_handles_mapped_addresses_and_garbage() {
+        let net: IpNet = "127.0.2.0/24".parse().unwrap();
+        assert_eq!(in_subnet(Some(net), "127.0.2.7"), Some(true));
+        assert_eq!(in_subnet(Some(net), "::ffff:127.0.2.7"), Some(true));
+        assert_eq!(in_subnet(Some(net), "127.0.0.1"), Some(false));
+        assert_eq!(in_subnet(Some(net), "garbage"), None);
+        assert_eq!(in_subnet(None, "127.0.2.7"), None);
+    }
+}

@@ -1,0 +1,106 @@
+//! Every back-end failure becomes a diagnosis with its own code, never a bare 502.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+async fn items_via(front: Front) -> (u16, serde_json::Value) {
+    let fe = front.spawn().await;
+    get_json(&format!("{}/api/items", fe.url())).await
+}
+
+#[tokio::test]
+async fn back_end_down_is_connect_refused() {
+    let port = closed_port().await;
+    let (status, body) = items_via(Front::to(format!("http://{port}"))).await;
+    assert_eq!(status, 502);
+    assert_eq!(body["error"]["code"], "connect_refused");
+    assert!(body["error"]["hint"].as_str().unwrap().contains("running"));
+}
+
+#[tokio::test]
+async fn a_silent_back_end_is_a_connect_timeout() {
+    let silent = silent_listener().await;
+    let mut front = Front::to(format!("http://{}", silent.addr));
+    front.timeout = Duration::from_millis(700);
+    let started = Instant::now();
+    let (status, body) = items_via(front).await;
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["error"]["code"], "connect_timeout");
+    assert!(body["error"]["hint"].as_str().unwrap().contains("NSG"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_back_end_that_never_answers_is_a_backend_timeout() {
+    let (addr, _task) = mute_server().await;
+    let mut front = Front::to(format!("http://{addr}"));
+    front.timeout = Duration::from_millis(500);
+    let (status, body) = items_via(front).await;
+    assert_eq!(status, 504);
+    assert_eq!(body["error"]["code"], "backend_timeout");
+}
+
+#[tokio::test]
+async fn app_service_403_pages_are_recognised_by_their_body() {
+    let pages = [
+        (
+            probe::appservice::ACCESS_RESTRICTED_PAGE,
+            "access_restricted",
+        ),
+        (probe::appservice::APP_STOPPED_PAGE, "app_stopped"),
+        (
+            probe::appservice::PUBLIC_ACCESS_DISABLED_PAGE,
+            "public_access_disabled",
+        ),
+    ];
+    for (page, code) in pages {
+        let fake = spawn_fake(403, page, "text/html").await;
+        let (status, body) = items_via(Front::to(fake.url())).await;
+        assert_eq!(status, 502, "{code}");
+        assert_eq!(body["error"]["code"], code);
+        assert!(!body["error"]["hint"].as_str().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_403_and_a_5xx_are_still_explained() {
+    let fake = spawn_fake(403, "<html>WAF says no</html>", "text/html").await;
+    let (status, body) = items_via(Front::to(fake.url())).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (502, Some("backend_forbidden"))
+    );
+    let fake = spawn_fake(500, "boom", "text/plain").await;
+    let (status, body) = items_via(Front::to(fake.url())).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (502, Some("backend_error"))
+    );
+    assert!(
+        !body.to_string().contains("boom"),
+        "5xx bodies are not echoed"
+    );
+}
+
+#[tokio::test]
+async fn a_dns_failure_is_diagnosed() {
+    // A DNS server that reads queries and never answers.
+    let dns = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let dns_addr = dns.local_addr().unwrap();
+    let _keep = tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        while dns.recv_from(&mut buf).await.is_ok() {}
+    });
+    let mut front = Front::to("http://app-be.lockdown.test:8081".into());
+    front.dns = Some(dns_addr);
+    let (status, body) = items_via(front).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "dns_failure");
+    assert!(
+        body["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("privatelink")
+    );
+}

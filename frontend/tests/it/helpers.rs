@@ -1,0 +1,237 @@
+//! Shared helpers: spawn the real back end, the front end, and hostile fake back ends.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use backend::{ApiKeys, CallerPolicy, ClientIpSource, ItemStore};
+use frontend::{AppState, BackendClient, BackendSettings};
+use hosting::Instance;
+use probe::diag::{DiagArgs, DiagState};
+use probe::dns::DnsResolver;
+use probe::envfacts::EnvFacts;
+use probe::outbound::OutboundArgs;
+use tokio::net::TcpListener;
+
+pub const KEY: &str = "backend-key-1";
+
+/// A server running on a loopback socket until dropped or shut down.
+pub struct Running {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _data: Option<tempfile::TempDir>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn serve_on(ip: &str, app: Router) -> Running {
+    let listener = TcpListener::bind((ip.parse::<IpAddr>().unwrap(), 0))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(hosting::serve(
+        listener,
+        app,
+        std::future::pending(),
+        Duration::from_secs(2),
+    ));
+    Running {
+        addr,
+        task,
+        _data: None,
+    }
+}
+
+/// The real back end, with `API_KEYS=KEY` and the given `ALLOWED_CALLERS`.
+pub async fn spawn_backend(allowed: &[&str]) -> Running {
+    let data = tempfile::tempdir().unwrap();
+    let state = backend::AppState {
+        store: ItemStore::open(data.path()).unwrap(),
+        keys: ApiKeys::new([KEY]),
+        callers: Arc::new(CallerPolicy::new(
+            allowed.iter().map(|c| c.parse().unwrap()).collect(),
+        )),
+        client_ip_source: ClientIpSource::Peer,
+        instance: Arc::new(Instance {
+            site: "app-be".into(),
+            id: "be-1".into(),
+        }),
+    };
+    let diag = DiagState::new(
+        &DiagArgs::default(),
+        DnsResolver::with_servers(
+            vec!["127.0.0.1:9".parse().unwrap()],
+            Duration::from_millis(300),
+        )
+        .unwrap(),
+        OutboundArgs::default(),
+        None,
+        EnvFacts::from_map(&HashMap::new()),
+    )
+    .unwrap();
+    let mut running = serve_on(
+        "127.0.0.1",
+        backend::app(state, diag, Duration::from_secs(5)),
+    )
+    .await;
+    running._data = Some(data);
+    running
+}
+
+/// How to build a front end for a test.
+pub struct Front {
+    pub backend_url: String,
+    pub api_key: Option<&'static str>,
+    pub source: Option<&'static str>,
+    pub integration_subnet: Option<&'static str>,
+    pub timeout: Duration,
+    pub dns: Option<SocketAddr>,
+    pub diag_token: Option<&'static str>,
+}
+
+impl Front {
+    pub fn to(backend_url: String) -> Self {
+        Self {
+            backend_url,
+            api_key: Some(KEY),
+            source: None,
+            integration_subnet: None,
+            timeout: Duration::from_secs(5),
+            dns: None,
+            diag_token: None,
+        }
+    }
+
+    pub fn state(&self) -> (AppState, DiagState) {
+        // Loopback port 9 (discard): nothing answers there, and only names would be looked up.
+        let dns = self.dns.unwrap_or_else(|| "127.0.0.1:9".parse().unwrap());
+        let resolver = DnsResolver::with_servers(vec![dns], Duration::from_millis(500)).unwrap();
+        let backend = BackendClient::new(
+            BackendSettings {
+                base: self.backend_url.parse().unwrap(),
+                api_key: self.api_key.map(str::to_owned),
+                timeout: self.timeout,
+                source: self.source.map(|s| s.parse().unwrap()),
+            },
+            resolver.clone(),
+        )
+        .unwrap();
+        let diag = DiagState::new(
+            &DiagArgs {
+                diag_token: self.diag_token.map(str::to_owned),
+                diag_allow: Some("127.0.0.0/8".into()),
+            },
+            resolver.clone(),
+            OutboundArgs { outbound_source_addr: self.source.map(|s| s.parse().unwrap()) },
+            None,
+            EnvFacts::from_map(&HashMap::new()),
+        )
+        .unwrap();
+        let state = AppState {
+            backend,
+            resolver,
+            integration_subnet: self.integration_subnet.map(|n| n.parse().unwrap()),
+            instance: Arc::new(Instance {
+                site: "app-fe".into(),
+                id: "fe-1".into(),
+            }),
+        };
+        (state, diag)
+    }
+
+    pub async fn spawn(&self) -> Running {
+        let (state, diag) = self.state();
+        serve_on(
+            "127.0.0.1",
+            frontend::app(state, diag, Duration::from_secs(10)),
+        )
+        .await
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let response = client().get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// A fake back end answering every request with `status` and `body`.
+pub async fn spawn_fake(status: u16, body: &'static str, content_type: &'static str) -> Running {
+    let app = Router::new().fallback(move || async move {
+        (
+            axum::http::StatusCode::from_u16(status).unwrap(),
+            [(axum::http::header::CONTENT_TYPE, content_type)],
+            body,
+        )
+    });
+    serve_on("127.0.0.1", app).await
+}
+
+/// A loopback port with nothing listening (bound, noted, released).
+pub async fn closed_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    addr
+}
+
+/// A listener whose accept queue is full and that never accepts: connects to it time out,
+/// like a firewall that drops SYNs, without leaving loopback.
+pub struct Silent {
+    pub addr: SocketAddr,
+    _listener: tokio::net::TcpListener,
+    _fillers: Vec<std::net::TcpStream>,
+}
+
+pub async fn silent_listener() -> Silent {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    // Fill the queue; once full, further handshakes stall.
+    for _ in 0..4 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(stream) => fillers.push(stream),
+            Err(_) => break,
+        }
+    }
+    Silent {
+        addr,
+        _listener: listener,
+        _fillers: fillers,
+    }
+}
+
+/// A server that accepts connections and never answers.
+pub async fn mute_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    (addr, task)
+}
