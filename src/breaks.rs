@@ -1,0 +1,262 @@
+//! Lockdown modes and the catalogue of misconfigurations (`--break NAME`), each turned into
+//! concrete lab settings by [`Plan`].
+
+use std::fmt;
+
+use crate::dns::ZoneView;
+use crate::emulator::{AccessRule, RuleAction, SiteNetworking};
+use crate::topology::{INTEGRATION_SUBNET, OTHER_SUBNET, net};
+
+/// How the back end is locked down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// `Microsoft.Web` service endpoint on the integration subnet + an access restriction
+    /// allowing only that subnet.
+    ServiceEndpoint,
+    /// A private endpoint, the `privatelink.azurewebsites.net` zone linked to the VNet, and
+    /// public network access disabled.
+    PrivateEndpoint,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ServiceEndpoint => "service-endpoint",
+            Self::PrivateEndpoint => "private-endpoint",
+        })
+    }
+}
+
+/// One misconfiguration from the catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Break {
+    /// The front end's egress does not leave through the integration subnet.
+    FrontendNotIntegrated,
+    /// The back end accepts anyone.
+    NoAccessRestriction,
+    /// The restriction allows another subnet than the integration subnet.
+    WrongSubnet,
+    /// The privatelink zone is not linked: the name resolves to the public address.
+    PeDnsNotLinked,
+    /// Public network access is still enabled next to the private endpoint.
+    PePublicAccess,
+    /// The DNS server does not answer.
+    DnsDown,
+    /// Connections from the integration subnet time out (an NSG or a firewall).
+    EgressBlocked,
+    /// Nothing listens behind the back end.
+    BackendDown,
+    /// The front end sends a wrong back-end key.
+    BadCredential,
+}
+
+impl Break {
+    /// Every break, in catalogue order.
+    pub const ALL: [Break; 9] = [
+        Self::FrontendNotIntegrated,
+        Self::NoAccessRestriction,
+        Self::WrongSubnet,
+        Self::PeDnsNotLinked,
+        Self::PePublicAccess,
+        Self::DnsDown,
+        Self::EgressBlocked,
+        Self::BackendDown,
+        Self::BadCredential,
+    ];
+
+    /// The `--break` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FrontendNotIntegrated => "frontend-not-integrated",
+            Self::NoAccessRestriction => "no-access-restriction",
+            Self::WrongSubnet => "wrong-subnet",
+            Self::PeDnsNotLinked => "pe-dns-not-linked",
+            Self::PePublicAccess => "pe-public-access",
+            Self::DnsDown => "dns-down",
+            Self::EgressBlocked => "egress-blocked",
+            Self::BackendDown => "backend-down",
+            Self::BadCredential => "bad-credential",
+        }
+    }
+
+    /// What is wrong, in a sentence.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::FrontendNotIntegrated => {
+                "the front end's egress does not leave through the integration subnet"
+            }
+            Self::NoAccessRestriction => "the back end accepts anyone",
+            Self::WrongSubnet => {
+                "the restriction allows another subnet than the integration subnet"
+            }
+            Self::PeDnsNotLinked => {
+                "the privatelink zone is not linked: the name resolves to the public address"
+            }
+            Self::PePublicAccess => {
+                "public network access is still enabled next to the private endpoint"
+            }
+            Self::DnsDown => "the DNS server does not answer",
+            Self::EgressBlocked => {
+                "connections from the integration subnet time out (an NSG or firewall)"
+            }
+            Self::BackendDown => "nothing listens behind the back end",
+            Self::BadCredential => "the front end sends a wrong back-end key",
+        }
+    }
+
+    /// The mode the break belongs to; `None` for breaks that apply to either.
+    pub fn mode(self) -> Option<Mode> {
+        match self {
+            Self::FrontendNotIntegrated | Self::NoAccessRestriction | Self::WrongSubnet => {
+                Some(Mode::ServiceEndpoint)
+            }
+            Self::PeDnsNotLinked | Self::PePublicAccess => Some(Mode::PrivateEndpoint),
+            Self::DnsDown | Self::EgressBlocked | Self::BackendDown | Self::BadCredential => None,
+        }
+    }
+}
+
+impl fmt::Display for Break {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Everything the lab must build, with the breaks applied.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The lockdown mode.
+    pub mode: Mode,
+    /// The back end's inbound networking.
+    pub backend_networking: SiteNetworking,
+    /// Whether the front end's instances leave through the integration subnet.
+    pub frontend_integrated: bool,
+    /// The VNet's DNS view; `None` when the DNS server is down.
+    pub vnet_dns: Option<ZoneView>,
+    /// What the internet's DNS answers.
+    pub public_dns: ZoneView,
+    /// Connections to the back end's addresses time out.
+    pub egress_blocked: bool,
+    /// The back end's instances run.
+    pub backend_running: bool,
+    /// The front end sends the right key.
+    pub frontend_key_ok: bool,
+}
+
+/// A break that does not belong to the chosen mode.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "--break {name} applies to --mode {needs}, not {mode} (try: --mode {needs} --break {name})"
+)]
+pub struct WrongMode {
+    name: &'static str,
+    needs: Mode,
+    mode: Mode,
+}
+
+impl Plan {
+    /// The correct lockdown for `mode`, then each break applied in turn.
+    pub fn new(mode: Mode, breaks: &[Break]) -> Result<Self, WrongMode> {
+        let private_endpoint = mode == Mode::PrivateEndpoint;
+        let mut plan = Self {
+            mode,
+            backend_networking: match mode {
+                Mode::ServiceEndpoint => restricted_to(INTEGRATION_SUBNET),
+                Mode::PrivateEndpoint => SiteNetworking {
+                    public_network_access: false,
+                    ..SiteNetworking::open()
+                },
+            },
+            frontend_integrated: true,
+            vnet_dns: Some(ZoneView {
+                private_endpoint,
+                privatelink_linked: private_endpoint,
+            }),
+            public_dns: ZoneView {
+                private_endpoint,
+                privatelink_linked: false,
+            },
+            egress_blocked: false,
+            backend_running: true,
+            frontend_key_ok: true,
+        };
+        for &b in breaks {
+            if let Some(needs) = b.mode()
+                && needs != mode
+            {
+                return Err(WrongMode {
+                    name: b.name(),
+                    needs,
+                    mode,
+                });
+            }
+            match b {
+                Break::FrontendNotIntegrated => plan.frontend_integrated = false,
+                Break::NoAccessRestriction => plan.backend_networking = SiteNetworking::open(),
+                Break::WrongSubnet => plan.backend_networking = restricted_to(OTHER_SUBNET),
+                Break::PeDnsNotLinked => {
+                    plan.vnet_dns = Some(ZoneView {
+                        private_endpoint: true,
+                        privatelink_linked: false,
+                    });
+                }
+                Break::PePublicAccess => plan.backend_networking.public_network_access = true,
+                Break::DnsDown => plan.vnet_dns = None,
+                Break::EgressBlocked => plan.egress_blocked = true,
+                Break::BackendDown => plan.backend_running = false,
+                Break::BadCredential => plan.frontend_key_ok = false,
+            }
+        }
+        Ok(plan)
+    }
+}
+
+fn restricted_to(subnet: &str) -> SiteNetworking {
+    SiteNetworking {
+        public_network_access: true,
+        rules: vec![AccessRule {
+            name: "allow-integration-subnet".into(),
+            priority: 100,
+            action: RuleAction::Allow,
+            ip_address: None,
+            vnet_subnet: Some(net(subnet)),
+        }],
+        default_action: RuleAction::Deny,
+        stopped: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn breaks_refuse_the_other_mode() {
+        let error = Plan::new(Mode::ServiceEndpoint, &[Break::PeDnsNotLinked]).unwrap_err();
+        assert!(error.to_string().contains("--mode private-endpoint"));
+        assert!(Plan::new(Mode::PrivateEndpoint, &[Break::DnsDown]).is_ok());
+    }
+
+    #[test]
+    fn names_match_clap() {
+        use clap::ValueEnum;
+        for b in Break::ALL {
+            assert_eq!(b.to_possible_value().unwrap().get_name(), b.name());
+        }
+    }
+
+    #[test]
+    fn the_correct_lockdowns() {
+        let se = Plan::new(Mode::ServiceEndpoint, &[]).unwrap();
+        assert_eq!(se.backend_networking.default_action, RuleAction::Deny);
+        assert!(se.backend_networking.public_network_access);
+        let pe = Plan::new(Mode::PrivateEndpoint, &[]).unwrap();
+        assert!(!pe.backend_networking.public_network_access);
+        assert!(
+            pe.backend_networking.rules.is_empty(),
+            "modes never overlap"
+        );
+        assert!(pe.vnet_dns.unwrap().privatelink_linked);
+        assert!(!pe.public_dns.privatelink_linked);
+    }
+}

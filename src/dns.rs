@@ -1,0 +1,169 @@
+//! The lab's DNS: two hickory servers, as in Azure. The **VNet** view (what the apps use) links
+//! the `privatelink.azurewebsites.net` zone in private-endpoint mode; the **public** view (what
+//! the internet sees) never does. A "down" server reads queries and never answers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hickory_server::Server;
+use hickory_server::net::runtime::TokioRuntimeProvider;
+use hickory_server::proto::rr::LowerName;
+use hickory_server::proto::serialize::txt::Parser;
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+use tokio::net::{TcpListener, UdpSocket};
+
+use crate::topology::{
+    BACKEND_HOST, BACKEND_PRIVATE_ENDPOINT, BACKEND_PRIVATELINK_HOST, BACKEND_PUBLIC, DNS_HOST,
+    FRONTEND_HOST, FRONTEND_PUBLIC,
+};
+
+/// What one DNS view holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZoneView {
+    /// The back end has a private endpoint: its public name is a CNAME into `privatelink`.
+    pub private_endpoint: bool,
+    /// The `privatelink.azurewebsites.net` zone is linked to this view.
+    pub privatelink_linked: bool,
+}
+
+const SOA: &str = "@ 3600 IN SOA ns1.lab.test. hostmaster.lab.test. 1 3600 600 86400 60";
+
+/// The `azurewebsites.net` zone text for a view.
+pub fn public_zone(view: ZoneView) -> String {
+    let mut zone = format!("$ORIGIN azurewebsites.net.\n{SOA}\n");
+    zone += &format!("{} 60 IN A {FRONTEND_PUBLIC}\n", relative(FRONTEND_HOST));
+    if view.private_endpoint {
+        zone += &format!(
+            "{} 60 IN CNAME {BACKEND_PRIVATELINK_HOST}.\n",
+            relative(BACKEND_HOST)
+        );
+        if !view.privatelink_linked {
+            // Unlinked: public DNS answers the privatelink name with the public address.
+            zone += &format!(
+                "{} 60 IN A {BACKEND_PUBLIC}\n",
+                relative(BACKEND_PRIVATELINK_HOST)
+            );
+        }
+    } else {
+        zone += &format!("{} 60 IN A {BACKEND_PUBLIC}\n", relative(BACKEND_HOST));
+    }
+    zone
+}
+
+/// The `privatelink.azurewebsites.net` zone text (linked views only).
+pub fn privatelink_zone() -> String {
+    format!(
+        "$ORIGIN privatelink.azurewebsites.net.\n{SOA}\napp-be 10 IN A {BACKEND_PRIVATE_ENDPOINT}\n"
+    )
+}
+
+fn relative(host: &str) -> &str {
+    host.strip_suffix(".azurewebsites.net").unwrap_or(host)
+}
+
+fn zone_handler(
+    text: &str,
+) -> anyhow::Result<(LowerName, Arc<InMemoryZoneHandler<TokioRuntimeProvider>>)> {
+    let (origin, records) = Parser::new(text, None, None)
+        .parse()
+        .context("parsing a lab zone")?;
+    let handler = InMemoryZoneHandler::<TokioRuntimeProvider>::new(
+        origin.clone(),
+        records,
+        ZoneType::Primary,
+        AxfrPolicy::Deny,
+    )
+    .map_err(|e| anyhow::anyhow!("building a lab zone: {e}"))?;
+    Ok((LowerName::new(&origin), Arc::new(handler)))
+}
+
+/// A UDP socket and a TCP listener on the same free loopback port (DNS falls back to TCP).
+async fn bind_udp_and_tcp() -> anyhow::Result<(UdpSocket, TcpListener)> {
+    for _ in 0..20 {
+        let udp = UdpSocket::bind((DNS_HOST, 0)).await?;
+        if let Ok(tcp) = TcpListener::bind(udp.local_addr()?).await {
+            return Ok((udp, tcp));
+        }
+    }
+    anyhow::bail!("no loopback port was free for both UDP and TCP")
+}
+
+/// A running DNS server (or a mute one), stopped when dropped.
+pub struct DnsServer {
+    /// Where it listens (UDP and TCP on the same port).
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl DnsServer {
+    /// Serves `view` on a fresh loopback port, UDP and TCP.
+    pub async fn start(view: ZoneView) -> anyhow::Result<Self> {
+        let mut catalog = Catalog::new();
+        let (name, handler) = zone_handler(&public_zone(view))?;
+        catalog.upsert(name, vec![handler]);
+        if view.privatelink_linked {
+            let (name, handler) = zone_handler(&privatelink_zone())?;
+            catalog.upsert(name, vec![handler]);
+        }
+        let (udp, tcp) = bind_udp_and_tcp().await?;
+        let addr = udp.local_addr()?;
+        let mut server = Server::new(catalog);
+        server.register_socket(udp);
+        server.register_listener(tcp, Duration::from_secs(5), 64 * 1024);
+        let task = tokio::spawn(async move {
+            if let Err(error) = server.block_until_done().await {
+                tracing::warn!(%error, "lab DNS server stopped");
+            }
+        });
+        Ok(Self { addr, task })
+    }
+
+    /// A server that reads every query and never answers (the `dns-down` break).
+    pub async fn mute() -> anyhow::Result<Self> {
+        let udp = UdpSocket::bind((DNS_HOST, 0)).await?;
+        let addr = udp.local_addr()?;
+        let task = tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            while udp.recv_from(&mut buf).await.is_ok() {}
+        });
+        Ok(Self { addr, task })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zones_parse_for_every_view() {
+        for private_endpoint in [false, true] {
+            for privatelink_linked in [false, true] {
+                let view = ZoneView {
+                    private_endpoint,
+                    privatelink_linked,
+                };
+                zone_handler(&public_zone(view)).unwrap();
+            }
+        }
+        zone_handler(&privatelink_zone()).unwrap();
+    }
+
+    #[test]
+    fn an_unlinked_view_answers_the_privatelink_name_with_the_public_address() {
+        let zone = public_zone(ZoneView {
+            private_endpoint: true,
+            privatelink_linked: false,
+        });
+        assert!(zone.contains("app-be 60 IN CNAME app-be.privatelink.azurewebsites.net."));
+        assert!(zone.contains(&format!("app-be.privatelink 60 IN A {BACKEND_PUBLIC}")));
+    }
+}

@@ -1,0 +1,19 @@
+//! The lockdown lab: the whole stack on loopback with the App Service network emulated, so the
+//! lockdown story — and every way to get it wrong — runs on any Linux machine without Azure.
+//!
+//! - [`topology`]: the address plan (integration subnet, private endpoint, public addresses);
+//! - [`dns`]: the VNet's and the internet's DNS views (hickory-server);
+//! - [`emulator`]: App Service's front ends (access restrictions, public access, 403 pages,
+//!   platform headers, `ARRAffinity`);
+//! - [`breaks`]: the modes and the misconfiguration catalogue;
+//! - [`stack`]: starting it all; [`suite`]: the smoke suite the lab runs against itself.
+
+pub mod breaks;
+pub mod dns;
+pub mod emulator;
+pub mod stack;
+pub mod suite;
+pub mod topology;
+
+pub use breaks::{Break, Mode, Plan};
+pub use stack::{Lab, LabOptions};

@@ -1,0 +1,219 @@
+//! `lockdown`: the lab. Starts the whole stack on loopback with the App Service network
+//! emulated, runs the smoke suite against it, prints the report, and keeps serving the front end
+//! until Ctrl-C (`--once` exits with the suite's exit code instead).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use lockdown::stack::TOKEN_ENV;
+use lockdown::suite::suite_toml;
+use lockdown::topology::{
+    BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, INTEGRATION_SUBNET, frontend_private_ip,
+};
+use lockdown::{Break, Lab, LabOptions, Mode, Plan};
+use probe::smoke::{RunOptions, SmokeConfig};
+
+/// The report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Junit,
+}
+
+/// The lockdown lab: a front end and a back end on loopback, locked down as on Azure App
+/// Service, proven (or disproven) by the smoke suite.
+#[derive(Debug, Parser)]
+#[command(name = "lockdown", version)]
+struct LabArgs {
+    /// How the back end is locked down.
+    #[arg(long, value_enum, default_value_t = Mode::ServiceEndpoint)]
+    mode: Mode,
+    /// Apply a misconfiguration from the catalogue (repeatable; see --list-breaks).
+    #[arg(long = "break", value_enum, value_name = "NAME")]
+    breaks: Vec<Break>,
+    /// Print the misconfiguration catalogue and exit.
+    #[arg(long)]
+    list_breaks: bool,
+    /// Run the suite, print the report, and exit with its code (0 passed, 1 failed).
+    #[arg(long)]
+    once: bool,
+    /// The front end's port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Also write the suite the lab runs (the TOML `probe smoke` reads) to this file.
+    #[arg(long, value_name = "FILE")]
+    write_suite: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = LabArgs::parse();
+    hosting::init_logging_with_default(hosting::LogFormat::Text, "error");
+    if args.list_breaks {
+        print_breaks();
+        return ExitCode::SUCCESS;
+    }
+    match run(args).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("lockdown: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn print_breaks() {
+    println!("{:<26} {:<18} what is wrong", "--break", "mode");
+    for b in Break::ALL {
+        let mode = b.mode().map_or("either".to_owned(), |m| m.to_string());
+        println!("{:<26} {mode:<18} {}", b.name(), b.description());
+    }
+}
+
+async fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
+    let plan = Plan::new(args.mode, &args.breaks)?;
+    let lab = Lab::start(LabOptions::new(plan, args.port)).await?;
+    let suite = suite_toml(&lab);
+    if let Some(path) = &args.write_suite {
+        std::fs::write(path, &suite)?;
+    }
+    let text = args.format == Format::Text;
+    if text {
+        print_topology(&lab, &args.breaks);
+    }
+    let config = SmokeConfig::from_toml(&suite)?;
+    let options = RunOptions {
+        tokens: [(TOKEN_ENV.to_owned(), lab.diag_token.clone())].into(),
+        ..RunOptions::default()
+    };
+    let report = probe::smoke::run(&config, &options).await?;
+    match args.format {
+        Format::Text => print!("{}", report.render_text(std::io::stdout().is_terminal())),
+        Format::Json => print!("{}", report.render_json()),
+        Format::Junit => print!("{}", report.render_junit()),
+    }
+    let code = if report.all_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
+    if args.once {
+        return Ok(code);
+    }
+    println!();
+    println!(
+        "Serving the front end at {} — open it in a browser; its path panel shows the same truth.",
+        lab.frontend_url
+    );
+    println!(
+        "Try /diag by hand:  curl -H 'Authorization: Bearer {}' '{}/diag/tcpping?host=app-be.azurewebsites.net&port={}'",
+        lab.diag_token, lab.frontend_url, lab.backend_port
+    );
+    println!("Ctrl-C to stop.");
+    hosting::shutdown_signal().await;
+    lab.stop();
+    Ok(code)
+}
+
+fn print_topology(lab: &Lab, breaks: &[Break]) {
+    let mode = lab.plan.mode;
+    println!(
+        "lockdown lab — {mode} mode{}",
+        if breaks.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", broken: {}",
+                breaks
+                    .iter()
+                    .map(|b| b.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
+    println!(
+        "  front end   {}  instances {}  egress from {}",
+        lab.frontend_url,
+        lab.frontend_instance_ids.join(", "),
+        if lab.plan.frontend_integrated {
+            format!(
+                "{}–{} (integration subnet {INTEGRATION_SUBNET})",
+                frontend_private_ip(0),
+                frontend_private_ip(lab.frontend_instance_ids.len().saturating_sub(1))
+            )
+        } else {
+            "127.0.0.1 (not integrated)".into()
+        }
+    );
+    let inbound = match mode {
+        Mode::ServiceEndpoint => format!(
+            "public {BACKEND_PUBLIC}, access restriction: {}",
+            describe_rules(lab)
+        ),
+        Mode::PrivateEndpoint => format!(
+            "private endpoint {BACKEND_PRIVATE_ENDPOINT}, public access {}",
+            if lab
+                .backend_site
+                .networking
+                .read()
+                .map(|n| n.public_network_access)
+                .unwrap_or(false)
+            {
+                "ENABLED"
+            } else {
+                "disabled"
+            }
+        ),
+    };
+    println!(
+        "  back end    {}  instances {}  {inbound}",
+        lab.backend_url,
+        lab.backend_instance_ids.join(", ")
+    );
+    println!(
+        "  DNS         VNet {}{}, public {}",
+        lab.vnet_dns,
+        if lab.plan.vnet_dns.is_none() {
+            " (not answering)"
+        } else {
+            ""
+        },
+        lab.public_dns
+    );
+    println!();
+}
+
+fn describe_rules(lab: &Lab) -> String {
+    let Ok(networking) = lab.backend_site.networking.read() else {
+        return String::new();
+    };
+    if networking.rules.is_empty() {
+        return format!("none (default {:?})", networking.default_action);
+    }
+    let rules: Vec<String> = networking
+        .rules
+        .iter()
+        .map(|r| {
+            format!(
+                "{:?} {}",
+                r.action,
+                r.vnet_subnet
+                    .or(r.ip_address)
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    format!(
+        "{}, default {:?}",
+        rules.join(", "),
+        networking.default_action
+    )
+}

@@ -1,0 +1,399 @@
+//! Starting the whole lab: the DNS views, the back end's and the front end's instances, and an
+//! App Service front-end emulator in front of each app, all on loopback.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::serve::{Listener, ListenerExt};
+use backend::{ApiKeys, CallerPolicy, ClientIpSource, ItemStore};
+use hosting::{HostArgs, Instance, LogFormat};
+use probe::diag::DiagArgs;
+use probe::dns::DnsArgs;
+use probe::outbound::OutboundArgs;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::breaks::{Mode, Plan};
+use crate::dns::DnsServer;
+use crate::emulator::{self, Entry, Site, SiteInstance, SiteNetworking};
+use crate::topology::{
+    BACKEND_HOST, BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, FRONTEND_PUBLIC, INTEGRATION_SUBNET,
+    frontend_private_ip, in_vnet, net,
+};
+
+/// The environment variable the lab's smoke suite reads the front end's `/diag` token from.
+pub const TOKEN_ENV: &str = "LOCKDOWN_LAB_DIAG_TOKEN";
+
+/// How to build a lab.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// The lockdown, with its breaks applied.
+    pub plan: Plan,
+    /// The front end's public port on 127.0.0.1 (0 picks one).
+    pub frontend_port: u16,
+    /// How many front-end instances (`ARRAffinity` spreads callers over them).
+    pub frontend_instances: usize,
+    /// How many back-end instances.
+    pub backend_instances: usize,
+    /// Front-end instances (by index) that are not VNet-integrated although the plan says the
+    /// front end is: one broken instance among healthy ones.
+    pub unintegrated_instances: Vec<usize>,
+    /// Where the back end keeps its items (default: a temporary folder, removed at exit).
+    pub data_dir: Option<PathBuf>,
+}
+
+impl LabOptions {
+    /// Two instances of each app, the front end on `frontend_port`.
+    pub fn new(plan: Plan, frontend_port: u16) -> Self {
+        Self {
+            plan,
+            frontend_port,
+            frontend_instances: 2,
+            backend_instances: 2,
+            unintegrated_instances: Vec::new(),
+            data_dir: None,
+        }
+    }
+}
+
+/// A running lab. Dropping it stops everything.
+pub struct Lab {
+    /// The plan it runs.
+    pub plan: Plan,
+    /// The front end as a browser reaches it.
+    pub frontend_url: String,
+    /// `BACKEND_URL` as the front end has it.
+    pub backend_url: String,
+    /// The back end's port (public address and private endpoint alike).
+    pub backend_port: u16,
+    /// The VNet's DNS server (the apps' resolver).
+    pub vnet_dns: SocketAddr,
+    /// The internet's DNS server (what `probe smoke` uses from "here").
+    pub public_dns: SocketAddr,
+    /// The front end's `/diag` token (random per run).
+    pub diag_token: String,
+    /// The back end's emulated site, to break or repair it while the lab runs.
+    pub backend_site: Site,
+    /// The front end's instance ids.
+    pub frontend_instance_ids: Vec<String>,
+    /// The back end's instance ids.
+    pub backend_instance_ids: Vec<String>,
+    stop: CancellationToken,
+    _dns: Vec<DnsServer>,
+    _silent: Vec<Silent>,
+    _data: Option<tempfile::TempDir>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Lab {
+    /// Starts everything and returns once every listener is bound.
+    pub async fn start(options: LabOptions) -> anyhow::Result<Self> {
+        let plan = options.plan.clone();
+        let stop = CancellationToken::new();
+        let secret = uuid::Uuid::new_v4().simple().to_string();
+        let api_key = format!("lab-key-{}", &secret[..16]);
+        let diag_token = format!("lab-diag-{}", &secret[16..]);
+
+        let public_dns = DnsServer::start(plan.public_dns).await?;
+        let vnet_dns = match plan.vnet_dns {
+            Some(view) => DnsServer::start(view).await?,
+            None => DnsServer::mute().await?,
+        };
+
+        let (data_dir, temp) = match &options.data_dir {
+            Some(dir) => (dir.clone(), None),
+            None => {
+                let temp = tempfile::Builder::new().prefix("lockdown-lab-").tempdir()?;
+                (temp.path().to_owned(), Some(temp))
+            }
+        };
+        let store = ItemStore::open(&data_dir)?;
+        let mut backend_instances = Vec::new();
+        for n in 0..options.backend_instances {
+            let id = format!("be-{n}");
+            let upstream = if plan.backend_running {
+                let state = backend::AppState {
+                    store: store.clone(),
+                    keys: ApiKeys::new([api_key.as_str()]),
+                    callers: Arc::new(CallerPolicy::new(vec![net(INTEGRATION_SUBNET)])),
+                    client_ip_source: ClientIpSource::XClientIp,
+                    instance: Arc::new(Instance {
+                        site: "app-be".into(),
+                        id: id.clone(),
+                    }),
+                };
+                let diag = probe::diag::DiagState::new(
+                    &DiagArgs {
+                        diag_token: Some(diag_token.clone()),
+                        diag_allow: Some("127.0.0.0/8".into()),
+                    },
+                    probe::dns::DnsResolver::with_servers(
+                        vec![vnet_dns.addr],
+                        Duration::from_secs(1),
+                    )?,
+                    OutboundArgs::default(),
+                    None,
+                    probe::envfacts::EnvFacts::from_map(&Default::default()),
+                )?;
+                let app = backend::app(state, diag, Duration::from_secs(30));
+                serve_instance(app, &stop).await?
+            } else {
+                closed_port().await?
+            };
+            backend_instances.push(SiteInstance { id, upstream });
+        }
+        let backend_ids = backend_instances.iter().map(|i| i.id.clone()).collect();
+        let backend_site = Site::new("app-be", plan.backend_networking.clone(), backend_instances);
+
+        let mut silent = Vec::new();
+        let backend_port = if plan.egress_blocked {
+            let blocked = Silent::bind(BACKEND_PUBLIC, 0).await?;
+            let port = blocked.addr.port();
+            silent.push(blocked);
+            if plan.mode == Mode::PrivateEndpoint {
+                silent.push(Silent::bind(BACKEND_PRIVATE_ENDPOINT, port).await?);
+            }
+            port
+        } else {
+            let (public, private) = bind_backend_addresses(plan.mode).await?;
+            let port = public.local_addr()?.port();
+            spawn_emulator(public, false, backend_site.clone(), Entry::Public, &stop);
+            if let Some(private) = private {
+                spawn_emulator(
+                    private,
+                    true,
+                    backend_site.clone(),
+                    Entry::PrivateEndpoint,
+                    &stop,
+                );
+            }
+            port
+        };
+        let backend_url = format!("http://{BACKEND_HOST}:{backend_port}");
+
+        let mut frontend_instances = Vec::new();
+        for n in 0..options.frontend_instances {
+            let id = format!("fe-{n}");
+            let integrated =
+                plan.frontend_integrated && !options.unintegrated_instances.contains(&n);
+            let config = frontend_config(FrontendInstance {
+                id: &id,
+                backend_url: &backend_url,
+                api_key: if plan.frontend_key_ok {
+                    &api_key
+                } else {
+                    "not-the-lab-key"
+                },
+                vnet_dns: vnet_dns.addr,
+                source: integrated.then(|| frontend_private_ip(n)),
+                diag_token: &diag_token,
+            })?;
+            let built = frontend::build(&config)?;
+            let app = frontend::app(built.state, built.diag, config.host.request_timeout());
+            let upstream = serve_instance(app, &stop).await?;
+            frontend_instances.push(SiteInstance { id, upstream });
+        }
+        let frontend_ids = frontend_instances.iter().map(|i| i.id.clone()).collect();
+        let frontend_site = Site::new("app-fe", SiteNetworking::open(), frontend_instances);
+        let frontend_listener = TcpListener::bind((FRONTEND_PUBLIC, options.frontend_port))
+            .await
+            .with_context(|| {
+                format!(
+                    "binding the front end on {FRONTEND_PUBLIC}:{} (busy? pick another with --port, or --port 0)",
+                    options.frontend_port
+                )
+            })?;
+        let frontend_url = format!("http://{}", frontend_listener.local_addr()?);
+        spawn_emulator(
+            frontend_listener,
+            false,
+            frontend_site,
+            Entry::Public,
+            &stop,
+        );
+
+        Ok(Self {
+            plan,
+            frontend_url,
+            backend_url,
+            backend_port,
+            vnet_dns: vnet_dns.addr,
+            public_dns: public_dns.addr,
+            diag_token,
+            backend_site,
+            frontend_instance_ids: frontend_ids,
+            backend_instance_ids: backend_ids,
+            stop,
+            _dns: vec![vnet_dns, public_dns],
+            _silent: silent,
+            _data: temp,
+        })
+    }
+
+    /// Stops every server.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+}
+
+struct FrontendInstance<'a> {
+    id: &'a str,
+    backend_url: &'a str,
+    api_key: &'a str,
+    vnet_dns: SocketAddr,
+    source: Option<IpAddr>,
+    diag_token: &'a str,
+}
+
+fn frontend_config(instance: FrontendInstance<'_>) -> anyhow::Result<frontend::FrontendConfig> {
+    Ok(frontend::FrontendConfig {
+        host: HostArgs {
+            site_name: Some("app-fe".into()),
+            instance_id: Some(instance.id.into()),
+            log_format: Some(LogFormat::Text),
+            ..HostArgs::default()
+        },
+        backend_url: instance.backend_url.parse()?,
+        backend_api_key: Some(instance.api_key.into()),
+        backend_timeout_ms: 1_000,
+        integration_subnet: Some(net(INTEGRATION_SUBNET)),
+        dns: DnsArgs {
+            dns_servers: Some(instance.vnet_dns.to_string()),
+            dns_timeout_ms: 1_000,
+            ..DnsArgs::default()
+        },
+        outbound: OutboundArgs {
+            outbound_source_addr: instance.source,
+        },
+        diag: DiagArgs {
+            diag_token: Some(instance.diag_token.into()),
+            diag_allow: Some("127.0.0.0/8".into()),
+        },
+    })
+}
+
+/// Serves an app instance on a fresh loopback port until the lab stops.
+async fn serve_instance(app: axum::Router, stop: &CancellationToken) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let stopped = stop.clone().cancelled_owned();
+    tokio::spawn(async move {
+        if let Err(error) = hosting::serve(listener, app, stopped, Duration::from_secs(2)).await {
+            tracing::error!(%error, "lab instance stopped");
+        }
+    });
+    Ok(addr)
+}
+
+/// Binds the back end's public address and, with a private endpoint, the endpoint's address on
+/// the same port (so one URL works through either).
+async fn bind_backend_addresses(mode: Mode) -> anyhow::Result<(TcpListener, Option<TcpListener>)> {
+    for _ in 0..20 {
+        let public = TcpListener::bind((BACKEND_PUBLIC, 0)).await?;
+        if mode == Mode::ServiceEndpoint {
+            return Ok((public, None));
+        }
+        let port = public.local_addr()?.port();
+        if let Ok(private) = TcpListener::bind((BACKEND_PRIVATE_ENDPOINT, port)).await {
+            return Ok((public, Some(private)));
+        }
+    }
+    anyhow::bail!("no port was free on both {BACKEND_PUBLIC} and {BACKEND_PRIVATE_ENDPOINT}")
+}
+
+/// A listener for an emulated address. A private endpoint's address routes only from inside the
+/// VNet: connections from anywhere else are dropped at once.
+struct EmulatorListener {
+    inner: TcpListener,
+    vnet_only: bool,
+}
+
+impl Listener for EmulatorListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (stream, peer) = Listener::accept(&mut self.inner).await;
+            if !self.vnet_only || in_vnet(peer.ip()) {
+                return (stream, peer);
+            }
+            drop(stream);
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+fn spawn_emulator(
+    listener: TcpListener,
+    vnet_only: bool,
+    site: Site,
+    entry: Entry,
+    stop: &CancellationToken,
+) {
+    let listener = EmulatorListener {
+        inner: listener,
+        vnet_only,
+    }
+    .tap_io(|_| {});
+    let app = emulator::router(site, entry).into_make_service_with_connect_info::<SocketAddr>();
+    let stopped = stop.clone().cancelled_owned();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await;
+    });
+}
+
+/// A loopback port with nothing listening.
+async fn closed_port() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    Ok(listener.local_addr()?)
+}
+
+/// A listener whose accept queue is full and that never accepts: connects to it time out, as
+/// when an NSG or a firewall drops the traffic, without a packet leaving loopback.
+struct Silent {
+    addr: SocketAddr,
+    _listener: TcpListener,
+    _fillers: Vec<std::net::TcpStream>,
+}
+
+impl Silent {
+    async fn bind(ip: IpAddr, port: u16) -> anyhow::Result<Self> {
+        let socket = match ip {
+            IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(ip, port))?;
+        let listener = socket.listen(0)?;
+        let addr = listener.local_addr()?;
+        let fillers = tokio::task::spawn_blocking(move || {
+            let mut fillers = Vec::new();
+            for _ in 0..4 {
+                match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                    Ok(stream) => fillers.push(stream),
+                    Err(_) => break,
+                }
+            }
+            fillers
+        })
+        .await?;
+        Ok(Self {
+            addr,
+            _listener: listener,
+            _fillers: fillers,
+        })
+    }
+}

@@ -1,0 +1,116 @@
+//! Every entry of the misconfiguration catalogue makes the suite fail on the right checks, with
+//! the right diagnosis codes, and nothing else fails.
+
+use lockdown::suite::checks::{CALLER, DENIED, EGRESS, REACH, RESOLVE};
+use lockdown::{Break, Mode};
+
+use crate::helpers::*;
+
+fn expected(b: Break) -> (Mode, Vec<(&'static str, &'static str)>) {
+    use Break::*;
+    let se = Mode::ServiceEndpoint;
+    let pe = Mode::PrivateEndpoint;
+    match b {
+        FrontendNotIntegrated => (
+            se,
+            vec![
+                (CALLER, "access_restricted"),
+                (EGRESS, "egress_not_in_subnet"),
+                (REACH, "access_restricted"),
+            ],
+        ),
+        NoAccessRestriction => (se, vec![(DENIED, "reachable_but_should_be_denied")]),
+        WrongSubnet => (
+            se,
+            vec![(CALLER, "access_restricted"), (REACH, "access_restricted")],
+        ),
+        PeDnsNotLinked => (
+            pe,
+            vec![
+                (CALLER, "public_access_disabled"),
+                (REACH, "public_access_disabled"),
+                (RESOLVE, "unexpected_address"),
+            ],
+        ),
+        PePublicAccess => (pe, vec![(DENIED, "reachable_but_should_be_denied")]),
+        DnsDown => (
+            se,
+            vec![
+                (CALLER, "dns_failure"),
+                (EGRESS, "dns_failure"),
+                (REACH, "dns_failure"),
+                (RESOLVE, "dns_failure"),
+            ],
+        ),
+        EgressBlocked => (
+            se,
+            vec![
+                (CALLER, "connect_timeout"),
+                (EGRESS, "connect_timeout"),
+                (REACH, "connect_timeout"),
+            ],
+        ),
+        BackendDown => (
+            se,
+            vec![(CALLER, "backend_error"), (REACH, "unexpected_status")],
+        ),
+        BadCredential => (se, vec![(CALLER, "backend_unauthorized")]),
+    }
+}
+
+async fn assert_break(b: Break, mode: Mode, want: &[(&str, &str)]) {
+    let lab = start(mode, &[b]).await;
+    let report = smoke(&lab).await;
+    let mut want: Vec<(String, String)> = want
+        .iter()
+        .map(|(c, code)| ((*c).to_owned(), (*code).to_owned()))
+        .collect();
+    want.sort();
+    assert_eq!(
+        failing_checks(&report),
+        want,
+        "--break {b} --mode {mode}:\n{}",
+        report.render_text(false)
+    );
+    for failure in report.failures() {
+        let diagnosis = failure.diagnosis.as_deref().unwrap_or_default();
+        assert!(
+            diagnosis.len() > 40,
+            "a diagnosis in plain words, not a code: {diagnosis:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_break_fails_the_right_checks_with_the_right_code() {
+    let runs = Break::ALL.into_iter().map(|b| {
+        let (mode, want) = expected(b);
+        tokio::spawn(async move { assert_break(b, mode, &want).await })
+    });
+    for run in runs.collect::<Vec<_>>() {
+        if let Err(panic) = run.await {
+            std::panic::resume_unwind(panic.into_panic());
+        }
+    }
+}
+
+#[tokio::test]
+async fn breaks_for_either_mode_also_fail_in_private_endpoint_mode() {
+    assert_break(
+        Break::BadCredential,
+        Mode::PrivateEndpoint,
+        &[(CALLER, "backend_unauthorized")],
+    )
+    .await;
+    assert_break(
+        Break::DnsDown,
+        Mode::PrivateEndpoint,
+        &[
+            (CALLER, "dns_failure"),
+            (EGRESS, "dns_failure"),
+            (REACH, "dns_failure"),
+            (RESOLVE, "dns_failure"),
+        ],
+    )
+    .await;
+}

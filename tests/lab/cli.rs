@@ -1,0 +1,58 @@
+//! The `lockdown` binary as a user runs it.
+
+use std::process::Command;
+
+fn lockdown(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lockdown"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the lockdown binary runs")
+}
+
+#[test]
+fn once_exits_with_the_suite_code() {
+    let ok = lockdown(&["--once", "--port", "0"]);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(stdout.contains("lockdown lab — service-endpoint mode"));
+    assert!(stdout.contains("0 failed"));
+
+    let broken = lockdown(&["--once", "--port", "0", "--break", "bad-credential"]);
+    let stdout = String::from_utf8_lossy(&broken.stdout);
+    assert_eq!(broken.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("backend_unauthorized"));
+}
+
+#[test]
+fn list_breaks_prints_the_catalogue() {
+    let out = lockdown(&["--list-breaks"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    for b in lockdown::Break::ALL {
+        assert!(stdout.contains(b.name()), "{stdout}");
+    }
+}
+
+#[test]
+fn a_break_from_the_other_mode_is_a_usage_error() {
+    let out = lockdown(&["--once", "--port", "0", "--break", "pe-dns-not-linked"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--mode private-endpoint"));
+    let out = lockdown(&["--break", "no-such-break"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn json_output_is_the_report() {
+    let out = lockdown(&["--once", "--port", "0", "--format", "json"]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is the JSON report alone");
+    assert_eq!(report["failed"], 0);
+    assert_eq!(report["results"].as_array().unwrap().len(), 7);
+}

@@ -1,0 +1,54 @@
+//! Starting a lab and running its suite.
+
+use lockdown::stack::TOKEN_ENV;
+use lockdown::suite::suite_toml;
+use lockdown::{Break, Lab, LabOptions, Mode, Plan};
+use probe::smoke::{RunOptions, SmokeConfig, SuiteReport, Verdict};
+
+pub async fn start(mode: Mode, breaks: &[Break]) -> Lab {
+    start_with(LabOptions::new(Plan::new(mode, breaks).unwrap(), 0)).await
+}
+
+pub async fn start_with(options: LabOptions) -> Lab {
+    Lab::start(options).await.expect("the lab starts")
+}
+
+pub fn options(lab: &Lab) -> RunOptions {
+    RunOptions {
+        tokens: [(TOKEN_ENV.to_owned(), lab.diag_token.clone())].into(),
+        ..RunOptions::default()
+    }
+}
+
+pub async fn smoke(lab: &Lab) -> SuiteReport {
+    let config = SmokeConfig::from_toml(&suite_toml(lab)).unwrap();
+    probe::smoke::run(&config, &options(lab)).await.unwrap()
+}
+
+/// The failing results as (check name, instance, code), sorted.
+pub fn failures(report: &SuiteReport) -> Vec<(String, Option<String>, String)> {
+    let mut failed: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Fail)
+        .map(|r| {
+            (
+                r.name.clone(),
+                r.instance.clone(),
+                r.code.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    failed.sort();
+    failed
+}
+
+/// The failing checks as (name, code), one entry per check (instances folded), sorted.
+pub fn failing_checks(report: &SuiteReport) -> Vec<(String, String)> {
+    let mut failed: Vec<_> = failures(report)
+        .into_iter()
+        .map(|(name, _, code)| (name, code))
+        .collect();
+    failed.dedup();
+    failed
+}

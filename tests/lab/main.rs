@@ -1,0 +1,7 @@
+//! End-to-end tests of the lab: the whole stack on loopback, the smoke suite run against it.
+
+mod breaks;
+mod cli;
+mod configs;
+mod helpers;
+mod suite;

@@ -1,0 +1,163 @@
+//! The default suite in both modes, the report formats, --wait, and the instance fan-out.
+
+use std::time::Duration;
+
+use lockdown::emulator::SiteNetworking;
+use lockdown::suite::checks;
+use lockdown::{Break, LabOptions, Mode, Plan};
+use probe::smoke::{SmokeConfig, Verdict};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn both_modes_pass_the_default_suite() {
+    for mode in [Mode::ServiceEndpoint, Mode::PrivateEndpoint] {
+        let lab = start(mode, &[]).await;
+        let report = smoke(&lab).await;
+        assert!(
+            report.all_passed(),
+            "{mode}:\n{}",
+            report.render_text(false)
+        );
+        // Two front-end instances fan out on two checks: 5 checks, 7 results.
+        assert_eq!(report.results.len(), 7, "{}", report.render_text(false));
+        let instances: Vec<_> = report
+            .results
+            .iter()
+            .filter_map(|r| r.instance.clone())
+            .collect();
+        assert!(instances.contains(&"fe-0".to_owned()) && instances.contains(&"fe-1".to_owned()));
+    }
+}
+
+#[tokio::test]
+async fn private_endpoint_mode_resolves_through_privatelink() {
+    let lab = start(Mode::PrivateEndpoint, &[]).await;
+    let report = smoke(&lab).await;
+    let resolve = report
+        .results
+        .iter()
+        .find(|r| r.name == checks::RESOLVE)
+        .unwrap();
+    let evidence = resolve.evidence.join(" ");
+    assert!(
+        evidence.contains("CNAME app-be.privatelink.azurewebsites.net"),
+        "{evidence}"
+    );
+    assert!(evidence.contains("127.0.3.4"), "{evidence}");
+}
+
+#[tokio::test]
+async fn junit_output_parses_with_the_right_counts() {
+    let lab = start(Mode::ServiceEndpoint, &[Break::NoAccessRestriction]).await;
+    let report = smoke(&lab).await;
+    let xml = report.render_junit();
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let (mut cases, mut failures) = (0, 0);
+    let mut suite_counts = None;
+    loop {
+        match reader
+            .read_event()
+            .expect("JUnit output is well-formed XML")
+        {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                match e.name().into_inner() {
+                    "testcase" => cases += 1,
+                    "failure" => failures += 1,
+                    "testsuite" => {
+                        let attr = |name: &str| {
+                            e.try_get_attribute(name)
+                                .unwrap()
+                                .map(|a| a.value.into_owned())
+                        };
+                        suite_counts = Some((attr("tests").unwrap(), attr("failures").unwrap()));
+                    }
+                    _ => {}
+                }
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!(cases, report.results.len());
+    assert_eq!(failures, 1);
+    assert_eq!(suite_counts, Some((cases.to_string(), "1".to_owned())));
+}
+
+#[tokio::test]
+async fn wait_turns_a_check_green_when_the_lab_repairs_itself() {
+    let lab = start(Mode::ServiceEndpoint, &[Break::NoAccessRestriction]).await;
+    let correct = Plan::new(Mode::ServiceEndpoint, &[])
+        .unwrap()
+        .backend_networking;
+    let site = lab.backend_site.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        site.set_networking(correct);
+    });
+    let config = SmokeConfig::from_toml(&lockdown::suite::suite_toml(&lab)).unwrap();
+    let mut options = options(&lab);
+    options.wait = Some(Duration::from_secs(20));
+    let report = probe::smoke::run(&config, &options).await.unwrap();
+    assert!(report.all_passed(), "{}", report.render_text(false));
+    let denied = report
+        .results
+        .iter()
+        .find(|r| r.name == checks::DENIED)
+        .unwrap();
+    assert!(
+        denied.attempts > 1,
+        "the check should have failed first, then passed"
+    );
+    let first_try = report
+        .results
+        .iter()
+        .find(|r| r.name == checks::RESOLVE)
+        .unwrap();
+    assert_eq!(first_try.attempts, 1, "passing checks are not re-run");
+}
+
+#[tokio::test]
+async fn without_wait_the_same_lab_fails() {
+    // The counterpart of the test above: the break is real until repaired.
+    let lab = start(Mode::ServiceEndpoint, &[Break::NoAccessRestriction]).await;
+    assert!(!smoke(&lab).await.all_passed());
+    lab.backend_site.set_networking(SiteNetworking::open());
+}
+
+#[tokio::test]
+async fn fan_out_reports_a_broken_instance_on_its_own() {
+    let mut options = LabOptions::new(Plan::new(Mode::ServiceEndpoint, &[]).unwrap(), 0);
+    options.unintegrated_instances = vec![1];
+    let lab = start_with(options).await;
+    let report = smoke(&lab).await;
+    // From here, the path report lands on whichever instance the front end's ARR picks.
+    let failed: Vec<_> = failures(&report)
+        .into_iter()
+        .filter(|(name, _, _)| name != checks::CALLER)
+        .collect();
+    assert_eq!(
+        failed,
+        vec![
+            (
+                checks::REACH.to_owned(),
+                Some("fe-1".to_owned()),
+                "access_restricted".to_owned()
+            ),
+            (
+                checks::EGRESS.to_owned(),
+                Some("fe-1".to_owned()),
+                "egress_not_in_subnet".to_owned()
+            ),
+        ],
+        "{}",
+        report.render_text(false)
+    );
+    let healthy = report
+        .results
+        .iter()
+        .filter(|r| r.instance.as_deref() == Some("fe-0"));
+    assert!(
+        healthy.clone().count() == 2 && healthy.into_iter().all(|r| r.verdict == Verdict::Pass)
+    );
+}
