@@ -1,0 +1,463 @@
+"""Security properties of the Bicep that must never be dropped, and proof that each check fails
+when its property goes.
+
+The Bicep is read with tree-sitter-bicep into plain Python values (objects, arrays, literals;
+anything computed becomes an `Expr`), so the checks look at what is written, not at text
+patterns. Each `check_*` function raises AssertionError naming the file and the property.
+The `test_mutation_*` tests copy a module, break one property, and assert that the check
+catches it: a check that cannot fail is a defect.
+
+Run: python3 infra/checks/test_security_props.py   (or python3 -m pytest on this file)
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tempfile
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import tree_sitter_bicep
+from tree_sitter import Language, Node, Parser
+
+INFRA = Path(__file__).resolve().parent.parent
+MODULES = INFRA / "modules"
+PARSER = Parser(Language(tree_sitter_bicep.language()))
+BACKEND_MODULES = {
+    "none": "backend-open.bicep",
+    "serviceEndpoint": "backend-service-endpoint.bicep",
+    "privateEndpoint": "backend-private-endpoint.bicep",
+}
+KEY_VAULT_REF = "@Microsoft.KeyVault(SecretUri="
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A value computed at deploy time (a reference, an interpolation, a call)."""
+
+    text: str
+
+
+@dataclass
+class Declaration:
+    kind: str  # resource | module
+    symbol: str
+    target: str  # the resource type@version or the module path
+    condition: str | None  # the text of `if (...)`, when there is one
+    body: dict
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading Bicep
+
+
+def parse(text: str, origin: str) -> Node:
+    tree = PARSER.parse(text.encode())
+    assert not tree.root_node.has_error, f"{origin}: does not parse as Bicep"
+    return tree.root_node
+
+
+def value_of(node: Node):
+    kind = node.type
+    if kind == "object":
+        result = {}
+        for child in node.named_children:
+            if child.type != "object_property":
+                continue
+            key_node = child.named_children[0]
+            key = literal_string(key_node) if key_node.type == "string" else key_node.text.decode()
+            result[key] = value_of(child.named_children[-1])
+        return result
+    if kind == "array":
+        return [value_of(c) for c in node.named_children if c.type not in ("comment",)]
+    if kind == "string":
+        text = literal_string(node)
+        return text if text is not None else Expr(node.text.decode())
+    if kind == "boolean":
+        return node.text.decode() == "true"
+    if kind in ("number", "integer"):
+        return int(node.text.decode())
+    if kind == "null":
+        return None
+    if kind == "parenthesized_expression" and len(node.named_children) == 1:
+        inner = value_of(node.named_children[0])
+        return inner if not isinstance(inner, Expr) else Expr(node.text.decode())
+    return Expr(node.text.decode())
+
+
+def literal_string(node: Node) -> str | None:
+    """The string's value, or None when it interpolates."""
+    if any(c.type == "interpolation" for c in node.named_children):
+        return None
+    return "".join(c.text.decode() for c in node.named_children if c.type == "string_content")
+
+
+def declarations(text: str, origin: str) -> list[Declaration]:
+    root = parse(text, origin)
+    found = []
+    for node in root.named_children:
+        if node.type not in ("resource_declaration", "module_declaration"):
+            continue
+        kind = "resource" if node.type == "resource_declaration" else "module"
+        symbol = node.named_children[0].text.decode()
+        target = literal_string(node.named_children[1]) or ""
+        rest = node.named_children[-1]
+        condition = None
+        if rest.type == "if_statement":
+            condition = rest.named_children[0].text.decode()
+            rest = rest.named_children[-1]
+        if rest.type == "for_statement":
+            rest = [c for c in rest.named_children if c.type == "object"][-1]
+        body = value_of(rest) if rest.type == "object" else {}
+        found.append(Declaration(kind, symbol, target, condition, body))
+    return found
+
+
+def variables(text: str, origin: str) -> dict:
+    """`var NAME = VALUE` declarations, VALUE read like any other value."""
+    found = {}
+    for node in parse(text, origin).named_children:
+        if node.type == "variable_declaration":
+            found[node.named_children[0].text.decode()] = value_of(node.named_children[-1])
+    return found
+
+
+def resolve(value, names: dict):
+    """A literal, or the literal a plain variable reference stands for."""
+    if isinstance(value, Expr) and value.text in names and not isinstance(names[value.text], Expr):
+        return names[value.text]
+    return value
+
+
+def resources(text: str, origin: str, type_name: str) -> list[Declaration]:
+    return [
+        d
+        for d in declarations(text, origin)
+        if d.kind == "resource" and d.target.split("@")[0].lower() == type_name.lower()
+    ]
+
+
+def one(items: list, what: str):
+    assert len(items) == 1, f"expected exactly one {what}, found {len(items)}"
+    return items[0]
+
+
+def dig(obj, *path, default=None):
+    for key in path:
+        if not isinstance(obj, dict) or key not in obj:
+            return default
+        obj = obj[key]
+    return obj
+
+
+def read(name: str) -> str:
+    path = INFRA / name if name == "main.bicep" else MODULES / name
+    return path.read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks
+
+
+def check_site_baseline(text: str, origin: str, role: str) -> Declaration:
+    """What every app must have: HTTPS only, TLS 1.2+, no FTP, no basic publishing
+    credentials, HTTP/2, the health check, its role's startup command, managed-identity pull."""
+    site = one(resources(text, origin, "Microsoft.Web/sites"), f"Microsoft.Web/sites in {origin}")
+    props = site.body.get("properties", {})
+    config = props.get("siteConfig", {})
+    assert props.get("httpsOnly") is True, f"{origin}: httpsOnly must be true"
+    for key in ("minTlsVersion", "scmMinTlsVersion"):
+        assert config.get(key) in ("1.2", "1.3"), f"{origin}: siteConfig.{key} must be '1.2' or higher, is {config.get(key)!r}"
+    assert config.get("ftpsState") == "Disabled", f"{origin}: siteConfig.ftpsState must be 'Disabled', is {config.get('ftpsState')!r}"
+    assert config.get("http20Enabled") is True, f"{origin}: siteConfig.http20Enabled must be true"
+    assert config.get("healthCheckPath") == "/healthz", f"{origin}: siteConfig.healthCheckPath must be '/healthz', is {config.get('healthCheckPath')!r}"
+    assert config.get("appCommandLine") == role, f"{origin}: siteConfig.appCommandLine must be {role!r}, is {config.get('appCommandLine')!r}"
+    assert config.get("acrUseManagedIdentityCreds") is True, f"{origin}: siteConfig.acrUseManagedIdentityCreds must be true"
+    assert config.get("acrUserManagedIdentityID"), f"{origin}: siteConfig.acrUserManagedIdentityID must name the pulling identity"
+    assert config.get("remoteDebuggingEnabled") is False, f"{origin}: remote debugging must be off"
+    assert dig(site.body, "identity", "type"), f"{origin}: the site needs a managed identity"
+    assert props.get("keyVaultReferenceIdentity"), f"{origin}: keyVaultReferenceIdentity must name the identity that reads Key Vault"
+    fx = config.get("linuxFxVersion")
+    assert isinstance(fx, Expr) and fx.text.startswith("'DOCKER|"), f"{origin}: linuxFxVersion must be DOCKER|<image>"
+
+    policies = {
+        d.body.get("name"): d
+        for d in resources(text, origin, "Microsoft.Web/sites/basicPublishingCredentialsPolicies")
+    }
+    for name in ("ftp", "scm"):
+        assert name in policies, f"{origin}: basicPublishingCredentialsPolicies '{name}' is missing"
+        assert dig(policies[name].body, "properties", "allow") is False, f"{origin}: basic publishing credentials '{name}' must have allow: false"
+        parent = policies[name].body.get("parent")
+        assert isinstance(parent, Expr) and parent.text == site.symbol, f"{origin}: policy '{name}' must belong to the site"
+    return site
+
+
+def check_frontend(text: str, origin: str = "frontend.bicep") -> None:
+    site = check_site_baseline(text, origin, "frontend")
+    props = site.body["properties"]
+    config = props["siteConfig"]
+    assert isinstance(props.get("virtualNetworkSubnetId"), Expr), f"{origin}: the front end must be VNet-integrated (virtualNetworkSubnetId)"
+    assert config.get("vnetRouteAllEnabled") is True, f"{origin}: siteConfig.vnetRouteAllEnabled must be true (route all outbound traffic into the VNet)"
+    routing = props.get("outboundVnetRouting", {})
+    assert routing.get("applicationTraffic") is True or routing.get("allTraffic") is True, \
+        f"{origin}: outboundVnetRouting.applicationTraffic must be true"
+    assert props.get("clientAffinityEnabled") is True, f"{origin}: ARRAffinity must stay on: the smoke test pins each instance with it"
+
+
+def check_backend_service_endpoint(text: str, origin: str = "backend-service-endpoint.bicep") -> None:
+    site = check_site_baseline(text, origin, "backend")
+    props = site.body["properties"]
+    config = props["siteConfig"]
+    assert config.get("ipSecurityRestrictionsDefaultAction") == "Deny", \
+        f"{origin}: ipSecurityRestrictionsDefaultAction must be 'Deny', is {config.get('ipSecurityRestrictionsDefaultAction')!r}"
+    rules = config.get("ipSecurityRestrictions")
+    assert isinstance(rules, list) and rules, f"{origin}: the back end needs its access rules"
+    allows = [r for r in rules if r.get("action") == "Allow"]
+    assert allows, f"{origin}: one rule must allow the integration subnet"
+    for rule in allows:
+        assert isinstance(rule.get("vnetSubnetResourceId"), Expr), f"{origin}: allow rule {rule.get('name')!r} must name the integration subnet (vnetSubnetResourceId)"
+        assert "ipAddress" not in rule, f"{origin}: allow rule {rule.get('name')!r} must not open an IP range"
+    assert config.get("scmIpSecurityRestrictionsUseMain") is True, f"{origin}: the SCM site must follow the main rules (scmIpSecurityRestrictionsUseMain)"
+    assert props.get("publicNetworkAccess") == "Enabled", f"{origin}: a service endpoint needs public network access Enabled"
+    assert not resources(text, origin, "Microsoft.Network/privateEndpoints"), f"{origin}: no private endpoint next to service-endpoint rules"
+
+
+def check_backend_private_endpoint(text: str, origin: str = "backend-private-endpoint.bicep") -> None:
+    site = check_site_baseline(text, origin, "backend")
+    props = site.body["properties"]
+    config = props["siteConfig"]
+    assert props.get("publicNetworkAccess") == "Disabled", \
+        f"{origin}: publicNetworkAccess must be 'Disabled', is {props.get('publicNetworkAccess')!r}"
+    for rule in config.get("ipSecurityRestrictions") or []:
+        assert "vnetSubnetResourceId" not in rule, f"{origin}: service-endpoint rules are not supported next to a private endpoint"
+    assert config.get("ipSecurityRestrictionsDefaultAction") == "Deny", f"{origin}: keep the default action Deny in case public access is turned back on"
+
+    endpoint = one(resources(text, origin, "Microsoft.Network/privateEndpoints"), f"private endpoint in {origin}")
+    connection = one(dig(endpoint.body, "properties", "privateLinkServiceConnections", default=[]), "private link connection")
+    assert dig(connection, "properties", "groupIds") == ["sites"], f"{origin}: the private endpoint's group must be 'sites'"
+    target = dig(connection, "properties", "privateLinkServiceId")
+    assert isinstance(target, Expr) and target.text == f"{site.symbol}.id", f"{origin}: the private endpoint must point at the back end"
+
+    zone = one(resources(text, origin, "Microsoft.Network/privateDnsZones"), f"private DNS zone in {origin}")
+    assert zone.body.get("name") == "privatelink.azurewebsites.net", f"{origin}: the zone must be privatelink.azurewebsites.net"
+    link = one(resources(text, origin, "Microsoft.Network/privateDnsZones/virtualNetworkLinks"), "zone link")
+    assert isinstance(dig(link.body, "properties", "virtualNetwork", "id"), Expr), f"{origin}: the zone must be linked to the VNet"
+    group = one(resources(text, origin, "Microsoft.Network/privateEndpoints/privateDnsZoneGroups"), "zone group")
+    configs = dig(group.body, "properties", "privateDnsZoneConfigs", default=[])
+    assert any(isinstance(dig(c, "properties", "privateDnsZoneId"), Expr) for c in configs), f"{origin}: the zone group must register the endpoint in the zone"
+
+
+def check_backend_open(text: str, origin: str = "backend-open.bicep") -> None:
+    site = check_site_baseline(text, origin, "backend")
+    config = site.body["properties"]["siteConfig"]
+    # Open must really be open, so that going back from a locked-down mode works.
+    assert config.get("ipSecurityRestrictions") == [], f"{origin}: mode none clears the access rules"
+
+
+def check_network(text: str, origin: str = "network.bicep") -> None:
+    vnet = one(resources(text, origin, "Microsoft.Network/virtualNetworks"), "virtual network")
+    names = variables(text, origin)
+    subnets = {resolve(s["name"], names): s for s in dig(vnet.body, "properties", "subnets", default=[])}
+    integration = subnets.get("snet-integration") or {}
+    services = [dig(d, "properties", "serviceName") for d in dig(integration, "properties", "delegations", default=[])]
+    assert services == ["Microsoft.Web/serverFarms"], f"{origin}: the integration subnet must be delegated to Microsoft.Web/serverFarms"
+    assert "snet-private-endpoints" in subnets, f"{origin}: the private-endpoint subnet is missing"
+
+
+def check_main(text: str, origin: str = "main.bicep") -> None:
+    decls = declarations(text, origin)
+    modules = {d.target: d for d in decls if d.kind == "module"}
+    for mode, module in BACKEND_MODULES.items():
+        decl = modules.get(f"modules/{module}")
+        assert decl is not None, f"{origin}: module {module} is not used"
+        assert decl.condition == f"(lockdownMode == '{mode}')", \
+            f"{origin}: modules/{module} must be deployed exactly when lockdownMode == '{mode}', condition is {decl.condition!r}"
+    network = modules.get("modules/network.bicep")
+    assert network is not None and isinstance(dig(network.body, "params", "enableWebServiceEndpoint"), Expr), f"{origin}: network module missing"
+    assert dig(network.body, "params", "enableWebServiceEndpoint").text == "(lockdownMode == 'serviceEndpoint')", \
+        f"{origin}: the Microsoft.Web service endpoint belongs to serviceEndpoint mode only"
+
+    settings = {}
+    for name in ("frontendSettings", "backendSettings"):
+        block = text.split(f"var {name} = ", 1)
+        assert len(block) == 2, f"{origin}: var {name} is missing"
+        root = parse("var x = " + block[1].split("\n]\n", 1)[0] + "\n]\n", origin)
+        array = root.named_children[0].named_children[-1]
+        settings[name] = {s["name"]: s["value"] for s in value_of(array)}
+
+    front, back = settings["frontendSettings"], settings["backendSettings"]
+    for key in ("BACKEND_API_KEY", "DIAG_TOKEN"):
+        assert isinstance(front.get(key), Expr) and front[key].text.endswith("Ref"), f"{origin}: front end {key} must be a Key Vault reference"
+    for key in ("API_KEYS", "DIAG_TOKEN"):
+        assert isinstance(back.get(key), Expr) and back[key].text.endswith("Ref"), f"{origin}: back end {key} must be a Key Vault reference"
+    assert front.get("WEBSITES_PORT") == "8080" and back.get("WEBSITES_PORT") == "8080", f"{origin}: WEBSITES_PORT must be 8080"
+    assert isinstance(front.get("INTEGRATION_SUBNET"), Expr), f"{origin}: front end INTEGRATION_SUBNET must be the integration subnet CIDR"
+    assert isinstance(back.get("ALLOWED_CALLERS"), Expr) and "integrationSubnetPrefix" in back["ALLOWED_CALLERS"].text, \
+        f"{origin}: back end ALLOWED_CALLERS must be the integration subnet when locked down"
+    assert back.get("CLIENT_IP_SOURCE") == "x-client-ip", f"{origin}: CLIENT_IP_SOURCE must be x-client-ip"
+    assert back.get("DATA_DIR") == "/home/data" and back.get("WEBSITES_ENABLE_APP_SERVICE_STORAGE") == "true", \
+        f"{origin}: the back end's data must live in the persisted /home"
+    for ref in ("backendApiKeyRef", "diagTokenRef"):
+        assert f"var {ref} = '{KEY_VAULT_REF}" in text, f"{origin}: {ref} must be a @Microsoft.KeyVault(SecretUri=...) reference"
+
+
+def check_keyvault(text: str, origin: str = "keyvault.bicep") -> None:
+    vault = one(resources(text, origin, "Microsoft.KeyVault/vaults"), "key vault")
+    assert dig(vault.body, "properties", "enableRbacAuthorization") is True, f"{origin}: the vault must use RBAC"
+    assert "4633458b-17de-408a-b874-0445c86b69e6" in text, f"{origin}: the apps need Key Vault Secrets User"
+
+
+def check_registry(text: str, origin: str = "registry.bicep") -> None:
+    registry = one(resources(text, origin, "Microsoft.ContainerRegistry/registries"), "registry")
+    assert dig(registry.body, "properties", "adminUserEnabled") is False, f"{origin}: the admin user must stay off"
+    assert dig(registry.body, "properties", "anonymousPullEnabled") is False, f"{origin}: anonymous pull must stay off"
+    assert "7f951dda-4ed3-4680-a7ca-43fe172d538d" in text, f"{origin}: the apps' identities need AcrPull"
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests: the real files pass
+
+
+def test_frontend():
+    check_frontend(read("frontend.bicep"))
+
+
+def test_backend_service_endpoint():
+    check_backend_service_endpoint(read("backend-service-endpoint.bicep"))
+
+
+def test_backend_private_endpoint():
+    check_backend_private_endpoint(read("backend-private-endpoint.bicep"))
+
+
+def test_backend_open():
+    check_backend_open(read("backend-open.bicep"))
+
+
+def test_network():
+    check_network(read("network.bicep"))
+
+
+def test_main():
+    check_main(read("main.bicep"))
+
+
+def test_keyvault():
+    check_keyvault(read("keyvault.bicep"))
+
+
+def test_registry():
+    check_registry(read("registry.bicep"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests: each check fails when its property is dropped
+
+
+def mutate(name: str, old: str, new: str) -> str:
+    """A copy of module `name` with `old` replaced once by `new`; the copy must still parse,
+    so the check below fails on the property and not on a syntax error."""
+    text = read(name)
+    assert text.count(old) >= 1, f"stale mutation: {old!r} is not in {name}"
+    mutated = text.replace(old, new, 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / name
+        copy.write_text(mutated)
+        parse(copy.read_text(), f"mutated copy of {name}")
+    return mutated
+
+
+def assert_caught(check, text: str, expected: str) -> None:
+    try:
+        check(text, "mutated")
+    except AssertionError as error:
+        assert expected in str(error), f"caught, but for another reason: {error}"
+        return
+    raise AssertionError(f"{check.__name__} did not notice the change ({expected})")
+
+
+MUTATIONS = [
+    # (module, check, old, new, what the failure must mention)
+    ("frontend.bicep", check_frontend, "httpsOnly: true", "httpsOnly: false", "httpsOnly"),
+    ("frontend.bicep", check_frontend, "      minTlsVersion: '1.2'", "      minTlsVersion: '1.0'", "minTlsVersion"),
+    ("frontend.bicep", check_frontend, "ftpsState: 'Disabled'", "ftpsState: 'AllAllowed'", "ftpsState"),
+    ("frontend.bicep", check_frontend, "      vnetRouteAllEnabled: true\n", "", "vnetRouteAllEnabled"),
+    ("frontend.bicep", check_frontend, "applicationTraffic: true", "applicationTraffic: false", "outboundVnetRouting"),
+    ("frontend.bicep", check_frontend, "      healthCheckPath: '/healthz'\n", "", "healthCheckPath"),
+    ("frontend.bicep", check_frontend, "http20Enabled: true", "http20Enabled: false", "http20Enabled"),
+    ("frontend.bicep", check_frontend, "    allow: false", "    allow: true", "basic publishing credentials"),
+    ("frontend.bicep", check_frontend, "    virtualNetworkSubnetId: integrationSubnetId\n", "", "VNet-integrated"),
+    ("backend-service-endpoint.bicep", check_backend_service_endpoint,
+     "ipSecurityRestrictionsDefaultAction: 'Deny'", "ipSecurityRestrictionsDefaultAction: 'Allow'", "ipSecurityRestrictionsDefaultAction"),
+    ("backend-service-endpoint.bicep", check_backend_service_endpoint,
+     "scmIpSecurityRestrictionsUseMain: true", "scmIpSecurityRestrictionsUseMain: false", "SCM"),
+    ("backend-service-endpoint.bicep", check_backend_service_endpoint,
+     "vnetSubnetResourceId: integrationSubnetId", "ipAddress: 'Any'", "vnetSubnetResourceId"),
+    ("backend-service-endpoint.bicep", check_backend_service_endpoint, "httpsOnly: true", "httpsOnly: false", "httpsOnly"),
+    ("backend-private-endpoint.bicep", check_backend_private_endpoint,
+     "publicNetworkAccess: 'Disabled'", "publicNetworkAccess: 'Enabled'", "publicNetworkAccess"),
+    ("backend-private-endpoint.bicep", check_backend_private_endpoint,
+     "name: 'privatelink.azurewebsites.net'", "name: 'privatelink.example.net'", "privatelink.azurewebsites.net"),
+    ("backend-private-endpoint.bicep", check_backend_private_endpoint, "'sites'", "'scm'", "group"),
+    ("backend-private-endpoint.bicep", check_backend_private_endpoint,
+     "      minTlsVersion: '1.2'", "      minTlsVersion: '1.1'", "minTlsVersion"),
+    ("backend-open.bicep", check_backend_open, "ftpsState: 'Disabled'", "ftpsState: 'FtpsOnly'", "ftpsState"),
+    ("main.bicep", check_main, "if (lockdownMode == 'privateEndpoint')", "if (lockdownMode != 'none')", "backend-private-endpoint"),
+    ("main.bicep", check_main, "value: 'x-client-ip'", "value: 'x-forwarded-for'", "CLIENT_IP_SOURCE"),
+    ("main.bicep", check_main, "    value: diagTokenRef\n", "    value: diagToken\n", "Key Vault reference"),
+    ("network.bicep", check_network, "serviceName: 'Microsoft.Web/serverFarms'", "serviceName: 'Microsoft.Web/hostingEnvironments'", "delegated"),
+    ("keyvault.bicep", check_keyvault, "enableRbacAuthorization: true", "enableRbacAuthorization: false", "RBAC"),
+    ("registry.bicep", check_registry, "adminUserEnabled: false", "adminUserEnabled: true", "admin user"),
+]
+
+
+def make_mutation_test(module, check, old, new, expected):
+    def test():
+        assert_caught(check, mutate(module, old, new), expected)
+
+    words = re.sub(r"[^a-z0-9]+", "_", f"{module.removesuffix('.bicep')} {expected}".lower()).strip("_")
+    test.__name__ = f"test_mutation_{words}"
+    return test
+
+
+for _mutation in MUTATIONS:
+    _test = make_mutation_test(*_mutation)
+    while _test.__name__ in globals():
+        _test.__name__ += "_"
+    globals()[_test.__name__] = _test
+
+
+def test_every_site_module_is_checked():
+    """A new module with a Microsoft.Web/sites must get its own check here."""
+    checked = {"frontend.bicep", *BACKEND_MODULES.values()}
+    for path in sorted(MODULES.glob("*.bicep")):
+        if resources(path.read_text(), path.name, "Microsoft.Web/sites"):
+            assert path.name in checked, f"{path.name} declares a site that no check covers"
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    tests = [(name, fn) for name, fn in globals().items() if name.startswith("test_") and callable(fn)]
+    failed = 0
+    for name, fn in tests:
+        try:
+            fn()
+        except AssertionError as error:
+            failed += 1
+            print(f"FAIL {name}: {error}")
+        except Exception:  # noqa: BLE001 - report every failure, then go on
+            failed += 1
+            print(f"FAIL {name}: crashed")
+            traceback.print_exc()
+        else:
+            print(f"ok   {name}")
+    print(f"{len(tests) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+// The back end, service-endpoint mode: public endpoint on, but an access restriction allows
+// only the front end's integration subnet (through the Microsoft.Web service endpoint) and
+// denies everything else. The SCM site follows the same rules.
+// Mode-specific values are literals here so checkov can judge them; see main.bicep.
+
+@description('Azure region')
+param location string
+
+@description('Tags for every resource')
+param tags object
+
+@description('App name')
+param name string
+
+@description('App Service plan resource ID')
+param planId string
+
+@description('User-assigned identity resource ID (image pull, Key Vault references)')
+param identityId string
+
+@description('Client ID of that identity')
+param identityClientId string
+
+@description('Container image (registry/repository:tag)')
+param image string
+
+@description('App settings as [{name, value}]')
+param appSettings array
+
+@description('Log Analytics workspace resource ID')
+param workspaceId string
+
+@description('Integration subnet resource ID: the only caller allowed')
+param integrationSubnetId string
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: union(tags, {
+    'azd-service-name': 'backend'
+  })
+  kind: 'app,linux,container'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    // checkov:skip=CKV_AZURE_222: service-endpoint mode needs the public endpoint on; the access restriction below (default Deny, allow only the integration subnet) closes it.
+    // checkov:skip=CKV_AZURE_212: the instance count is the plan's (planCapacity); a per-app numberOfWorkers would override it.
+    // checkov:skip=CKV_AZURE_17: the back end authenticates its one caller with an API key or an Entra token, not client certificates.
+    serverFarmId: planId
+    httpsOnly: true
+    clientAffinityEnabled: true
+    publicNetworkAccess: 'Enabled'
+    keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      linuxFxVersion: 'DOCKER|${image}'
+      appCommandLine: 'backend'
+      acrUseManagedIdentityCreds: true
+      acrUserManagedIdentityID: identityClientId
+      alwaysOn: true
+      http20Enabled: true
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      healthCheckPath: '/healthz'
+      remoteDebuggingEnabled: false
+      httpLoggingEnabled: true
+      detailedErrorLoggingEnabled: true
+      requestTracingEnabled: true
+      ipSecurityRestrictionsDefaultAction: 'Deny'
+      ipSecurityRestrictions: [
+        {
+          name: 'allow-integration-subnet'
+          description: 'The front end, through its VNet integration and the Microsoft.Web service endpoint'
+          action: 'Allow'
+          priority: 100
+          vnetSubnetResourceId: integrationSubnetId
+        }
+      ]
+      scmIpSecurityRestrictionsUseMain: true
+      scmIpSecurityRestrictionsDefaultAction: 'Deny'
+      appSettings: appSettings
+    }
+  }
+}
+
+resource ftpPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: site
+  properties: {
+    workspaceId: workspaceId
+    logs: [
+      {
+        category: 'AppServiceHTTPLogs'
+        enabled: true
+      }
+      {
+        category: 'AppServiceConsoleLogs'
+        enabled: true
+      }
+      {
+        category: 'AppServiceAppLogs'
+        enabled: true
+      }
+      {
+        category: 'AppServicePlatformLogs'
+        enabled: true
+      }
+      {
+        category: 'AppServiceIPSecAuditLogs'
+        enabled: true
+      }
+    ]
+  }
+}
+
+output name string = site.name
+output defaultHostName string = site.properties.defaultHostName

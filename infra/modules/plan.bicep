@@ -1,0 +1,35 @@
+// The Linux App Service plan both apps run on. Regional VNet integration and private
+// endpoints need Basic or higher; the default P0v3 also gives the faster Premium v3 hardware.
+
+@description('Azure region')
+param location string
+
+@description('Tags for every resource')
+param tags object
+
+@description('Plan name')
+param planName string
+
+@description('Plan SKU (B1 and up support VNet integration and private endpoints)')
+param sku string
+
+@description('Number of instances; 2 or more exercises the smoke test\'s per-instance fan-out')
+@minValue(1)
+param capacity int
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'linux'
+  sku: {
+    name: sku
+    capacity: capacity
+  }
+  properties: {
+    // checkov:skip=CKV_AZURE_225: zone redundancy needs three instances on Premium v3, out of scope for a reference deployment.
+    reserved: true
+  }
+}
+
+output planId string = plan.id

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Writes the `probe smoke` config (TOML) for a deployment from its outputs, with the checks
+# that must hold in the deployed lockdown mode:
+#   none              both apps answer; the front end reaches the back end (reachability only)
+#   service-endpoint  + the back end sees the front end's calls coming from the integration
+#                     subnet, the internet is denied, the name resolves publicly (no stale
+#                     privatelink CNAME, which would mean a private endpoint is in the way)
+#   private-endpoint  + the front end resolves the back end to a private address through
+#                     the privatelink zone, callers come from the integration subnet, the
+#                     internet is denied
+#
+# Usage: smoke-config.sh [--from-file FILE] [--mode MODE] [--output FILE]
+#   (default)          read the outputs from the environment, as azd hooks get them
+#   --from-file FILE   read KEY="value" lines, as `azd env get-values` prints them
+#   --mode MODE        override LOCKDOWN_MODE: none, service-endpoint (serviceEndpoint),
+#                      private-endpoint (privateEndpoint)
+#   --output FILE      write FILE (folders created) instead of printing
+# Outputs read: FRONTEND_URL, BACKEND_URL, BACKEND_HOSTNAME (else taken from BACKEND_URL),
+#   INTEGRATION_SUBNET_CIDR (required unless mode is none), LOCKDOWN_MODE.
+# Tokens are never written: the config names FRONTEND_DIAG_TOKEN and BACKEND_DIAG_TOKEN.
+
+set -euo pipefail
+
+die() {
+  echo "smoke-config.sh: $*" >&2
+  exit 2
+}
+
+from_file=""
+mode_override=""
+output=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --from-file) from_file="${2:-}"; shift 2 || die "--from-file needs a file" ;;
+    --mode) mode_override="${2:-}"; shift 2 || die "--mode needs a value" ;;
+    --output) output="${2:-}"; shift 2 || die "--output needs a file" ;;
+    -h|--help) awk 'NR > 1 && /^$/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
+    *) die "unknown argument: $1" ;;
+  esac
+done
+
+declare -A outputs=()
+readonly KNOWN_KEYS="FRONTEND_URL BACKEND_URL BACKEND_HOSTNAME INTEGRATION_SUBNET_CIDR LOCKDOWN_MODE"
+
+if [[ -n "$from_file" ]]; then
+  [[ -r "$from_file" ]] || die "cannot read $from_file"
+  line_no=0
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    line_no=$((line_no + 1))
+    line="${line%$'\r'}"
+    [[ -z "${line//[[:space:]]/}" || "$line" =~ ^[[:space:]]*# ]] && continue
+    [[ "$line" =~ ^(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] \
+      || die "$from_file:$line_no: not a KEY=\"value\" line"
+    key="${BASH_REMATCH[2]}"
+    value="${BASH_REMATCH[3]}"
+    if [[ "$value" =~ ^\"(.*)\"$ ]]; then
+      value="${BASH_REMATCH[1]}"
+      value="${value//\\\"/\"}"
+      value="${value//\\\\/\\}"
+    elif [[ "$value" =~ ^\'(.*)\'$ ]]; then
+      value="${BASH_REMATCH[1]}"
+    fi
+    outputs["$key"]="$value"
+  done <"$from_file"
+else
+  for key in $KNOWN_KEYS; do
+    if [[ -n "${!key:-}" ]]; then
+      outputs["$key"]="${!key}"
+    fi
+  done
+fi
+
+mode="${mode_override:-${outputs[LOCKDOWN_MODE]:-}}"
+case "$mode" in
+  none|open) mode="none" ;;
+  serviceEndpoint|service-endpoint) mode="service-endpoint" ;;
+  privateEndpoint|private-endpoint) mode="private-endpoint" ;;
+  "") die "LOCKDOWN_MODE is not set (pass --mode)" ;;
+  *) die "unknown lockdown mode '$mode': none, service-endpoint or private-endpoint" ;;
+esac
+
+# normalize_url NAME : https://host[:port] without a trailing slash, or fail.
+normalize_url() {
+  local name="$1" url="${outputs[$1]:-}"
+  [[ -n "$url" ]] || die "$name is not set"
+  url="${url%/}"
+  [[ "$url" =~ ^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$ ]] || die "$name is not a base URL: '$url'"
+  printf '%s' "$url"
+}
+
+frontend_url="$(normalize_url FRONTEND_URL)"
+backend_url="$(normalize_url BACKEND_URL)"
+backend_host="${outputs[BACKEND_HOSTNAME]:-}"
+if [[ -z "$backend_host" ]]; then
+  backend_host="${backend_url#*://}"
+  backend_host="${backend_host%%:*}"
+fi
+[[ "$backend_host" =~ ^[A-Za-z0-9.-]+$ ]] || die "BACKEND_HOSTNAME is not a host name: '$backend_host'"
+
+subnet="${outputs[INTEGRATION_SUBNET_CIDR]:-}"
+if [[ "$mode" != "none" ]]; then
+  [[ -n "$subnet" ]] || die "INTEGRATION_SUBNET_CIDR is not set (needed in mode $mode)"
+  [[ "$subnet" =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})/([0-9]{1,2})$ ]] \
+    || die "INTEGRATION_SUBNET_CIDR is not an IPv4 CIDR: '$subnet'"
+  for octet in "${BASH_REMATCH[@]:1:4}"; do
+    (( 10#$octet <= 255 )) || die "INTEGRATION_SUBNET_CIDR is not an IPv4 CIDR: '$subnet'"
+  done
+  (( 10#${BASH_REMATCH[5]} <= 32 )) || die "INTEGRATION_SUBNET_CIDR is not an IPv4 CIDR: '$subnet'"
+fi
+
+check() {
+  # check NAME FROM ACTION TARGET EXPECT [INSTANCES]
+  printf '\n[[check]]\nname = "%s"\nfrom = "%s"\n' "$1" "$2"
+  if [[ -n "${6:-}" ]]; then
+    printf 'instances = "%s"\n' "$6"
+  fi
+  printf '%s = "%s"\nexpect = { %s }\n' "$3" "$4" "$5"
+}
+
+render() {
+  printf '# Expectations for a lockdown deployment, mode %s.\n' "$mode"
+  printf '# Written by infra/scripts/smoke-config.sh from the deployment outputs: write it again after a change.\n'
+  printf '# Tokens never live here: token_env names the variable.\n'
+  printf '\n[apps.frontend]\nurl = "%s"\ntoken_env = "FRONTEND_DIAG_TOKEN"\n' "$frontend_url"
+  printf '\n[apps.backend]\nurl = "%s"\ntoken_env = "BACKEND_DIAG_TOKEN"\n' "$backend_url"
+
+  check "the front end answers from here" here http "${frontend_url}/healthz" "status = 200"
+
+  case "$mode" in
+    none)
+      check "front end reaches the back end" frontend http "https://${backend_host}/healthz" \
+        "status = 200" all
+      check "the back end is still open to the internet (not locked down yet)" here http \
+        "https://${backend_host}/healthz" "status = 200"
+      ;;
+    service-endpoint)
+      check "front end resolves the back end to its public address (service endpoint, no private endpoint)" \
+        frontend resolve "$backend_host" "private = false, privatelink = false"
+      check "front end reaches the back end through the lockdown" frontend http \
+        "https://${backend_host}/healthz" "status = 200" all
+      # /diag never returns bodies, so what the back end saw comes through the front end's path report.
+      check "back end sees the front end inside the integration subnet" here http \
+        "${frontend_url}/api/path" "status = 200, caller_in = \"${subnet}\""
+      check "the internet cannot reach the back end" here http "https://${backend_host}/healthz" "denied = true"
+      ;;
+    private-endpoint)
+      check "front end resolves the back end to a private address" frontend resolve "$backend_host" \
+        "private = true, privatelink = true"
+      check "front end reaches the back end through the lockdown" frontend http \
+        "https://${backend_host}/healthz" "status = 200" all
+      # /diag never returns bodies, so what the back end saw comes through the front end's path report.
+      check "back end sees the front end inside the integration subnet" here http \
+        "${frontend_url}/api/path" "status = 200, caller_in = \"${subnet}\""
+      check "the internet cannot reach the back end" here http "https://${backend_host}/healthz" "denied = true"
+      ;;
+  esac
+
+  check "front end connects to the back end on 443" frontend tcpping "${backend_host}:443" "reachable = true"
+}
+
+if [[ -n "$output" ]]; then
+  mkdir -p "$(dirname "$output")"
+  render >"$output.tmp.$$"
+  mv "$output.tmp.$$" "$output"
+  echo "smoke-config.sh: wrote $output (mode $mode)" >&2
+else
+  render
+fi
