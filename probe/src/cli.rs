@@ -88,6 +88,9 @@ pub struct ServeArgs {
     /// Outbound source address.
     #[command(flatten)]
     pub outbound: OutboundArgs,
+    /// Bounds of `/diag`: concurrency, burst, rate.
+    #[command(flatten)]
+    pub limits: crate::diag::DiagLimitArgs,
 }
 
 /// `probe resolve HOST [SERVER] [--type T] [--json]`.
@@ -255,6 +258,10 @@ pub async fn serve(args: ServeArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
+    let limits = match args.limits.limits() {
+        Ok(limits) => limits,
+        Err(error) => return usage_error(error),
+    };
     let state = match DiagState::new(
         &args.diag,
         resolver.clone(),
@@ -262,7 +269,7 @@ pub async fn serve(args: ServeArgs) -> u8 {
         None,
         EnvFacts::from_process_env(),
     ) {
-        Ok(state) => state,
+        Ok(state) => state.with_limits(limits),
         Err(error) => {
             tracing::error!(%error, "invalid DIAG_ALLOW");
             return EXIT_USAGE;

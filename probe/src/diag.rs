@@ -66,6 +66,40 @@ impl Default for DiagLimits {
     }
 }
 
+/// `probe serve`'s settings for the bounds of `/diag` (the defaults suit an app's sidecar use;
+/// raise them to load-test the probe itself).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DiagLimitArgs {
+    /// Diagnostics running at once; more answer 503 `diag_busy`.
+    #[arg(long, env = "DIAG_CONCURRENCY", default_value_t = 8)]
+    pub diag_concurrency: usize,
+    /// Requests allowed in a burst before 429 `rate_limited`.
+    #[arg(long, env = "DIAG_BURST", default_value_t = 30)]
+    pub diag_burst: u32,
+    /// Sustained requests per second.
+    #[arg(long, env = "DIAG_RATE_PER_S", default_value_t = 5.0)]
+    pub diag_rate_per_s: f64,
+}
+
+impl DiagLimitArgs {
+    /// The limits, or why they are not usable.
+    pub fn limits(&self) -> Result<DiagLimits, String> {
+        if self.diag_concurrency == 0
+            || self.diag_burst == 0
+            || !self.diag_rate_per_s.is_finite()
+            || self.diag_rate_per_s <= 0.0
+        {
+            return Err("DIAG_CONCURRENCY, DIAG_BURST and DIAG_RATE_PER_S must be positive".into());
+        }
+        Ok(DiagLimits {
+            max_concurrent: self.diag_concurrency,
+            burst: self.diag_burst,
+            per_second: self.diag_rate_per_s,
+            ..DiagLimits::default()
+        })
+    }
+}
+
 /// A token bucket: `burst` requests at once, refilled at `per_second`.
 #[derive(Debug)]
 struct TokenBucket {
@@ -477,6 +511,39 @@ async fn env(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn limit_settings_must_be_positive() {
+        let args = DiagLimitArgs {
+            diag_concurrency: 64,
+            diag_burst: 1000,
+            diag_rate_per_s: 500.0,
+        };
+        let limits = args.limits().unwrap();
+        assert_eq!((limits.max_concurrent, limits.burst), (64, 1000));
+        assert_eq!(limits.max_request, DiagLimits::default().max_request);
+        for bad in [
+            DiagLimitArgs {
+                diag_concurrency: 0,
+                ..args.clone()
+            },
+            DiagLimitArgs {
+                diag_burst: 0,
+                ..args.clone()
+            },
+            DiagLimitArgs {
+                diag_rate_per_s: 0.0,
+                ..args.clone()
+            },
+            DiagLimitArgs {
+                diag_rate_per_s: f64::NAN,
+                ..args.clone()
+            },
+        ] {
+            assert!(bad.limits().is_err(), "{bad:?}");
+        }
+    }
+
     use super::*;
 
     #[test]
