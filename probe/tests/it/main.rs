@@ -7,4 +7,5 @@ mod dns;
 mod guard;
 mod helpers;
 mod http;
+mod smoke;
 mod tcpping;

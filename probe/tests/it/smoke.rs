@@ -1,0 +1,106 @@
+//! `probe smoke` as a user runs it: the real binary, a suite of checks from here against
+//! loopback targets, exit codes 0/1/2, and the report formats.
+
+use std::process::Command;
+
+use tokio::net::TcpListener;
+
+fn write_suite(dir: &std::path::Path, checks: &str) -> std::path::PathBuf {
+    let path = dir.join("suite.toml");
+    std::fs::write(&path, format!("[defaults]\ntimeout_ms = 800\n{checks}")).unwrap();
+    path
+}
+
+fn smoke(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_probe"))
+        .arg("smoke")
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the probe binary runs")
+}
+
+#[tokio::test]
+async fn exit_codes_and_formats() {
+    let open = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open_addr = open.local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    let passing = write_suite(
+        dir.path(),
+        &format!(
+            "[[check]]\nname = \"open port answers\"\ntcpping = \"{open_addr}\"\nexpect = {{ reachable = true, source_in = \"127.0.0.0/8\" }}\n\n\
+             [[check]]\nname = \"closed port is denied\"\ntcpping = \"{closed}\"\nexpect = {{ denied = true }}\n"
+        ),
+    );
+    let path = passing.to_str().unwrap();
+    let out = smoke(&["--config", path]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("✓ open port answers") && stdout.contains("2 passed, 0 failed"),
+        "{stdout}"
+    );
+
+    let junit = dir.path().join("report.xml");
+    let out = smoke(&[
+        "--config",
+        path,
+        "--format",
+        "junit",
+        "--output",
+        junit.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(r#"tests="2" failures="0""#), "{xml}");
+
+    let failing = write_suite(
+        dir.path(),
+        &format!(
+            "[[check]]\nname = \"closed port must answer\"\ntcpping = \"{closed}\"\nexpect = {{ reachable = true }}\n"
+        ),
+    );
+    let out = smoke(&["--config", failing.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["failed"], 1);
+    assert_eq!(report["results"][0]["code"], "connect_refused");
+
+    let broken = write_suite(
+        dir.path(),
+        "[[check]]\nname = \"no action\"\nexpect = { ok = true }\n",
+    );
+    let out = smoke(&["--config", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exactly one action"));
+
+    let out = smoke(&[
+        "--config",
+        dir.path().join("missing.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    drop(open);
+}
+
+#[tokio::test]
+async fn a_missing_token_variable_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(
+        dir.path(),
+        "[apps.frontend]\nurl = \"http://127.0.0.1:9\"\ntoken_env = \"LOCKDOWN_TEST_TOKEN_THAT_IS_NOT_SET\"\n\n\
+         [[check]]\nname = \"from the app\"\nfrom = \"frontend\"\nresolve = \"example.test\"\nexpect = { ok = true }\n",
+    );
+    let out = smoke(&["--config", suite.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("LOCKDOWN_TEST_TOKEN_THAT_IS_NOT_SET"));
+}
