@@ -13,12 +13,18 @@ fn every_shipped_suite_validates() {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
-                let config = SmokeConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                let checks = config.checks().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let config =
+                    SmokeConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let checks = config
+                    .checks()
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 assert!(checks.len() >= 3, "{}", path.display());
                 seen += 1;
             }
         }
     }
-    assert!(seen >= 4, "expected the example suites and the writer's goldens, found {seen}");
+    assert!(
+        seen >= 4,
+        "expected the example suites and the writer's goldens, found {seen}"
+    );
 }

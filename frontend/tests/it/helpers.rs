@@ -134,7 +134,9 @@ impl Front {
                 diag_allow: Some("127.0.0.0/8".into()),
             },
             resolver.clone(),
-            OutboundArgs { outbound_source_addr: self.source.map(|s| s.parse().unwrap()) },
+            OutboundArgs {
+                outbound_source_addr: self.source.map(|s| s.parse().unwrap()),
+            },
             None,
             EnvFacts::from_map(&HashMap::new()),
         )
