@@ -8,6 +8,12 @@
 // The back end is a per-mode module so that each mode's security properties are literals
 // (checkov cannot evaluate conditionals). Switching away from privateEndpoint leaves the
 // private endpoint behind (deployments are incremental): delete it first, see docs/deploy.md.
+// `backendAuth` picks the credential behind the network wall:
+//   apiKey  the front end sends a key from Key Vault (X-Api-Key)
+//   entra   the front end sends a token of its managed identity; the back end has an app
+//           registration with an app role assigned to that identity (modules/entra-app.bicep,
+//           Microsoft Graph extension) and App Service Authentication on top of its own check
+//           (modules/backend-auth.bicep)
 targetScope = 'subscription'
 
 @minLength(1)
@@ -26,6 +32,13 @@ param location string
   'privateEndpoint'
 ])
 param lockdownMode string = 'serviceEndpoint'
+
+@description('How the front end proves itself to the back end')
+@allowed([
+  'apiKey'
+  'entra'
+])
+param backendAuth string = 'apiKey'
 
 @description('Object ID of the person or pipeline deploying (azd sets AZURE_PRINCIPAL_ID); may read the diag token for the smoke test')
 param principalId string = ''
@@ -188,15 +201,91 @@ module plan 'modules/plan.bicep' = {
 
 var backendApiKeyRef = '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.backendApiKeySecretUri})'
 var diagTokenRef = '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.diagTokenSecretUri})'
+var usesEntra = (backendAuth == 'entra')
 
-var frontendSettings = [
+// The back end's app registration, its app role and the role's assignment to the front end's
+// managed identity (entra only: it needs Microsoft Graph permissions, see the module).
+module entraApp 'modules/entra-app.bicep' = if (backendAuth == 'entra') {
+  name: 'entra-app'
+  scope: rg
+  params: {
+    appName: 'lockdown-backend-${resourceToken}'
+    frontendPrincipalId: identities.outputs.frontendPrincipalId
+  }
+}
+
+var backendAppIdUri = entraApp.?outputs.identifierUri ?? ''
+var backendAppClientId = entraApp.?outputs.clientId ?? ''
+var requiredRole = entraApp.?outputs.roleValue ?? ''
+
+var frontendApiKeySettings = [
   {
-    name: 'BACKEND_URL'
-    value: 'https://${backendHostName}'
+    name: 'BACKEND_AUTH'
+    value: 'api-key'
   }
   {
     name: 'BACKEND_API_KEY'
     value: backendApiKeyRef
+  }
+]
+
+var frontendEntraSettings = [
+  {
+    name: 'BACKEND_AUTH'
+    value: 'entra'
+  }
+  {
+    name: 'BACKEND_TOKEN_RESOURCE'
+    value: backendAppIdUri
+  }
+  {
+    name: 'AZURE_CLIENT_ID'
+    value: identities.outputs.frontendClientId
+  }
+]
+
+var backendApiKeySettings = [
+  {
+    name: 'AUTH_MODE'
+    value: 'api-key'
+  }
+  {
+    name: 'API_KEYS'
+    value: backendApiKeyRef
+  }
+]
+
+var backendEntraSettings = [
+  {
+    name: 'AUTH_MODE'
+    value: 'entra'
+  }
+  {
+    name: 'ENTRA_TENANT_ID'
+    value: tenant().tenantId
+  }
+  {
+    name: 'ENTRA_AUDIENCES'
+    value: '${backendAppIdUri},${backendAppClientId}'
+  }
+  {
+    name: 'ENTRA_ALLOWED_APPS'
+    value: identities.outputs.frontendClientId
+  }
+  {
+    name: 'ENTRA_ALLOWED_OBJECTS'
+    value: identities.outputs.frontendPrincipalId
+  }
+  {
+    name: 'ENTRA_REQUIRED_ROLE'
+    value: requiredRole
+  }
+]
+
+var frontendBaseSettings = [
+  {
+    name: 'BACKEND_URL'
+    value: 'https://${backendHostName}'
   }
   {
     name: 'INTEGRATION_SUBNET'
@@ -216,11 +305,7 @@ var frontendSettings = [
   }
 ]
 
-var backendSettings = [
-  {
-    name: 'API_KEYS'
-    value: backendApiKeyRef
-  }
+var backendBaseSettings = [
   {
     name: 'ALLOWED_CALLERS'
     value: locksDown ? integrationSubnetPrefix : ''
@@ -246,6 +331,9 @@ var backendSettings = [
     value: '8080'
   }
 ]
+
+var frontendSettings = concat(frontendBaseSettings, usesEntra ? frontendEntraSettings : frontendApiKeySettings)
+var backendSettings = concat(backendBaseSettings, usesEntra ? backendEntraSettings : backendApiKeySettings)
 
 module frontend 'modules/frontend.bicep' = {
   name: 'frontend'
@@ -331,6 +419,33 @@ module backendPrivateEndpoint 'modules/backend-private-endpoint.bicep' = if (loc
   ]
 }
 
+// App Service Authentication on the back end: the platform's gate in front of the app's own
+// token check (entra only).
+module backendAuthSettings 'modules/backend-auth.bicep' = if (backendAuth == 'entra') {
+  name: 'backend-auth'
+  scope: rg
+  params: {
+    siteName: backendName
+    tenantId: tenant().tenantId
+    clientId: backendAppClientId
+    allowedAudiences: [
+      backendAppIdUri
+      backendAppClientId
+    ]
+    allowedApplications: [
+      identities.outputs.frontendClientId
+    ]
+    allowedPrincipalIds: [
+      identities.outputs.frontendPrincipalId
+    ]
+  }
+  dependsOn: [
+    backendOpen
+    backendServiceEndpoint
+    backendPrivateEndpoint
+  ]
+}
+
 // azd writes every output into the environment (azd env get-values); the postprovision
 // hook turns them into the smoke-test config (infra/scripts/smoke-config.sh).
 output AZURE_LOCATION string = location
@@ -348,3 +463,5 @@ output INTEGRATION_SUBNET_CIDR string = integrationSubnetPrefix
 output PRIVATE_ENDPOINT_SUBNET_CIDR string = privateEndpointSubnetPrefix
 output KEY_VAULT_NAME string = keyVault.outputs.keyVaultName
 output DIAG_TOKEN_SECRET_NAME string = keyVault.outputs.diagTokenSecretName
+output BACKEND_AUTH_MODE string = usesEntra ? 'entra' : 'api-key'
+output BACKEND_APP_ID_URI string = backendAppIdUri

@@ -46,7 +46,8 @@ pub enum Break {
     EgressBlocked,
     /// Nothing listens behind the back end.
     BackendDown,
-    /// The front end sends a wrong back-end key.
+    /// The front end sends a wrong back-end key (with `--auth entra`: a token for another
+    /// resource, which the back end refuses as `wrong_audience`).
     BadCredential,
 }
 
@@ -139,7 +140,7 @@ pub struct Plan {
     pub egress_blocked: bool,
     /// The back end's instances run.
     pub backend_running: bool,
-    /// The front end sends the right key.
+    /// The front end sends the right key (entra: asks a token for the right resource).
     pub frontend_key_ok: bool,
 }
 

@@ -12,7 +12,7 @@ use lockdown::suite::suite_toml;
 use lockdown::topology::{
     BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, INTEGRATION_SUBNET, frontend_private_ip,
 };
-use lockdown::{Break, Lab, LabOptions, Mode, Plan};
+use lockdown::{Break, Lab, LabAuth, LabOptions, Mode, Plan};
 use probe::smoke::{RunOptions, SmokeConfig};
 
 /// The report formats.
@@ -31,6 +31,10 @@ struct LabArgs {
     /// How the back end is locked down.
     #[arg(long, value_enum, default_value_t = Mode::ServiceEndpoint)]
     mode: Mode,
+    /// How the front end proves itself to the back end: an API key, or a token of its managed
+    /// identity (a fake Entra ID on loopback plays the identity endpoint and the tenant's keys).
+    #[arg(long, value_enum, default_value_t = LabAuth::ApiKey)]
+    auth: LabAuth,
     /// Apply a misconfiguration from the catalogue (repeatable; see --list-breaks).
     #[arg(long = "break", value_enum, value_name = "NAME")]
     breaks: Vec<Break>,
@@ -78,7 +82,11 @@ fn print_breaks() {
 
 async fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
     let plan = Plan::new(args.mode, &args.breaks)?;
-    let lab = Lab::start(LabOptions::new(plan, args.port)).await?;
+    let lab = Lab::start(LabOptions {
+        auth: args.auth,
+        ..LabOptions::new(plan, args.port)
+    })
+    .await?;
     let suite = suite_toml(&lab);
     if let Some(path) = &args.write_suite {
         std::fs::write(path, &suite)?;
@@ -176,6 +184,15 @@ fn print_topology(lab: &Lab, breaks: &[Break]) {
         "  back end    {}  instances {}  {inbound}",
         lab.backend_url,
         lab.backend_instance_ids.join(", ")
+    );
+    println!(
+        "  credential  {}",
+        match &lab.entra_authority {
+            Some(authority) => format!(
+                "Entra ID: the front end's managed-identity token, checked by the back end (keys from {authority})"
+            ),
+            None => "API key".to_owned(),
+        }
     );
     println!(
         "  DNS         VNet {}{}, public {}",

@@ -1,5 +1,7 @@
 //! Starting the whole lab: the DNS views, the back end's and the front end's instances, and an
-//! App Service front-end emulator in front of each app, all on loopback.
+//! App Service front-end emulator in front of each app, all on loopback. With `--auth entra`, a
+//! fake Entra ID as well (fake-entra: a keys endpoint and the front end's managed-identity
+//! endpoint on 127.0.0.1, RSA keys generated at start), and both apps in Entra mode.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -8,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::serve::{Listener, ListenerExt};
-use backend::{ApiKeys, CallerPolicy, ClientIpSource, ItemStore};
+use backend::{ApiKeys, AuthMode, CallerPolicy, ClientIpSource, ItemStore};
+use fake_entra::{FakeIdentity, FakeKeys, ManagedIdentity, SigningKey};
 use hosting::{HostArgs, Instance, LogFormat};
 use probe::diag::DiagArgs;
 use probe::dns::DnsArgs;
@@ -27,6 +30,83 @@ use crate::topology::{
 /// The environment variable the lab's smoke suite reads the front end's `/diag` token from.
 pub const TOKEN_ENV: &str = "LOCKDOWN_LAB_DIAG_TOKEN";
 
+/// How the lab's front end proves itself to its back end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LabAuth {
+    /// An API key (`X-Api-Key`).
+    #[default]
+    ApiKey,
+    /// A token of the front end's (fake) managed identity, checked by the back end against the
+    /// (fake) tenant's keys.
+    Entra,
+}
+
+impl std::fmt::Display for LabAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::ApiKey => "api-key",
+            Self::Entra => "entra",
+        })
+    }
+}
+
+/// The resource a front end with a bad credential asks a token for (`--break bad-credential`
+/// in Entra mode): the identity endpoint hands one out, and the back end refuses its audience.
+pub const WRONG_RESOURCE: &str = "api://8f1e9a3c-5b2d-4c7e-9f10-2a3b4c5d6e7f/some-other-api";
+
+/// The fake Entra ID of an Entra-mode lab, kept alive with it.
+struct LabEntra {
+    keys: FakeKeys,
+    identity: FakeIdentity,
+    identity_secret: String,
+}
+
+impl LabEntra {
+    async fn start(secret: &str) -> anyhow::Result<Self> {
+        let key = SigningKey::generate(format!("lab-{}", &secret[..8]));
+        let keys = FakeKeys::start(fake_entra::TENANT_ID, &[&key]).await?;
+        let identity_secret = format!("lab-identity-{}", &secret[8..24]);
+        let identity = FakeIdentity::start(
+            ManagedIdentity {
+                client_id: fake_entra::FRONTEND_CLIENT_ID.into(),
+                object_id: fake_entra::FRONTEND_OBJECT_ID.into(),
+                tenant: fake_entra::TENANT_ID.into(),
+            },
+            key,
+            &identity_secret,
+        )
+        .await?;
+        identity.grant(fake_entra::BACKEND_APP_ID_URI, &[fake_entra::REQUIRED_ROLE]);
+        identity.grant(WRONG_RESOURCE, &[fake_entra::REQUIRED_ROLE]);
+        Ok(Self {
+            keys,
+            identity,
+            identity_secret,
+        })
+    }
+
+    fn validator(&self) -> anyhow::Result<Arc<backend::EntraValidator>> {
+        let settings = backend::EntraSettings {
+            tenant_id: fake_entra::TENANT_ID.into(),
+            audiences: vec![
+                fake_entra::BACKEND_APP_ID_URI.into(),
+                fake_entra::BACKEND_CLIENT_ID.into(),
+            ],
+            allowed_apps: vec![fake_entra::FRONTEND_CLIENT_ID.into()],
+            allowed_objects: vec![fake_entra::FRONTEND_OBJECT_ID.into()],
+            required_role: Some(fake_entra::REQUIRED_ROLE.into()),
+            authority: self.keys.authority().parse()?,
+            leeway: Duration::from_secs(60),
+            keys: backend::jwks::KeyCacheSettings::default(),
+        };
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Arc::new(backend::EntraValidator::new(settings, http)))
+    }
+}
+
 /// How to build a lab.
 #[derive(Debug, Clone)]
 pub struct LabOptions {
@@ -43,6 +123,8 @@ pub struct LabOptions {
     pub unintegrated_instances: Vec<usize>,
     /// Where the back end keeps its items (default: a temporary folder, removed at exit).
     pub data_dir: Option<PathBuf>,
+    /// The front end's credential.
+    pub auth: LabAuth,
 }
 
 impl LabOptions {
@@ -55,6 +137,7 @@ impl LabOptions {
             backend_instances: 2,
             unintegrated_instances: Vec::new(),
             data_dir: None,
+            auth: LabAuth::ApiKey,
         }
     }
 }
@@ -63,6 +146,10 @@ impl LabOptions {
 pub struct Lab {
     /// The plan it runs.
     pub plan: Plan,
+    /// The front end's credential.
+    pub auth: LabAuth,
+    /// Entra mode: the fake tenant's keys endpoint (`ENTRA_AUTHORITY`).
+    pub entra_authority: Option<String>,
     /// The front end as a browser reaches it.
     pub frontend_url: String,
     /// `BACKEND_URL` as the front end has it.
@@ -85,6 +172,7 @@ pub struct Lab {
     _dns: Vec<DnsServer>,
     _silent: Vec<Silent>,
     _data: Option<tempfile::TempDir>,
+    _entra: Option<LabEntra>,
 }
 
 impl Drop for Lab {
@@ -116,13 +204,22 @@ impl Lab {
             }
         };
         let store = ItemStore::open(&data_dir)?;
+        let entra = match options.auth {
+            LabAuth::ApiKey => None,
+            LabAuth::Entra => Some(LabEntra::start(&secret).await?),
+        };
+        let backend_auth = match &entra {
+            None => AuthMode::from_keys(ApiKeys::new([api_key.as_str()])),
+            Some(entra) => AuthMode::Entra(entra.validator()?),
+        };
         let mut backend_instances = Vec::new();
         for n in 0..options.backend_instances {
             let id = format!("be-{n}");
             let upstream = if plan.backend_running {
                 let state = backend::AppState {
                     store: store.clone(),
-                    keys: ApiKeys::new([api_key.as_str()]),
+                    auth: backend_auth.clone(),
+                    app_service_auth: false,
                     callers: Arc::new(CallerPolicy::new(vec![net(INTEGRATION_SUBNET)])),
                     client_ip_source: ClientIpSource::XClientIp,
                     instance: Arc::new(Instance {
@@ -184,14 +281,26 @@ impl Lab {
             let id = format!("fe-{n}");
             let integrated =
                 plan.frontend_integrated && !options.unintegrated_instances.contains(&n);
-            let config = frontend_config(FrontendInstance {
-                id: &id,
-                backend_url: &backend_url,
-                api_key: if plan.frontend_key_ok {
+            let credential = match &entra {
+                None => FrontendCredential::ApiKey(if plan.frontend_key_ok {
                     &api_key
                 } else {
                     "not-the-lab-key"
+                }),
+                Some(entra) => FrontendCredential::Entra {
+                    endpoint: entra.identity.endpoint(),
+                    secret: &entra.identity_secret,
+                    resource: if plan.frontend_key_ok {
+                        fake_entra::BACKEND_APP_ID_URI
+                    } else {
+                        WRONG_RESOURCE
+                    },
                 },
+            };
+            let config = frontend_config(FrontendInstance {
+                id: &id,
+                backend_url: &backend_url,
+                credential,
                 vnet_dns: vnet_dns.addr,
                 source: integrated.then(|| frontend_private_ip(n)),
                 diag_token: &diag_token,
@@ -222,6 +331,8 @@ impl Lab {
 
         Ok(Self {
             plan,
+            auth: options.auth,
+            entra_authority: entra.as_ref().map(|e| e.keys.authority()),
             frontend_url,
             backend_url,
             backend_port,
@@ -235,6 +346,7 @@ impl Lab {
             _dns: vec![vnet_dns, public_dns],
             _silent: silent,
             _data: temp,
+            _entra: entra,
         })
     }
 
@@ -244,16 +356,46 @@ impl Lab {
     }
 }
 
+enum FrontendCredential<'a> {
+    ApiKey(&'a str),
+    Entra {
+        endpoint: String,
+        secret: &'a str,
+        resource: &'a str,
+    },
+}
+
 struct FrontendInstance<'a> {
     id: &'a str,
     backend_url: &'a str,
-    api_key: &'a str,
+    credential: FrontendCredential<'a>,
     vnet_dns: SocketAddr,
     source: Option<IpAddr>,
     diag_token: &'a str,
 }
 
 fn frontend_config(instance: FrontendInstance<'_>) -> anyhow::Result<frontend::FrontendConfig> {
+    let (backend_auth, backend_api_key, backend_token_resource, identity_endpoint, identity_header) =
+        match instance.credential {
+            FrontendCredential::ApiKey(key) => (
+                frontend::BackendAuth::ApiKey,
+                Some(key.into()),
+                None,
+                None,
+                None,
+            ),
+            FrontendCredential::Entra {
+                endpoint,
+                secret,
+                resource,
+            } => (
+                frontend::BackendAuth::Entra,
+                None,
+                Some(resource.to_owned()),
+                Some(endpoint.parse()?),
+                Some(secret.into()),
+            ),
+        };
     Ok(frontend::FrontendConfig {
         host: HostArgs {
             site_name: Some("app-fe".into()),
@@ -262,7 +404,12 @@ fn frontend_config(instance: FrontendInstance<'_>) -> anyhow::Result<frontend::F
             ..HostArgs::default()
         },
         backend_url: instance.backend_url.parse()?,
-        backend_api_key: Some(instance.api_key.into()),
+        backend_auth,
+        backend_api_key,
+        backend_token_resource,
+        azure_client_id: None,
+        identity_endpoint,
+        identity_header,
         backend_timeout_ms: 1_000,
         integration_subnet: Some(net(INTEGRATION_SUBNET)),
         dns: DnsArgs {

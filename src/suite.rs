@@ -2,7 +2,7 @@
 //! (`infra/smoke/*.toml`), filled in with the lab's addresses and ports.
 
 use crate::breaks::Mode;
-use crate::stack::{Lab, TOKEN_ENV};
+use crate::stack::{Lab, LabAuth, TOKEN_ENV};
 use crate::topology::{BACKEND_HOST, INTEGRATION_SUBNET, PRIVATE_ENDPOINT_SUBNET, PUBLIC_RANGE};
 
 /// The check names, in the order the suite runs them (the tests pin which ones each break fails).
@@ -17,6 +17,8 @@ pub mod checks {
     pub const CALLER: &str = "back end sees the front end inside the integration subnet";
     /// The internet cannot reach the back end.
     pub const DENIED: &str = "the internet cannot reach the back end";
+    /// Entra mode: the back end refuses a call without a token, with its own code.
+    pub const NO_TOKEN: &str = "back end refuses a call without a token";
 }
 
 /// The suite for a running lab, as TOML.
@@ -27,6 +29,24 @@ pub fn suite_toml(lab: &Lab) -> String {
         Mode::PrivateEndpoint => {
             format!(r#"{{ address_in = "{PRIVATE_ENDPOINT_SUBNET}", privatelink = true }}"#)
         }
+    };
+    // In Entra mode, the back end must say it let the front end in with its token, and refuse a
+    // call without one with its own code (the lab has no App Service Authentication in front).
+    let (caller_auth, entra_checks) = match lab.auth {
+        LabAuth::ApiKey => (String::new(), String::new()),
+        LabAuth::Entra => (
+            r#", caller_auth = "entra""#.to_owned(),
+            format!(
+                r#"
+[[check]]
+name = "{NO_TOKEN}"
+from = "frontend"
+http = "http://{backend}/api/items"
+expect = {{ status = 401, error_code = "missing_token" }}
+"#,
+                NO_TOKEN = checks::NO_TOKEN,
+            ),
+        ),
     };
     format!(
         r#"# lockdown lab, {mode} mode: expectations as code. `probe smoke --config FILE` runs the
@@ -68,14 +88,14 @@ name = "{CALLER}"
 from = "here"
 timeout_ms = 5000
 http = "{frontend}/api/path"
-expect = {{ status = 200, caller_in = "{INTEGRATION_SUBNET}" }}
+expect = {{ status = 200, caller_in = "{INTEGRATION_SUBNET}"{caller_auth} }}
 
 [[check]]
 name = "{DENIED}"
 from = "here"
 http = "http://{backend}/healthz"
 expect = {{ denied = true }}
-"#,
+{entra_checks}"#,
         mode = lab.plan.mode,
         public_dns = lab.public_dns,
         frontend = lab.frontend_url,

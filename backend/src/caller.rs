@@ -12,6 +12,8 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::auth::CallerAuth;
+
 /// Where the client address is read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -111,6 +113,9 @@ pub struct CallerView {
     pub allowed: bool,
     /// Whether an `ALLOWED_CALLERS` list is configured at all.
     pub allow_list_enforced: bool,
+    /// How the credential gate let the caller in (`mode`; in Entra mode the calling `app_id`,
+    /// `object_id` and `roles` — never the token).
+    pub auth: CallerAuth,
     /// Which back-end instance answered.
     pub instance: Instance,
 }
@@ -122,6 +127,7 @@ impl CallerView {
         headers: &HeaderMap,
         peer: SocketAddr,
         policy: &CallerPolicy,
+        auth: CallerAuth,
         instance: Instance,
     ) -> Self {
         Self {
@@ -134,6 +140,7 @@ impl CallerView {
             class: AddressClass::of(client.ip),
             allowed: policy.allows(client.ip),
             allow_list_enforced: policy.is_enforced(),
+            auth,
             instance,
         }
     }

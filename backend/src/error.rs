@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use hosting::error_response;
 
 use crate::caller::ClientAddr;
+use crate::entra::TokenError;
 use crate::store::StoreError;
 
 /// Everything a back-end route can answer besides success.
@@ -16,6 +17,11 @@ pub enum ApiError {
         /// True when no key was sent at all.
         missing: bool,
     },
+    /// 401, 403 or 503 with the token's own code (`missing_token`, `wrong_audience`,
+    /// `role_missing`, `signing_keys_unavailable`, …): the Entra token was refused (see
+    /// [`TokenError`] for each code's status). 401s carry `WWW-Authenticate: Bearer`.
+    #[error("{0}")]
+    Token(TokenError),
     /// 403 `caller_not_allowed`: the client address is outside `ALLOWED_CALLERS`.
     #[error("caller {} is not in ALLOWED_CALLERS", client.ip)]
     CallerNotAllowed {
@@ -64,6 +70,21 @@ impl IntoResponse for ApiError {
                     "send one of the back end's API_KEYS in the X-Api-Key header (the front end's BACKEND_API_KEY)",
                 ),
             ),
+            Self::Token(error) => {
+                let mut response = error_response(
+                    error.status(),
+                    error.code(),
+                    error.to_string(),
+                    Some(error.hint()),
+                );
+                if let Some(challenge) = error.www_authenticate() {
+                    response.headers_mut().insert(
+                        axum::http::header::WWW_AUTHENTICATE,
+                        axum::http::HeaderValue::from_static(challenge),
+                    );
+                }
+                response
+            }
             Self::CallerNotAllowed { client } => error_response(
                 StatusCode::FORBIDDEN,
                 "caller_not_allowed",

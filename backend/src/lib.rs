@@ -2,12 +2,15 @@
 //! front end, and `GET /api/caller`, which says how this back end sees whoever called it.
 //!
 //! Defence in depth behind the platform's network lockdown: `ALLOWED_CALLERS` (the client
-//! address, read from the source `CLIENT_IP_SOURCE` names) and `API_KEYS`.
+//! address, read from the source `CLIENT_IP_SOURCE` names), then one credential (`AUTH_MODE`):
+//! an API key from `API_KEYS`, or an Entra ID token of the front end's managed identity.
 
 pub mod auth;
 pub mod caller;
 pub mod config;
+pub mod entra;
 pub mod error;
+pub mod jwks;
 pub mod routes;
 pub mod store;
 
@@ -19,13 +22,14 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use hosting::Instance;
 use probe::diag::DiagState;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
-pub use auth::ApiKeys;
+pub use auth::{ApiKeys, AuthMode, AuthModeName, CallerAuth};
 pub use caller::{CallerPolicy, ClientIpSource};
 pub use config::BackendConfig;
+pub use entra::{EntraSettings, EntraValidator};
 pub use store::ItemStore;
 
 /// Largest request body accepted, in bytes: items are small.
@@ -36,8 +40,11 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub struct AppState {
     /// The items store.
     pub store: ItemStore,
-    /// Accepted API keys.
-    pub keys: ApiKeys,
+    /// The credential callers must present.
+    pub auth: AuthMode,
+    /// App Service Authentication is on (`WEBSITE_AUTH_ENABLED`): only then are its
+    /// `X-MS-CLIENT-PRINCIPAL*` headers read.
+    pub app_service_auth: bool,
     /// The `ALLOWED_CALLERS` gate.
     pub callers: Arc<CallerPolicy>,
     /// Where the client address is read from.
@@ -51,24 +58,58 @@ impl AppState {
     pub fn from_config(config: &BackendConfig) -> anyhow::Result<Self> {
         let store = ItemStore::open(&config.data_dir)
             .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-        let keys = ApiKeys::new(config.api_keys());
         let callers = CallerPolicy::new(config.allowed_callers()?);
         let source = config.client_ip_source();
-        if !keys.required() {
-            tracing::warn!("API_KEYS is empty: the back end accepts calls WITHOUT a credential");
+        let mode = config.auth_mode()?;
+        let auth = match mode {
+            AuthModeName::None => {
+                tracing::warn!(
+                    "AUTH_MODE is none (or API_KEYS is empty): the back end accepts calls WITHOUT a credential"
+                );
+                AuthMode::None
+            }
+            AuthModeName::ApiKey => AuthMode::ApiKey(ApiKeys::new(config.api_keys())),
+            AuthModeName::Entra => {
+                let settings = config.entra_settings()?;
+                if settings.required_role.is_none() {
+                    tracing::warn!(
+                        "ENTRA_REQUIRED_ROLE is empty: any token of an allowed application is accepted without an app role"
+                    );
+                }
+                tracing::info!(
+                    entra.tenant_id = %settings.tenant_id,
+                    entra.audiences = %settings.audiences.join(","),
+                    entra.allowed_apps = %settings.allowed_apps.join(","),
+                    entra.allowed_objects = %settings.allowed_objects.join(","),
+                    entra.required_role = settings.required_role.as_deref().unwrap_or(""),
+                    entra.keys_url = %settings.keys_url(),
+                    "Entra ID tokens required"
+                );
+                let resolver = probe::dns::DnsResolver::from_args(&config.dns)?;
+                let http = entra::keys_http_client(resolver)?;
+                AuthMode::Entra(Arc::new(EntraValidator::new(settings, http)))
+            }
+        };
+        if mode != AuthModeName::ApiKey && !config.api_keys().is_empty() {
+            tracing::warn!(
+                auth_mode = mode.as_str(),
+                "API_KEYS is set but ignored in this AUTH_MODE"
+            );
         }
         if !callers.is_enforced() {
             tracing::warn!("ALLOWED_CALLERS is empty: no app-level network check");
         }
         tracing::info!(
             client_ip_source = source.as_str(),
-            api_keys = keys.required(),
+            auth_mode = mode.as_str(),
+            app_service_auth = config.app_service_auth(),
             allowed_callers = %config.allowed_callers,
             "back end configured"
         );
         Ok(Self {
             store,
-            keys,
+            auth,
+            app_service_auth: config.app_service_auth(),
             callers: Arc::new(callers),
             client_ip_source: source,
             instance: Arc::new(config.host.instance("backend")),
@@ -76,10 +117,21 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// In Entra mode, fetches the signing keys in the background, so that a wrong tenant or an
+    /// unreachable authority is logged at start-up rather than on the first call.
+    pub fn spawn_key_prefetch(&self) {
+        if let AuthMode::Entra(validator) = &self.auth {
+            let validator = Arc::clone(validator);
+            tokio::spawn(async move { validator.keys().prefetch().await });
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "lockdown backend", description = "The lockdown reference back-end API."),
-    modifiers(&ApiKeyScheme),
+    modifiers(&SecuritySchemes),
     tags(
         (name = "items", description = "A small sample resource"),
         (name = "diagnostics", description = "How the back end sees its caller"),
@@ -87,14 +139,26 @@ impl AppState {
 )]
 struct ApiDoc;
 
-struct ApiKeyScheme;
+struct SecuritySchemes;
 
-impl Modify for ApiKeyScheme {
+impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(auth::API_KEY_HEADER))),
+        );
+        components.add_security_scheme(
+            "entra",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "AUTH_MODE=entra: an Entra ID access token of the front end's managed identity",
+                    ))
+                    .build(),
+            ),
         );
     }
 }

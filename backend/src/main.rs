@@ -9,6 +9,7 @@ async fn main() -> anyhow::Result<()> {
     let config = BackendConfig::parse();
     hosting::init_logging(config.host.log_format());
     let state = AppState::from_config(&config)?;
+    state.spawn_key_prefetch();
     let addr = config.host.listen_addr();
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::auth::CallerAuth;
 use crate::caller::{CallerView, ClientAddr};
 use crate::error::ApiError;
 use crate::store::Item;
@@ -94,11 +95,11 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
 
 /// List all items.
 #[utoipa::path(get, path = "/api/items", tag = "items",
-    security(("api_key" = [])),
+    security(("api_key" = []), ("entra" = [])),
     responses(
         (status = 200, description = "All items, oldest first", body = ItemList),
-        (status = 401, description = "Missing or wrong API key", body = ErrorEnvelope),
-        (status = 403, description = "Caller outside ALLOWED_CALLERS", body = ErrorEnvelope),
+        (status = 401, description = "Missing or invalid credential: API key, or Entra token (missing_token, wrong_audience, token_expired, …)", body = ErrorEnvelope),
+        (status = 403, description = "Caller outside ALLOWED_CALLERS, or a valid token of a caller that is not allowed (app_not_allowed, object_not_allowed, role_missing, delegated_token)", body = ErrorEnvelope),
     ))]
 async fn list_items(State(state): State<AppState>) -> Result<Json<ItemList>, ApiError> {
     Ok(Json(ItemList {
@@ -108,13 +109,13 @@ async fn list_items(State(state): State<AppState>) -> Result<Json<ItemList>, Api
 
 /// Create an item.
 #[utoipa::path(post, path = "/api/items", tag = "items",
-    security(("api_key" = [])),
+    security(("api_key" = []), ("entra" = [])),
     request_body = NewItem,
     responses(
         (status = 201, description = "Created", body = Item),
         (status = 400, description = "Invalid item or JSON", body = ErrorEnvelope),
-        (status = 401, description = "Missing or wrong API key", body = ErrorEnvelope),
-        (status = 403, description = "Caller outside ALLOWED_CALLERS", body = ErrorEnvelope),
+        (status = 401, description = "Missing or invalid credential: API key, or Entra token (missing_token, wrong_audience, token_expired, …)", body = ErrorEnvelope),
+        (status = 403, description = "Caller outside ALLOWED_CALLERS, or a valid token of a caller that is not allowed (app_not_allowed, object_not_allowed, role_missing, delegated_token)", body = ErrorEnvelope),
         (status = 409, description = "The store is full", body = ErrorEnvelope),
     ))]
 async fn create_item(
@@ -133,7 +134,7 @@ async fn create_item(
 
 /// Get one item.
 #[utoipa::path(get, path = "/api/items/{id}", tag = "items",
-    security(("api_key" = [])),
+    security(("api_key" = []), ("entra" = [])),
     params(("id" = String, Path, description = "Item id (UUID)")),
     responses(
         (status = 200, description = "The item", body = Item),
@@ -155,7 +156,7 @@ async fn get_item(
 
 /// Delete one item.
 #[utoipa::path(delete, path = "/api/items/{id}", tag = "items",
-    security(("api_key" = [])),
+    security(("api_key" = []), ("entra" = [])),
     params(("id" = String, Path, description = "Item id (UUID)")),
     responses(
         (status = 204, description = "Deleted"),
@@ -175,17 +176,19 @@ async fn delete_item(
 }
 
 /// How the back end sees its caller: client address, its source, the forwarded chain, its class,
-/// whether it is allowed, and which instance answered.
+/// whether it is allowed, how its credential let it in (in Entra mode: which application and
+/// object called), and which instance answered.
 #[utoipa::path(get, path = "/api/caller", tag = "diagnostics",
-    security(("api_key" = [])),
+    security(("api_key" = []), ("entra" = [])),
     responses(
         (status = 200, description = "The caller as seen here", body = CallerView),
-        (status = 401, description = "Missing or wrong API key", body = ErrorEnvelope),
-        (status = 403, description = "Caller outside ALLOWED_CALLERS", body = ErrorEnvelope),
+        (status = 401, description = "Missing or invalid credential: API key, or Entra token (missing_token, wrong_audience, token_expired, …)", body = ErrorEnvelope),
+        (status = 403, description = "Caller outside ALLOWED_CALLERS, or a valid token of a caller that is not allowed (app_not_allowed, object_not_allowed, role_missing, delegated_token)", body = ErrorEnvelope),
     ))]
 async fn caller(
     State(state): State<AppState>,
     Extension(client): Extension<ClientAddr>,
+    Extension(auth): Extension<CallerAuth>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Json<CallerView> {
@@ -194,6 +197,7 @@ async fn caller(
         &headers,
         peer,
         &state.callers,
+        auth,
         (*state.instance).clone(),
     ))
 }

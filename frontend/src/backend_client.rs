@@ -1,25 +1,40 @@
 //! `BackendClient`: the one way the front end talks to the back end. It resolves with the same
 //! resolver as `/diag/resolve`, leaves from `OUTBOUND_SOURCE_ADDR` when set, adds the credential
-//! and the request id, follows no redirects, and turns every failure into a [`Diagnosis`].
+//! (an API key, or a token of the managed identity from [`TokenSource`]) and the request id,
+//! follows no redirects, and turns every failure into a [`Diagnosis`].
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use bytes::Bytes;
 use probe::dns::DnsResolver;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::diagnosis::{self, Diagnosis};
+use crate::config::Secret;
+use crate::diagnosis::{self, CredentialKind, Diagnosis};
+use crate::token::{TokenSettings, TokenSource};
+
+/// The credential the front end adds to every back-end call.
+#[derive(Debug, Clone)]
+pub enum CredentialSettings {
+    /// Nothing.
+    None,
+    /// `X-Api-Key` (an empty key means nothing is sent).
+    ApiKey(Secret),
+    /// `Authorization: Bearer` with a token of the managed identity.
+    ManagedIdentity(Box<TokenSettings>),
+}
 
 /// How to build a [`BackendClient`].
 #[derive(Debug, Clone)]
 pub struct BackendSettings {
     /// The back end's base URL.
     pub base: Url,
-    /// The API key, if the back end requires one.
-    pub api_key: Option<String>,
+    /// The credential.
+    pub credential: CredentialSettings,
     /// Limit for one call, connect included.
     pub timeout: Duration,
     /// Local address outbound sockets bind to.
@@ -67,8 +82,38 @@ pub struct CallerSeen {
     pub class: String,
     /// Whether the back end's ALLOWED_CALLERS lets it in.
     pub allowed: bool,
+    /// How the back end's credential gate let the front end in (absent from older back ends).
+    #[serde(default)]
+    pub auth: Option<CallerAuthSeen>,
     /// Which back-end instance answered.
     pub instance: hosting::Instance,
+}
+
+/// The back end's `auth` in `/api/caller`: which credential let the front end in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallerAuthSeen {
+    /// `none`, `api-key` or `entra`.
+    pub mode: String,
+    /// Entra: the calling application (the managed identity's client ID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    /// Entra: the caller's object ID (the managed identity's principal ID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    /// Entra: the app roles in the token.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Entra: the token version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_version: Option<String>,
+}
+
+/// The credential as the client holds it.
+#[derive(Clone)]
+enum Credential {
+    None,
+    ApiKey(HeaderValue),
+    Entra(Arc<TokenSource>),
 }
 
 /// Typed client for the back-end API. Cheap to clone.
@@ -77,7 +122,7 @@ pub struct BackendClient {
     http: reqwest::Client,
     resolver: DnsResolver,
     base: Url,
-    api_key: Option<HeaderValue>,
+    credential: Credential,
     label: String,
 }
 
@@ -93,15 +138,24 @@ impl BackendClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .build()?;
-        let api_key = settings
-            .api_key
-            .filter(|k| !k.is_empty())
-            .map(|k| {
-                let mut value = HeaderValue::from_str(&k)?;
+        let credential = match settings.credential {
+            CredentialSettings::None => Credential::None,
+            CredentialSettings::ApiKey(key) if key.is_empty() => Credential::None,
+            CredentialSettings::ApiKey(key) => {
+                let mut value = HeaderValue::from_str(key.expose())?;
                 value.set_sensitive(true);
-                Ok::<_, axum::http::header::InvalidHeaderValue>(value)
-            })
-            .transpose()?;
+                Credential::ApiKey(value)
+            }
+            CredentialSettings::ManagedIdentity(token_settings) => {
+                // The identity endpoint is local to the instance: plain http, never a proxy, no
+                // source binding (it is not reached through the VNet).
+                let http = probe::outbound::http_client_builder(resolver.clone(), None)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .connect_timeout(Duration::from_secs(2).min(token_settings.timeout))
+                    .build()?;
+                Credential::Entra(Arc::new(TokenSource::new(*token_settings, http)))
+            }
+        };
         let label = match (
             settings.base.host_str(),
             settings.base.port_or_known_default(),
@@ -113,14 +167,56 @@ impl BackendClient {
             http,
             resolver,
             base: settings.base,
-            api_key,
+            credential,
             label,
         })
+    }
+
+    /// As [`BackendClient::new`], with a token source built by the caller (tests move its clock).
+    pub fn with_token_source(
+        settings: BackendSettings,
+        resolver: DnsResolver,
+        tokens: Arc<TokenSource>,
+    ) -> anyhow::Result<Self> {
+        let mut client = Self::new(
+            BackendSettings {
+                credential: CredentialSettings::None,
+                ..settings
+            },
+            resolver,
+        )?;
+        client.credential = Credential::Entra(tokens);
+        Ok(client)
     }
 
     /// The back end's base URL.
     pub fn base(&self) -> &Url {
         &self.base
+    }
+
+    /// What the front end sends: `none`, `api-key` or `entra`.
+    pub fn auth_mode(&self) -> &'static str {
+        match self.credential {
+            Credential::None => "none",
+            Credential::ApiKey(_) => "api-key",
+            Credential::Entra(_) => "entra",
+        }
+    }
+
+    /// The token source, in Entra mode.
+    pub fn token_source(&self) -> Option<&Arc<TokenSource>> {
+        match &self.credential {
+            Credential::Entra(tokens) => Some(tokens),
+            _ => None,
+        }
+    }
+
+    fn credential_kind(&self) -> CredentialKind {
+        match self.credential {
+            Credential::None => CredentialKind::Nothing,
+            Credential::ApiKey(_) => CredentialKind::ApiKey,
+            Credential::Entra(_) => CredentialKind::EntraToken,
+        }
     }
 
     /// Sends one request to `path` (absolute, e.g. `/api/items`). Failures the front end can
@@ -138,8 +234,22 @@ impl BackendClient {
                 .expect("5xx always diagnoses")
         })?;
         let mut request = self.http.request(method, url);
-        if let Some(key) = &self.api_key {
-            request = request.header("x-api-key", key.clone());
+        match &self.credential {
+            Credential::None => {}
+            Credential::ApiKey(key) => request = request.header("x-api-key", key.clone()),
+            Credential::Entra(tokens) => match tokens.token().await {
+                Ok(token) => request = request.header(header::AUTHORIZATION, token.authorization()),
+                Err(error) => {
+                    let diagnosis = diagnosis::token_unavailable(&error);
+                    tracing::warn!(
+                        code = diagnosis.code,
+                        identity.correlation_id = error.correlation_id().unwrap_or(""),
+                        error = %error,
+                        "no token for the back-end call"
+                    );
+                    return Err(diagnosis);
+                }
+            },
         }
         if let Some(id) = request_id {
             request = request.header(hosting::server::REQUEST_ID_HEADER, id.clone());
@@ -160,7 +270,8 @@ impl BackendClient {
             .bytes()
             .await
             .map_err(|e| diagnosis::from_transport(&e, &self.label))?;
-        if let Some(diagnosis) = diagnosis::from_response(status, &body) {
+        if let Some(diagnosis) = diagnosis::from_response_to(status, &body, self.credential_kind())
+        {
             tracing::warn!(
                 code = diagnosis.code,
                 http.status = status.as_u16(),

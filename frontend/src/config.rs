@@ -1,11 +1,81 @@
 //! The front end's configuration, parsed once from flags and environment variables.
 
+use std::fmt;
+use std::str::FromStr;
+
 use hosting::HostArgs;
 use ipnet::IpNet;
 use probe::diag::DiagArgs;
 use probe::dns::DnsArgs;
 use probe::outbound::OutboundArgs;
 use url::Url;
+
+/// How the front end proves itself to the back end (`BACKEND_AUTH`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum BackendAuth {
+    /// `X-Api-Key: <BACKEND_API_KEY>` (none when the key is empty).
+    #[default]
+    ApiKey,
+    /// `Authorization: Bearer <token>`: a token of this app's managed identity for
+    /// `BACKEND_TOKEN_RESOURCE`.
+    Entra,
+}
+
+impl BackendAuth {
+    /// The name used in configuration, JSON and the back end's `auth.mode`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApiKey => "api-key",
+            Self::Entra => "entra",
+        }
+    }
+}
+
+/// A secret setting: its value never shows in `Debug` output (clap also hides it in `--help`).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "Secret(empty)"
+        } else {
+            "Secret(***)"
+        })
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self(value.to_owned()))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
 
 /// Everything the front end reads at start-up. `--help` lists every variable and its default.
 #[derive(Debug, Clone, clap::Parser)]
@@ -21,11 +91,31 @@ pub struct FrontendConfig {
     /// The back end's base URL; on App Service `https://<backend>.azurewebsites.net`.
     #[arg(long, env = "BACKEND_URL", default_value = "http://127.0.0.1:8081")]
     pub backend_url: Url,
+    /// How the front end proves itself to the back end: `api-key` (`BACKEND_API_KEY` in
+    /// `X-Api-Key`) or `entra` (a token of this app's managed identity in `Authorization`).
+    #[arg(long, env = "BACKEND_AUTH", value_enum, default_value_t = BackendAuth::ApiKey)]
+    pub backend_auth: BackendAuth,
     /// The API key sent to the back end in `X-Api-Key` (never reaches the browser).
     #[arg(long, env = "BACKEND_API_KEY", hide_env_values = true)]
-    pub backend_api_key: Option<String>,
+    pub backend_api_key: Option<Secret>,
+    /// Entra mode: the resource the token is asked for — the back end's application ID URI
+    /// (`api://…`) or client ID. A resource, not a scope: no `/.default`.
+    #[arg(long, env = "BACKEND_TOKEN_RESOURCE")]
+    pub backend_token_resource: Option<String>,
+    /// Entra mode: the client ID of the user-assigned managed identity to use (unset: the
+    /// system-assigned identity).
+    #[arg(long, env = "AZURE_CLIENT_ID")]
+    pub azure_client_id: Option<String>,
+    /// The managed-identity endpoint (set by App Service when the app has a managed identity).
+    #[arg(long, env = "IDENTITY_ENDPOINT")]
+    pub identity_endpoint: Option<Url>,
+    /// The secret the managed-identity endpoint expects in `X-IDENTITY-HEADER` (set by App
+    /// Service; never logged).
+    #[arg(long, env = "IDENTITY_HEADER", hide_env_values = true)]
+    pub identity_header: Option<Secret>,
     /// Time limit for one back-end call; the connect gets half of it. App Service's own tooling
     /// waits 21 s for a connect that a firewall drops; a shorter limit gives a faster diagnosis.
+    /// Fetching a token (retries included) gets the same limit.
     #[arg(long, env = "BACKEND_TIMEOUT_MS", default_value_t = 10_000)]
     pub backend_timeout_ms: u64,
     /// The VNet integration subnet (CIDR): the path report checks that the back end saw the
@@ -41,4 +131,86 @@ pub struct FrontendConfig {
     /// `/diag` settings.
     #[command(flatten)]
     pub diag: DiagArgs,
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {message}")]
+pub struct ConfigError {
+    /// The variable at fault.
+    pub name: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FrontendConfig {
+    /// `BACKEND_TOKEN_RESOURCE`, checked: required in Entra mode, and a resource, not a scope.
+    pub fn token_resource(&self) -> Result<String, ConfigError> {
+        let resource = self
+            .backend_token_resource
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .ok_or(ConfigError {
+                name: "BACKEND_TOKEN_RESOURCE",
+                message: "BACKEND_AUTH=entra needs the back end's application ID URI (api://…) or client ID"
+                    .into(),
+            })?;
+        if resource.ends_with("/.default") {
+            return Err(ConfigError {
+                name: "BACKEND_TOKEN_RESOURCE",
+                message: format!(
+                    "{resource:?} is a scope; the managed-identity endpoint takes the resource itself: drop /.default"
+                ),
+            });
+        }
+        Ok(resource.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn entra_settings_are_read_and_secrets_stay_hidden() {
+        let config = FrontendConfig::parse_from([
+            "frontend",
+            "--backend-auth",
+            "entra",
+            "--backend-token-resource",
+            " api://backend ",
+            "--identity-endpoint",
+            "http://127.0.0.1:41000/msi/token",
+            "--identity-header",
+            "s3cret-identity-header",
+            "--backend-api-key",
+            "s3cret-key",
+        ]);
+        assert_eq!(config.backend_auth, BackendAuth::Entra);
+        assert_eq!(config.token_resource().unwrap(), "api://backend");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert_eq!(
+            config.identity_header.as_ref().map(Secret::expose),
+            Some("s3cret-identity-header")
+        );
+    }
+
+    #[test]
+    fn the_resource_is_required_and_never_a_scope() {
+        let mut config = FrontendConfig::parse_from(["frontend", "--backend-auth", "entra"]);
+        assert_eq!(
+            config.token_resource().unwrap_err().name,
+            "BACKEND_TOKEN_RESOURCE"
+        );
+        config.backend_token_resource = Some("api://backend/.default".into());
+        let error = config.token_resource().unwrap_err();
+        assert!(error.message.contains("drop /.default"), "{error}");
+        assert_eq!(
+            FrontendConfig::parse_from(["frontend"]).backend_auth,
+            BackendAuth::ApiKey
+        );
+    }
 }

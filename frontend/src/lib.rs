@@ -11,6 +11,7 @@ pub mod csrf;
 pub mod diagnosis;
 pub mod path;
 pub mod routes;
+pub mod token;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +25,9 @@ use probe::diag::DiagState;
 use probe::dns::DnsResolver;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-pub use backend_client::{BackendClient, BackendSettings};
-pub use config::FrontendConfig;
+pub use backend_client::{BackendClient, BackendSettings, CredentialSettings};
+pub use config::{BackendAuth, FrontendConfig, Secret};
+pub use token::{TokenSettings, TokenSource};
 
 /// Largest request body relayed to the back end, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -55,23 +57,52 @@ pub struct Built {
 pub fn build(config: &FrontendConfig) -> anyhow::Result<Built> {
     let resolver = DnsResolver::from_args(&config.dns)?;
     let source = config.outbound.outbound_source_addr;
+    let timeout = Duration::from_millis(config.backend_timeout_ms);
+    let credential = match config.backend_auth {
+        BackendAuth::ApiKey => {
+            let key = config.backend_api_key.clone().unwrap_or_default();
+            if key.is_empty() {
+                tracing::warn!(
+                    "BACKEND_API_KEY is empty: calls to the back end carry no credential"
+                );
+            }
+            CredentialSettings::ApiKey(key)
+        }
+        BackendAuth::Entra => {
+            let resource = config.token_resource()?;
+            if config.identity_endpoint.is_none() || config.identity_header.is_none() {
+                // Not fatal: every back-end call is then diagnosed as token_unavailable, with
+                // the next step, on the page and in /api/path.
+                tracing::error!(
+                    "BACKEND_AUTH=entra but IDENTITY_ENDPOINT/IDENTITY_HEADER are not set: this app has no managed identity"
+                );
+            }
+            tracing::info!(
+                token.resource = %resource,
+                token.client_id = config.azure_client_id.as_deref().unwrap_or("(system-assigned)"),
+                "calls to the back end carry a managed-identity token"
+            );
+            CredentialSettings::ManagedIdentity(Box::new(TokenSettings::new(
+                config.identity_endpoint.clone(),
+                config.identity_header.clone(),
+                resource,
+                config
+                    .azure_client_id
+                    .clone()
+                    .filter(|c| !c.trim().is_empty()),
+                timeout,
+            )))
+        }
+    };
     let backend = BackendClient::new(
         BackendSettings {
             base: config.backend_url.clone(),
-            api_key: config.backend_api_key.clone(),
-            timeout: Duration::from_millis(config.backend_timeout_ms),
+            credential,
+            timeout,
             source,
         },
         resolver.clone(),
     )?;
-    if config
-        .backend_api_key
-        .as_deref()
-        .unwrap_or_default()
-        .is_empty()
-    {
-        tracing::warn!("BACKEND_API_KEY is empty: calls to the back end carry no credential");
-    }
     let diag = DiagState::new(
         &config.diag,
         resolver.clone(),
@@ -81,6 +112,7 @@ pub fn build(config: &FrontendConfig) -> anyhow::Result<Built> {
     )?;
     tracing::info!(
         backend_url = %config.backend_url,
+        backend_auth = config.backend_auth.as_str(),
         integration_subnet = ?config.integration_subnet.map(|n| n.to_string()),
         outbound_source_addr = ?source,
         "front end configured"

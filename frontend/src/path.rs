@@ -1,6 +1,8 @@
 //! The path report (`GET /api/path` and the page's path panel): does the front end's call to the
 //! back end take the locked-down path? How the back-end host resolves from here, what the back
-//! end saw as caller, whether that lies in the integration subnet, and how long each step took.
+//! end saw as caller, whether that lies in the integration subnet, which credential let the
+//! front end in (in Entra mode: the back end's verdict on this front end's own token), and how
+//! long each step took.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -11,7 +13,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::AppState;
-use crate::backend_client::CallerSeen;
+use crate::backend_client::{CallerAuthSeen, CallerSeen};
 use crate::diagnosis::Diagnosis;
 
 /// The overall state of the path.
@@ -29,7 +31,7 @@ pub enum PathVerdict {
 /// One line of the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct PathCheck {
-    /// What was checked (`dns`, `backend`, `caller_in_subnet`).
+    /// What was checked (`dns`, `backend`, `credential`, `caller_in_subnet`).
     pub name: &'static str,
     /// `true` passed, `false` failed, `null` could not be decided.
     pub ok: Option<bool>,
@@ -76,6 +78,8 @@ pub struct PathReport {
     pub summary: String,
     /// `BACKEND_URL`.
     pub backend_url: String,
+    /// What the front end sends the back end: `none`, `api-key` or `entra` (`BACKEND_AUTH`).
+    pub backend_auth: &'static str,
     /// `INTEGRATION_SUBNET`, when set.
     pub integration_subnet: Option<String>,
     /// The back-end host's resolution (absent for IP literals).
@@ -184,6 +188,9 @@ fn judge(
             (None, None) => String::new(),
         },
     });
+    if let Some(auth) = caller.as_ref().and_then(|seen| seen.auth.as_ref()) {
+        checks.push(credential_check(state.backend.auth_mode(), auth));
+    }
     let caller_in_subnet = caller
         .as_ref()
         .and_then(|seen| in_subnet(state.integration_subnet, &seen.client_ip));
@@ -223,6 +230,7 @@ fn judge(
         verdict,
         summary,
         backend_url: backend_url.to_owned(),
+        backend_auth: state.backend.auth_mode(),
         integration_subnet: state.integration_subnet.map(|n| n.to_string()),
         dns,
         caller,
@@ -232,6 +240,43 @@ fn judge(
         backend_ms,
         frontend_instance: (*state.instance).clone(),
         backend_instance,
+    }
+}
+
+/// How the back end's credential gate let this front end in.
+fn credential_check(sent: &str, auth: &CallerAuthSeen) -> PathCheck {
+    let (ok, detail) = match auth.mode.as_str() {
+        "none" => (
+            None,
+            "the back end checks no credential (AUTH_MODE=none): whoever reaches it gets in"
+                .to_owned(),
+        ),
+        "entra" if sent == "entra" => (
+            Some(true),
+            format!(
+                "the back end accepted this front end's Entra token: application {}, object {}, roles {}",
+                auth.app_id.as_deref().unwrap_or("?"),
+                auth.object_id.as_deref().unwrap_or("?"),
+                if auth.roles.is_empty() {
+                    "none".to_owned()
+                } else {
+                    auth.roles.join(", ")
+                }
+            ),
+        ),
+        "api-key" if sent == "api-key" => (
+            Some(true),
+            "the back end accepted this front end's API key".to_owned(),
+        ),
+        other => (
+            Some(false),
+            format!("the back end let the call in by {other}, while the front end sends {sent}"),
+        ),
+    };
+    PathCheck {
+        name: "credential",
+        ok,
+        detail,
     }
 }
 
@@ -272,6 +317,33 @@ fn capitalise(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_credential_check_names_what_let_the_front_end_in() {
+        let entra = CallerAuthSeen {
+            mode: "entra".into(),
+            app_id: Some("app-1".into()),
+            object_id: Some("oid-1".into()),
+            roles: vec!["Backend.Call".into()],
+            token_version: Some("1.0".into()),
+        };
+        let check = credential_check("entra", &entra);
+        assert_eq!(check.ok, Some(true));
+        assert!(
+            check
+                .detail
+                .contains("application app-1, object oid-1, roles Backend.Call")
+        );
+        let none = CallerAuthSeen {
+            mode: "none".into(),
+            app_id: None,
+            object_id: None,
+            roles: vec![],
+            token_version: None,
+        };
+        assert_eq!(credential_check("api-key", &none).ok, None);
+        assert_eq!(credential_check("api-key", &entra).ok, Some(false));
+    }
 
     #[test]
     fn subnet_membership_handles_mapped_addresses_and_garbage() {

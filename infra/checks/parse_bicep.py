@@ -1,6 +1,6 @@
 """Syntax check of every .bicep file with tree-sitter-bicep (no Bicep compiler can be
 installed offline). Prints the first error or missing node of each broken file with its
-line and column.
+line and column. `extension` statements are blanked first (see bicep_source.py).
 
 Usage: python3 infra/checks/parse_bicep.py [FILE_OR_DIR ...]   (default: infra)
 """
@@ -12,6 +12,8 @@ from pathlib import Path
 
 import tree_sitter_bicep
 from tree_sitter import Language, Node, Parser
+
+from bicep_source import readable
 
 
 def first_error(node: Node) -> Node | None:
@@ -35,7 +37,7 @@ def main() -> int:
         return 1
     broken = 0
     for path in files:
-        source = path.read_bytes()
+        source = readable(path.read_text()).encode()
         root = parser.parse(source).root_node
         if not root.has_error:
             continue

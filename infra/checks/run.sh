@@ -165,7 +165,7 @@ step_dry_runs() {
   [[ "$count" -gt 0 ]] || { echo "no expected dry runs found"; return 1; }
   # Every script with --dry-run has at least one expected list.
   local script
-  for script in create lockdown undo smoke; do
+  for script in create lockdown undo smoke auth; do
     grep -lq "^# infra/scripts/${script}.sh " "$checks"/expected/*.txt \
       || { echo "no expected dry run for infra/scripts/${script}.sh"; bad=1; }
   done
@@ -231,6 +231,7 @@ service endpoint without subnet|2|LOCKDOWN_MODE=serviceEndpoint FRONTEND_URL=htt
 bad CIDR|2|LOCKDOWN_MODE=privateEndpoint FRONTEND_URL=https://a.azurewebsites.net BACKEND_URL=https://b.azurewebsites.net INTEGRATION_SUBNET_CIDR=10.0.300.0/24
 URL with a path|2|LOCKDOWN_MODE=none FRONTEND_URL=https://a.azurewebsites.net/x BACKEND_URL=https://b.azurewebsites.net
 quote injection|2|LOCKDOWN_MODE=none FRONTEND_URL=https://a.azurewebsites.net"] BACKEND_URL=https://b.azurewebsites.net
+unknown credential mode|2|LOCKDOWN_MODE=none BACKEND_AUTH_MODE=kerberos FRONTEND_URL=https://a.azurewebsites.net BACKEND_URL=https://b.azurewebsites.net
 CASES
   return "$bad"
 }
@@ -264,7 +265,7 @@ for name in given:
     if name not in params:
         problems.append(f"main.parameters.json sets {name}, which main.bicep does not declare")
 outputs = set(re.findall(r"^output (\w+)", main, re.M))
-needed = {"FRONTEND_URL", "BACKEND_URL", "BACKEND_HOSTNAME", "INTEGRATION_SUBNET_CIDR", "LOCKDOWN_MODE",
+needed = {"FRONTEND_URL", "BACKEND_URL", "BACKEND_HOSTNAME", "INTEGRATION_SUBNET_CIDR", "LOCKDOWN_MODE", "BACKEND_AUTH_MODE",
           "KEY_VAULT_NAME", "DIAG_TOKEN_SECRET_NAME", "FRONTEND_NAME", "BACKEND_NAME",
           "AZURE_CONTAINER_REGISTRY_ENDPOINT", "AZURE_RESOURCE_GROUP"}
 for name in sorted(needed - outputs):

@@ -22,6 +22,9 @@ from pathlib import Path
 import tree_sitter_bicep
 from tree_sitter import Language, Node, Parser
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bicep_source import readable  # noqa: E402
+
 INFRA = Path(__file__).resolve().parent.parent
 MODULES = INFRA / "modules"
 PARSER = Parser(Language(tree_sitter_bicep.language()))
@@ -54,7 +57,7 @@ class Declaration:
 
 
 def parse(text: str, origin: str) -> Node:
-    tree = PARSER.parse(text.encode())
+    tree = PARSER.parse(readable(text).encode())
     assert not tree.root_node.has_error, f"{origin}: does not parse as Bicep"
     return tree.root_node
 
@@ -279,19 +282,58 @@ def check_main(text: str, origin: str = "main.bicep") -> None:
     assert dig(network.body, "params", "enableWebServiceEndpoint").text == "(lockdownMode == 'serviceEndpoint')", \
         f"{origin}: the Microsoft.Web service endpoint belongs to serviceEndpoint mode only"
 
+    names = variables(text, origin)
     settings = {}
-    for name in ("frontendSettings", "backendSettings"):
-        block = text.split(f"var {name} = ", 1)
-        assert len(block) == 2, f"{origin}: var {name} is missing"
-        root = parse("var x = " + block[1].split("\n]\n", 1)[0] + "\n]\n", origin)
-        array = root.named_children[0].named_children[-1]
-        settings[name] = {s["name"]: s["value"] for s in value_of(array)}
+    for name in ("frontendBaseSettings", "frontendApiKeySettings", "frontendEntraSettings",
+                 "backendBaseSettings", "backendApiKeySettings", "backendEntraSettings"):
+        block = names.get(name)
+        assert isinstance(block, list), f"{origin}: var {name} must be a literal array of settings"
+        settings[name] = {s["name"]: s["value"] for s in block}
+    for side in ("frontend", "backend"):
+        combined = names.get(f"{side}Settings")
+        expected = f"concat({side}BaseSettings, usesEntra ? {side}EntraSettings : {side}ApiKeySettings)"
+        assert isinstance(combined, Expr) and combined.text == expected, \
+            f"{origin}: var {side}Settings must be {expected}, is {combined}"
+    assert isinstance(names.get("usesEntra"), Expr) and names["usesEntra"].text == "(backendAuth == 'entra')", \
+        f"{origin}: usesEntra must be (backendAuth == 'entra')"
 
-    front, back = settings["frontendSettings"], settings["backendSettings"]
-    for key in ("BACKEND_API_KEY", "DIAG_TOKEN"):
-        assert isinstance(front.get(key), Expr) and front[key].text.endswith("Ref"), f"{origin}: front end {key} must be a Key Vault reference"
-    for key in ("API_KEYS", "DIAG_TOKEN"):
-        assert isinstance(back.get(key), Expr) and back[key].text.endswith("Ref"), f"{origin}: back end {key} must be a Key Vault reference"
+    front, back = settings["frontendBaseSettings"], settings["backendBaseSettings"]
+    front_key, back_key = settings["frontendApiKeySettings"], settings["backendApiKeySettings"]
+    front_entra, back_entra = settings["frontendEntraSettings"], settings["backendEntraSettings"]
+    assert isinstance(front.get("DIAG_TOKEN"), Expr) and front["DIAG_TOKEN"].text.endswith("Ref"), f"{origin}: front end DIAG_TOKEN must be a Key Vault reference"
+    assert isinstance(back.get("DIAG_TOKEN"), Expr) and back["DIAG_TOKEN"].text.endswith("Ref"), f"{origin}: back end DIAG_TOKEN must be a Key Vault reference"
+    assert isinstance(front_key.get("BACKEND_API_KEY"), Expr) and front_key["BACKEND_API_KEY"].text.endswith("Ref"), f"{origin}: front end BACKEND_API_KEY must be a Key Vault reference"
+    assert isinstance(back_key.get("API_KEYS"), Expr) and back_key["API_KEYS"].text.endswith("Ref"), f"{origin}: back end API_KEYS must be a Key Vault reference"
+    assert front_key.get("BACKEND_AUTH") == "api-key" and back_key.get("AUTH_MODE") == "api-key", \
+        f"{origin}: the apiKey settings must set BACKEND_AUTH / AUTH_MODE to api-key"
+    for key in ("BACKEND_API_KEY", "API_KEYS", "AUTH_MODE", "BACKEND_AUTH"):
+        assert key not in front and key not in back, f"{origin}: {key} belongs to the per-credential settings, not the base"
+    # Entra: the front end asks its user-assigned identity for a token for the back end's URI; the
+    # back end accepts that identity only (application and object), with the role, in this tenant.
+    assert front_entra.get("BACKEND_AUTH") == "entra", f"{origin}: frontend entra settings must set BACKEND_AUTH=entra"
+    assert isinstance(front_entra.get("BACKEND_TOKEN_RESOURCE"), Expr) and front_entra["BACKEND_TOKEN_RESOURCE"].text == "backendAppIdUri", \
+        f"{origin}: BACKEND_TOKEN_RESOURCE must be the back end's application ID URI"
+    assert isinstance(front_entra.get("AZURE_CLIENT_ID"), Expr) and "frontendClientId" in front_entra["AZURE_CLIENT_ID"].text, \
+        f"{origin}: AZURE_CLIENT_ID must name the front end's user-assigned identity"
+    assert "BACKEND_API_KEY" not in front_entra and "API_KEYS" not in back_entra, f"{origin}: no API key in entra mode"
+    assert back_entra.get("AUTH_MODE") == "entra", f"{origin}: backend entra settings must set AUTH_MODE=entra"
+    assert isinstance(back_entra.get("ENTRA_TENANT_ID"), Expr) and back_entra["ENTRA_TENANT_ID"].text == "tenant().tenantId", \
+        f"{origin}: ENTRA_TENANT_ID must be the deployment's tenant"
+    assert isinstance(back_entra.get("ENTRA_ALLOWED_APPS"), Expr) and "frontendClientId" in back_entra["ENTRA_ALLOWED_APPS"].text, \
+        f"{origin}: ENTRA_ALLOWED_APPS must be the front end's identity's client ID"
+    assert isinstance(back_entra.get("ENTRA_ALLOWED_OBJECTS"), Expr) and "frontendPrincipalId" in back_entra["ENTRA_ALLOWED_OBJECTS"].text, \
+        f"{origin}: ENTRA_ALLOWED_OBJECTS must be the front end's identity's principal ID"
+    for key in ("ENTRA_AUDIENCES", "ENTRA_REQUIRED_ROLE"):
+        assert isinstance(back_entra.get(key), Expr), f"{origin}: back end {key} must come from the app registration"
+    for module in ("modules/entra-app.bicep", "modules/backend-auth.bicep"):
+        decl = modules.get(module)
+        assert decl is not None and decl.condition == "(backendAuth == 'entra')", \
+            f"{origin}: {module} must be deployed exactly when backendAuth == 'entra'"
+    auth = modules["modules/backend-auth.bicep"]
+    for param, source in (("allowedApplications", "frontendClientId"), ("allowedPrincipalIds", "frontendPrincipalId")):
+        values = dig(auth.body, "params", param)
+        assert isinstance(values, list) and values and all(isinstance(v, Expr) and source in v.text for v in values), \
+            f"{origin}: backend-auth {param} must list the front end's identity ({source})"
     assert front.get("WEBSITES_PORT") == "8080" and back.get("WEBSITES_PORT") == "8080", f"{origin}: WEBSITES_PORT must be 8080"
     assert isinstance(front.get("INTEGRATION_SUBNET"), Expr), f"{origin}: front end INTEGRATION_SUBNET must be the integration subnet CIDR"
     assert isinstance(back.get("ALLOWED_CALLERS"), Expr) and "integrationSubnetPrefix" in back["ALLOWED_CALLERS"].text, \
@@ -301,6 +343,66 @@ def check_main(text: str, origin: str = "main.bicep") -> None:
         f"{origin}: the back end's data must live in the persisted /home"
     for ref in ("backendApiKeyRef", "diagTokenRef"):
         assert f"var {ref} = '{KEY_VAULT_REF}" in text, f"{origin}: {ref} must be a @Microsoft.KeyVault(SecretUri=...) reference"
+
+
+def param_min_length(text: str, name: str) -> bool:
+    """The parameter carries @minLength(1) (among its decorators)."""
+    return re.search(rf"@minLength\(1\)\n(?:@[^\n]*\n)*param {name} ", text) is not None
+
+
+def check_backend_auth(text: str, origin: str = "backend-auth.bicep") -> None:
+    """App Service Authentication: required, 401 (no redirect), /healthz excluded, no token
+    store, HTTPS, the v1 issuer, and allowed lists that can never be empty (App Service reads an
+    empty list as "nobody", and the app's own check must stay the real one)."""
+    config = one(resources(text, origin, "Microsoft.Web/sites/config"), f"site config in {origin}")
+    assert config.body.get("name") == "authsettingsV2", f"{origin}: the config must be authsettingsV2"
+    props = config.body.get("properties", {})
+    assert dig(props, "platform", "enabled") is True, f"{origin}: platform.enabled must be true"
+    validation = props.get("globalValidation", {})
+    assert validation.get("requireAuthentication") is True, f"{origin}: globalValidation.requireAuthentication must be true"
+    assert validation.get("unauthenticatedClientAction") == "Return401", \
+        f"{origin}: unauthenticatedClientAction must be Return401 (an API, not a login page), is {validation.get('unauthenticatedClientAction')!r}"
+    assert validation.get("excludedPaths") == ["/healthz"], \
+        f"{origin}: excludedPaths must be exactly ['/healthz'] (the platform's health check), is {validation.get('excludedPaths')!r}"
+    assert dig(props, "login", "tokenStore", "enabled") is False, f"{origin}: the token store must be off"
+    assert dig(props, "httpSettings", "requireHttps") is True, f"{origin}: httpSettings.requireHttps must be true"
+    aad = dig(props, "identityProviders", "azureActiveDirectory", default={})
+    assert aad.get("enabled") is True, f"{origin}: the Microsoft Entra provider must be enabled"
+    issuer = dig(aad, "registration", "openIdIssuer")
+    assert isinstance(issuer, Expr) and issuer.text.startswith("'https://sts.windows.net/"), \
+        f"{origin}: openIdIssuer must be the tenant's v1 issuer https://sts.windows.net/{{tenant}}/"
+    validation = aad.get("validation", {})
+    policy = validation.get("defaultAuthorizationPolicy", {})
+    lists = {
+        "allowedAudiences": validation.get("allowedAudiences"),
+        "allowedApplications": policy.get("allowedApplications"),
+        "allowedPrincipalIds": dig(policy, "allowedPrincipals", "identities"),
+    }
+    for param, value in lists.items():
+        assert isinstance(value, Expr) and value.text == param, f"{origin}: {param} must come from its parameter"
+        assert param_min_length(text, param), f"{origin}: param {param} must be @minLength(1): an empty list means nobody"
+
+
+def check_entra_app(text: str, origin: str = "entra-app.bicep") -> None:
+    """The back end's app registration: an application ID URI, one app role for applications,
+    role assignment required on its service principal, and the role assigned to the front end."""
+    app = one(resources(text, origin, "Microsoft.Graph/applications"), "application")
+    uris = app.body.get("identifierUris")
+    assert isinstance(uris, list) and len(uris) == 1 and isinstance(uris[0], Expr) and uris[0].text.startswith("'api://"), \
+        f"{origin}: the app needs one api:// identifier URI"
+    roles = app.body.get("appRoles")
+    assert isinstance(roles, list) and len(roles) == 1, f"{origin}: the app needs its one app role"
+    assert roles[0].get("allowedMemberTypes") == ["Application"], f"{origin}: the app role is for applications only"
+    assert roles[0].get("isEnabled") is True, f"{origin}: the app role must be enabled"
+    sp = one(resources(text, origin, "Microsoft.Graph/servicePrincipals"), "service principal")
+    assert sp.body.get("appRoleAssignmentRequired") is True, f"{origin}: appRoleAssignmentRequired must be true"
+    assignment = one(resources(text, origin, "Microsoft.Graph/appRoleAssignedTo"), "app role assignment")
+    assert isinstance(assignment.body.get("principalId"), Expr) and assignment.body["principalId"].text == "frontendPrincipalId", \
+        f"{origin}: the role must be assigned to the front end's managed identity"
+    assert isinstance(assignment.body.get("resourceId"), Expr) and assignment.body["resourceId"].text == f"{sp.symbol}.id", \
+        f"{origin}: the assignment's resource must be the back end's service principal"
+    assert isinstance(assignment.body.get("appRoleId"), Expr) and isinstance(roles[0].get("id"), Expr) \
+        and assignment.body["appRoleId"].text == roles[0]["id"].text, f"{origin}: the assignment must name the app's role"
 
 
 def check_keyvault(text: str, origin: str = "keyvault.bicep") -> None:
@@ -346,6 +448,14 @@ def test_main():
 
 def test_keyvault():
     check_keyvault(read("keyvault.bicep"))
+
+
+def test_backend_auth():
+    check_backend_auth(read("backend-auth.bicep"))
+
+
+def test_entra_app():
+    check_entra_app(read("entra-app.bicep"))
 
 
 def test_registry():
@@ -408,6 +518,24 @@ MUTATIONS = [
     ("main.bicep", check_main, "value: 'x-client-ip'", "value: 'x-forwarded-for'", "CLIENT_IP_SOURCE"),
     ("main.bicep", check_main, "    value: diagTokenRef\n", "    value: diagToken\n", "Key Vault reference"),
     ("network.bicep", check_network, "serviceName: 'Microsoft.Web/serverFarms'", "serviceName: 'Microsoft.Web/hostingEnvironments'", "delegated"),
+    ("main.bicep", check_main, "if (backendAuth == 'entra') {\n  name: 'backend-auth'", "if (backendAuth != 'apiKey') {\n  name: 'backend-auth'", "backend-auth.bicep"),
+    ("main.bicep", check_main, "    name: 'ENTRA_ALLOWED_APPS'\n    value: identities.outputs.frontendClientId",
+     "    name: 'ENTRA_ALLOWED_APPS'\n    value: identities.outputs.backendClientId", "ENTRA_ALLOWED_APPS"),
+    ("main.bicep", check_main, "    name: 'BACKEND_TOKEN_RESOURCE'\n    value: backendAppIdUri",
+     "    name: 'BACKEND_TOKEN_RESOURCE'\n    value: '${backendAppIdUri}/.default'", "BACKEND_TOKEN_RESOURCE"),
+    ("main.bicep", check_main, "      identities.outputs.frontendPrincipalId\n    ]\n  }\n  dependsOn",
+     "      identities.outputs.backendPrincipalId\n    ]\n  }\n  dependsOn", "allowedPrincipalIds"),
+    ("backend-auth.bicep", check_backend_auth, "requireAuthentication: true", "requireAuthentication: false", "requireAuthentication"),
+    ("backend-auth.bicep", check_backend_auth, "'Return401'", "'RedirectToLoginPage'", "Return401"),
+    ("backend-auth.bicep", check_backend_auth, "        '/healthz'\n", "        '/healthz'\n        '/api'\n", "excludedPaths"),
+    ("backend-auth.bicep", check_backend_auth, "      tokenStore: {\n        enabled: false", "      tokenStore: {\n        enabled: true", "token store"),
+    ("backend-auth.bicep", check_backend_auth, "@minLength(1)\n@description('Client IDs", "@description('Client IDs", "allowedApplications"),
+    ("backend-auth.bicep", check_backend_auth, "allowedApplications: allowedApplications", "allowedApplications: []", "allowedApplications"),
+    ("backend-auth.bicep", check_backend_auth, "identities: allowedPrincipalIds", "identities: []", "allowedPrincipalIds"),
+    ("backend-auth.bicep", check_backend_auth, "      enabled: true\n      runtimeVersion", "      enabled: false\n      runtimeVersion", "platform.enabled"),
+    ("entra-app.bicep", check_entra_app, "appRoleAssignmentRequired: true", "appRoleAssignmentRequired: false", "appRoleAssignmentRequired"),
+    ("entra-app.bicep", check_entra_app, "  principalId: frontendPrincipalId", "  principalId: backendServicePrincipal.id", "front end's managed identity"),
+    ("entra-app.bicep", check_entra_app, "        'Application'\n", "        'User'\n", "applications only"),
     ("keyvault.bicep", check_keyvault, "enableRbacAuthorization: true", "enableRbacAuthorization: false", "RBAC"),
     ("registry.bicep", check_registry, "adminUserEnabled: false", "adminUserEnabled: true", "admin user"),
 ]
@@ -431,7 +559,7 @@ for _mutation in MUTATIONS:
 
 def test_every_site_module_is_checked():
     """A new module with a Microsoft.Web/sites must get its own check here."""
-    checked = {"frontend.bicep", *BACKEND_MODULES.values()}
+    checked = {"frontend.bicep", "backend-auth.bicep", *BACKEND_MODULES.values()}
     for path in sorted(MODULES.glob("*.bicep")):
         if resources(path.read_text(), path.name, "Microsoft.Web/sites"):
             assert path.name in checked, f"{path.name} declares a site that no check covers"

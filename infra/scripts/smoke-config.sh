@@ -8,15 +8,20 @@
 #   private-endpoint  + the front end resolves the back end to a private address through
 #                     the privatelink zone, callers come from the integration subnet, the
 #                     internet is denied
+# With the Entra credential (BACKEND_AUTH_MODE=entra), in every mode also: the back end refuses
+# a call without a token (from the front end, through its /diag), and it let the front end in
+# with its Entra token (the front end's /api/path, from here).
 #
-# Usage: smoke-config.sh [--from-file FILE] [--mode MODE] [--output FILE]
+# Usage: smoke-config.sh [--from-file FILE] [--mode MODE] [--auth AUTH] [--output FILE]
 #   (default)          read the outputs from the environment, as azd hooks get them
 #   --from-file FILE   read KEY="value" lines, as `azd env get-values` prints them
 #   --mode MODE        override LOCKDOWN_MODE: none, service-endpoint (serviceEndpoint),
 #                      private-endpoint (privateEndpoint)
+#   --auth AUTH        override BACKEND_AUTH_MODE: api-key (apiKey) or entra
 #   --output FILE      write FILE (folders created) instead of printing
 # Outputs read: FRONTEND_URL, BACKEND_URL, BACKEND_HOSTNAME (else taken from BACKEND_URL),
-#   INTEGRATION_SUBNET_CIDR (required unless mode is none), LOCKDOWN_MODE.
+#   INTEGRATION_SUBNET_CIDR (required unless mode is none), LOCKDOWN_MODE, BACKEND_AUTH_MODE
+#   (default api-key).
 # Tokens are never written: the config names FRONTEND_DIAG_TOKEN and BACKEND_DIAG_TOKEN.
 
 set -euo pipefail
@@ -28,11 +33,13 @@ die() {
 
 from_file=""
 mode_override=""
+auth_override=""
 output=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --from-file) from_file="${2:-}"; shift 2 || die "--from-file needs a file" ;;
     --mode) mode_override="${2:-}"; shift 2 || die "--mode needs a value" ;;
+    --auth) auth_override="${2:-}"; shift 2 || die "--auth needs a value" ;;
     --output) output="${2:-}"; shift 2 || die "--output needs a file" ;;
     -h|--help) awk 'NR > 1 && /^$/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) die "unknown argument: $1" ;;
@@ -40,7 +47,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 declare -A outputs=()
-readonly KNOWN_KEYS="FRONTEND_URL BACKEND_URL BACKEND_HOSTNAME INTEGRATION_SUBNET_CIDR LOCKDOWN_MODE"
+readonly KNOWN_KEYS="FRONTEND_URL BACKEND_URL BACKEND_HOSTNAME INTEGRATION_SUBNET_CIDR LOCKDOWN_MODE BACKEND_AUTH_MODE"
 
 if [[ -n "$from_file" ]]; then
   [[ -r "$from_file" ]] || die "cannot read $from_file"
@@ -77,6 +84,13 @@ case "$mode" in
   privateEndpoint|private-endpoint) mode="private-endpoint" ;;
   "") die "LOCKDOWN_MODE is not set (pass --mode)" ;;
   *) die "unknown lockdown mode '$mode': none, service-endpoint or private-endpoint" ;;
+esac
+
+auth="${auth_override:-${outputs[BACKEND_AUTH_MODE]:-api-key}}"
+case "$auth" in
+  api-key|apiKey) auth="api-key" ;;
+  entra) ;;
+  *) die "unknown credential mode '$auth': api-key or entra" ;;
 esac
 
 # normalize_url NAME : https://host[:port] without a trailing slash, or fail.
@@ -118,7 +132,13 @@ check() {
 }
 
 render() {
-  printf '# Expectations for a lockdown deployment, mode %s.\n' "$mode"
+  # What the back end must say let the front end in (checked with caller_in, or alone).
+  local caller_auth="" credential=""
+  if [[ "$auth" == "entra" ]]; then
+    caller_auth=', caller_auth = "entra"'
+    credential=", Entra credential"
+  fi
+  printf '# Expectations for a lockdown deployment, mode %s%s.\n' "$mode" "$credential"
   printf '# Written by infra/scripts/smoke-config.sh from the deployment outputs: write it again after a change.\n'
   printf '# Tokens never live here: token_env names the variable.\n'
   printf '\n[apps.frontend]\nurl = "%s"\ntoken_env = "FRONTEND_DIAG_TOKEN"\n' "$frontend_url"
@@ -140,7 +160,7 @@ render() {
         "https://${backend_host}/healthz" "status = 200" all
       # /diag never returns bodies, so what the back end saw comes through the front end's path report.
       check "back end sees the front end inside the integration subnet" here http \
-        "${frontend_url}/api/path" "status = 200, caller_in = \"${subnet}\""
+        "${frontend_url}/api/path" "status = 200, caller_in = \"${subnet}\"${caller_auth}"
       check "the internet cannot reach the back end" here http "https://${backend_host}/healthz" "denied = true"
       ;;
     private-endpoint)
@@ -150,12 +170,23 @@ render() {
         "https://${backend_host}/healthz" "status = 200" all
       # /diag never returns bodies, so what the back end saw comes through the front end's path report.
       check "back end sees the front end inside the integration subnet" here http \
-        "${frontend_url}/api/path" "status = 200, caller_in = \"${subnet}\""
+        "${frontend_url}/api/path" "status = 200, caller_in = \"${subnet}\"${caller_auth}"
       check "the internet cannot reach the back end" here http "https://${backend_host}/healthz" "denied = true"
       ;;
   esac
 
   check "front end connects to the back end on 443" frontend tcpping "${backend_host}:443" "reachable = true"
+
+  if [[ "$auth" == "entra" ]]; then
+    if [[ "$mode" == "none" ]]; then
+      check "the back end let the front end in with its Entra token" here http \
+        "${frontend_url}/api/path" "status = 200${caller_auth}"
+    fi
+    # App Service Authentication answers 401 (without a body) before the app; with it off, the
+    # app's own gate answers, and error_code = "missing_token" proves which gate it was.
+    check "the back end refuses a call without a token" frontend http \
+      "https://${backend_host}/api/items" "status = 401"
+  fi
 }
 
 if [[ -n "$output" ]]; then

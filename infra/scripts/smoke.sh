@@ -10,6 +10,8 @@
 #        smoke.sh --mode MODE [--resource-group RG] [--prefix PREFIX] [options]
 #                                                        after create.sh / lockdown.sh / undo.sh
 #   MODE               none, service-endpoint or private-endpoint: what you expect to hold
+#   --auth AUTH        api-key or entra: the credential you expect (az CLI path; azd and
+#                      --from-file read BACKEND_AUTH_MODE from the outputs)
 #   --config FILE      where to write the config; default .azure/ENV/smoke.toml (azd) or
 #                      .azure/smoke-PREFIX.toml
 #   --wait DURATION    retry failing checks this long (default 10m: a new service endpoint
@@ -29,6 +31,7 @@ repo_root="$(cd "$script_dir/../.." && pwd)"
 source_kind="cli"
 from_file=""
 mode=""
+auth=""
 config=""
 wait_for="10m"
 format="text"
@@ -41,6 +44,7 @@ while [[ $# -gt 0 ]]; do
     --azd) source_kind="azd"; shift ;;
     --from-file) source_kind="file"; from_file="${2:-}"; shift 2 || die_usage "--from-file needs a file" ;;
     --mode) mode="${2:-}"; shift 2 || die_usage "--mode needs a value" ;;
+    --auth) auth="${2:-}"; shift 2 || die_usage "--auth needs a value" ;;
     --config) config="${2:-}"; shift 2 || die_usage "--config needs a file" ;;
     --wait) wait_for="${2:-}"; shift 2 || die_usage "--wait needs a duration" ;;
     --format) format="${2:-}"; shift 2 || die_usage "--format needs a value" ;;
@@ -118,11 +122,15 @@ writer=(bash infra/scripts/smoke-config.sh --from-file "$writer_input")
 if [[ -n "$mode" ]]; then
   writer+=(--mode "$mode")
 fi
+if [[ -n "$auth" ]]; then
+  writer+=(--auth "$auth")
+fi
 writer+=(--output "$config")
 if [[ "$DRY_RUN" -eq 1 ]]; then
   print_cmd "${writer[@]}"
 else
-  bash "$script_dir/smoke-config.sh" --from-file "$outputs_file" ${mode:+--mode "$mode"} --output "$config"
+  bash "$script_dir/smoke-config.sh" --from-file "$outputs_file" ${mode:+--mode "$mode"} ${auth:+--auth "$auth"} \
+    --output "$config"
 fi
 
 # 3. The /diag token: both apps share one.

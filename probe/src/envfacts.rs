@@ -1,6 +1,8 @@
 //! The network facts of this instance for `/diag/env`: a fixed allow-list of App Service
 //! variables (never any other variable — the environment holds secrets), the network interfaces
-//! and the nameservers of /etc/resolv.conf.
+//! and the nameservers of /etc/resolv.conf. Also which credential mode is configured (names and
+//! identifiers only: never a key, a token or `IDENTITY_HEADER`; of `IDENTITY_ENDPOINT` only
+//! whether it is set).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -11,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::dns::ResolverInfo;
 
 /// The only variables `/diag/env` ever reads.
-pub const ALLOWED_VARIABLES: [&str; 10] = [
+pub const ALLOWED_VARIABLES: [&str; 17] = [
     "WEBSITE_SITE_NAME",
     "WEBSITE_INSTANCE_ID",
     "WEBSITE_PRIVATE_IP",
@@ -22,6 +24,14 @@ pub const ALLOWED_VARIABLES: [&str; 10] = [
     "DNS_SERVERS",
     "DNS_TIMEOUT_MS",
     "OUTBOUND_SOURCE_ADDR",
+    "AUTH_MODE",
+    "BACKEND_AUTH",
+    "BACKEND_TOKEN_RESOURCE",
+    "AZURE_CLIENT_ID",
+    "ENTRA_TENANT_ID",
+    "WEBSITE_AUTH_ENABLED",
+    // Only whether it is set is reported, never its value.
+    "IDENTITY_ENDPOINT",
 ];
 
 /// Longest value reported per variable.
@@ -38,6 +48,26 @@ pub struct DnsSettings {
     pub website_dns_alt_server: Option<String>,
     /// `DNS_TIMEOUT_MS`.
     pub dns_timeout_ms: Option<String>,
+}
+
+/// Which credential mode is configured, as set in the environment (identifiers, never secrets).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthFacts {
+    /// The back end's `AUTH_MODE` as set (`api-key`, `entra`, `none`; unset: api-key when
+    /// `API_KEYS` is set — the back end's `/api/caller` says what is in force).
+    pub auth_mode: Option<String>,
+    /// The front end's `BACKEND_AUTH` as set (`api-key`, `entra`; unset: api-key).
+    pub backend_auth: Option<String>,
+    /// The front end's `BACKEND_TOKEN_RESOURCE`: the audience it asks tokens for.
+    pub backend_token_resource: Option<String>,
+    /// `AZURE_CLIENT_ID`: the user-assigned identity used (unset: system-assigned).
+    pub azure_client_id: Option<String>,
+    /// The back end's `ENTRA_TENANT_ID`.
+    pub entra_tenant_id: Option<String>,
+    /// Whether App Service hands this app a managed identity (`IDENTITY_ENDPOINT` is set).
+    pub managed_identity: bool,
+    /// `WEBSITE_AUTH_ENABLED`: App Service Authentication is on.
+    pub app_service_auth: Option<bool>,
 }
 
 /// The allow-listed network variables of this instance.
@@ -59,6 +89,9 @@ pub struct EnvFacts {
     pub dns: DnsSettings,
     /// `OUTBOUND_SOURCE_ADDR`.
     pub outbound_source_addr: Option<String>,
+    /// The credential mode configured.
+    #[serde(default)]
+    pub auth: AuthFacts,
 }
 
 impl EnvFacts {
@@ -108,6 +141,16 @@ impl EnvFacts {
                 dns_timeout_ms: get("DNS_TIMEOUT_MS"),
             },
             outbound_source_addr: get("OUTBOUND_SOURCE_ADDR"),
+            auth: AuthFacts {
+                auth_mode: get("AUTH_MODE"),
+                backend_auth: get("BACKEND_AUTH"),
+                backend_token_resource: get("BACKEND_TOKEN_RESOURCE"),
+                azure_client_id: get("AZURE_CLIENT_ID"),
+                entra_tenant_id: get("ENTRA_TENANT_ID"),
+                managed_identity: get("IDENTITY_ENDPOINT").is_some(),
+                app_service_auth: get("WEBSITE_AUTH_ENABLED")
+                    .map(|v| v.eq_ignore_ascii_case("true") || v == "1"),
+            },
         }
     }
 }
@@ -214,6 +257,16 @@ impl EnvReport {
             "Outbound source: {}\n",
             show(&f.outbound_source_addr)
         ));
+        let a = &f.auth;
+        out.push_str(&format!(
+            "Auth:            AUTH_MODE {}, BACKEND_AUTH {}, resource {}, managed identity {}, App Service Authentication {}\n",
+            show(&a.auth_mode),
+            show(&a.backend_auth),
+            show(&a.backend_token_resource),
+            if a.managed_identity { "yes" } else { "no" },
+            a.app_service_auth
+                .map_or("(unset)", |on| if on { "on" } else { "off" })
+        ));
         let source = serde_json::to_value(self.resolver.source)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
@@ -258,7 +311,15 @@ mod tests {
             ("BACKEND_API_KEY", "s3cr3t-canary-value"),
             ("DIAG_TOKEN", "s3cr3t-canary-token"),
             ("IDENTITY_HEADER", "s3cr3t-canary-identity"),
+            (
+                "IDENTITY_ENDPOINT",
+                "http://169.254.255.2:8081/msi/token?s3cr3t",
+            ),
             ("WEBSITE_AUTH_ENCRYPTION_KEY", "s3cr3t-canary-key"),
+            ("API_KEYS", "s3cr3t-canary-api-key"),
+            ("BACKEND_AUTH", "entra"),
+            ("BACKEND_TOKEN_RESOURCE", "api://lockdown-backend"),
+            ("WEBSITE_AUTH_ENABLED", "True"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -271,8 +332,16 @@ mod tests {
             facts.dns.website_dns_server.as_deref(),
             Some("168.63.129.16")
         );
+        assert_eq!(facts.auth.backend_auth.as_deref(), Some("entra"));
+        assert_eq!(
+            facts.auth.backend_token_resource.as_deref(),
+            Some("api://lockdown-backend")
+        );
+        assert!(facts.auth.managed_identity);
+        assert_eq!(facts.auth.app_service_auth, Some(true));
         let json = serde_json::to_string(&facts).unwrap();
         assert!(!json.contains("s3cr3t"), "{json}");
+        assert!(!json.contains("169.254"), "{json}");
     }
 
     #[test]

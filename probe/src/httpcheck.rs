@@ -2,7 +2,9 @@
 //! resolver, a TCP connect to exactly the checked address (from the app's outbound source), TLS
 //! with rustls when https, the first byte over HTTP/1.1 — with selected headers, no redirects
 //! followed, and App Service's 403 pages recognised. The body is read only as far as needed to
-//! classify a 403 and is never returned.
+//! classify a 403 or to read the `error.code` of a lockdown error envelope (a 4xx/5xx JSON body:
+//! `{"error":{"code":"missing_token",…}}`); the body itself is never returned, only that code —
+//! a `snake_case` word of at most 64 characters, or nothing.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -32,6 +34,10 @@ pub const MAX_TIMEOUT_MS: u64 = 10_000;
 pub const MAX_URL_LEN: usize = 2_048;
 /// Most body bytes read to classify a 403.
 const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Most body bytes read to find the error code of another 4xx/5xx.
+const MAX_ENVELOPE_BYTES: usize = 8 * 1024;
+/// Longest error code reported.
+const MAX_ERROR_CODE_CHARS: usize = 64;
 /// Longest header value reported.
 const MAX_HEADER_VALUE: usize = 256;
 
@@ -230,6 +236,10 @@ pub struct HttpCheckReport {
     pub set_cookie_names: Vec<String>,
     /// App Service's own 403 page, when the response is one.
     pub app_service: Option<AppServiceFinding>,
+    /// The `error.code` of a lockdown error envelope in a 4xx/5xx JSON body (`missing_token`,
+    /// `wrong_audience`, …): which gate refused, without returning the body.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error_code: Option<String>,
     /// Why the check failed, when it did.
     pub error: Option<HttpCheckError>,
     /// What the result means.
@@ -277,6 +287,7 @@ pub async fn http_check(
         headers: BTreeMap::new(),
         set_cookie_names: Vec::new(),
         app_service: None,
+        error_code: None,
         error: None,
         hint: None,
         denied: None,
@@ -415,15 +426,26 @@ where
     report.headers = selected_headers(response.headers());
     report.set_cookie_names = cookie_names(response.headers());
 
-    if status == 403 {
-        // Read only as much as needed to recognise App Service's page; never returned.
+    let is_json = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if status >= 400 && (status == 403 || is_json) {
+        // Read only as much as needed to recognise App Service's page or the error code; the
+        // body is never returned.
+        let limit = if status == 403 {
+            MAX_BODY_BYTES
+        } else {
+            MAX_ENVELOPE_BYTES
+        };
         let mut body = response.into_body();
         let mut excerpt = Vec::new();
-        while excerpt.len() < MAX_BODY_BYTES {
+        while excerpt.len() < limit {
             match within(deadline, body.frame()).await {
                 Ok(Some(Ok(frame))) => {
                     if let Some(data) = frame.data_ref() {
-                        let room = MAX_BODY_BYTES - excerpt.len();
+                        let room = limit - excerpt.len();
                         excerpt.extend_from_slice(&data[..data.len().min(room)]);
                     }
                 }
@@ -431,9 +453,28 @@ where
                 _ => break,
             }
         }
-        report.app_service = classify(status, &String::from_utf8_lossy(&excerpt)).map(Into::into);
+        if status == 403 {
+            report.app_service =
+                classify(status, &String::from_utf8_lossy(&excerpt)).map(Into::into);
+        }
+        if is_json {
+            report.error_code = envelope_code(&excerpt);
+        }
     }
     Ok(())
+}
+
+/// The `error.code` of a lockdown error envelope: a `snake_case` word, bounded; anything else
+/// (another JSON shape, free text, a long string) gives `None`.
+pub fn envelope_code(body: &[u8]) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let code = json.get("error")?.get("code")?.as_str()?;
+    let word = code.len() <= MAX_ERROR_CODE_CHARS
+        && code.starts_with(|c: char| c.is_ascii_lowercase())
+        && code
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    word.then(|| code.to_owned())
 }
 
 fn selected_headers(headers: &http::HeaderMap) -> BTreeMap<String, String> {
@@ -552,6 +593,9 @@ impl HttpCheckReport {
                 finding.code, finding.message
             ));
         }
+        if let Some(code) = &self.error_code {
+            out.push_str(&format!("Error code:  {code}\n"));
+        }
         if let Some(hint) = &self.hint {
             out.push_str(&format!("Hint:        {hint}\n"));
         }
@@ -636,6 +680,31 @@ mod tests {
         let long = format!("http://example.com/{}", "a".repeat(MAX_URL_LEN));
         assert!(HttpCheckRequest::parse(&long, None).is_err());
         assert!(HttpCheckRequest::parse("http://example.com/", Some("10001")).is_err());
+    }
+
+    #[test]
+    fn only_a_snake_case_envelope_code_is_kept() {
+        assert_eq!(
+            envelope_code(br#"{"error":{"code":"missing_token","message":"no bearer token"}}"#)
+                .as_deref(),
+            Some("missing_token")
+        );
+        for other in [
+            &br#"{"error":{"code":"Has Spaces And <html>"}}"#[..],
+            br#"{"error":"invalid_request"}"#,
+            br#"{"code":"missing_token"}"#,
+            br#"{"error":{"code":"secret.token.value"}}"#,
+            b"not json",
+        ] {
+            assert_eq!(
+                envelope_code(other),
+                None,
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+        let long = format!(r#"{{"error":{{"code":"{}"}}}}"#, "a".repeat(65));
+        assert_eq!(envelope_code(long.as_bytes()), None);
     }
 
     #[test]

@@ -30,6 +30,36 @@ fn once_exits_with_the_suite_code() {
 }
 
 #[test]
+fn entra_mode_runs_from_the_command_line() {
+    let ok = lockdown(&["--once", "--port", "0", "--auth", "entra"]);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(stdout.contains("credential  Entra ID"), "{stdout}");
+    assert!(
+        stdout.contains("back end refuses a call without a token"),
+        "{stdout}"
+    );
+
+    let broken = lockdown(&[
+        "--once",
+        "--port",
+        "0",
+        "--auth",
+        "entra",
+        "--break",
+        "bad-credential",
+    ]);
+    let stdout = String::from_utf8_lossy(&broken.stdout);
+    assert_eq!(broken.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("wrong_audience"), "{stdout}");
+}
+
+#[test]
 fn list_breaks_prints_the_catalogue() {
     let out = lockdown(&["--list-breaks"]);
     let stdout = String::from_utf8_lossy(&out.stdout);

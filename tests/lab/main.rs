@@ -3,5 +3,6 @@
 mod breaks;
 mod cli;
 mod configs;
+mod entra;
 mod helpers;
 mod suite;

@@ -9,7 +9,11 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Request, StatusCode};
-use backend::{ApiKeys, AppState, CallerPolicy, ClientIpSource, ItemStore};
+use backend::entra::EntraSettings;
+use backend::jwks::KeyCacheSettings;
+use backend::{
+    ApiKeys, AppState, AuthMode, CallerPolicy, ClientIpSource, EntraValidator, ItemStore,
+};
 use hosting::Instance;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -40,6 +44,10 @@ pub fn diag(token: Option<&str>) -> probe::diag::DiagState {
 /// How to build a back end for a test.
 pub struct Setup {
     pub keys: Vec<&'static str>,
+    /// Replaces the API keys when set (Entra mode).
+    pub auth: Option<AuthMode>,
+    /// `WEBSITE_AUTH_ENABLED`.
+    pub app_service_auth: bool,
     pub allowed: Vec<&'static str>,
     pub source: ClientIpSource,
     pub diag_token: Option<&'static str>,
@@ -49,6 +57,8 @@ impl Default for Setup {
     fn default() -> Self {
         Self {
             keys: vec![KEY],
+            auth: None,
+            app_service_auth: false,
             allowed: vec![],
             source: ClientIpSource::Peer,
             diag_token: None,
@@ -56,10 +66,46 @@ impl Default for Setup {
     }
 }
 
+/// What the Entra tests accept: fake-entra's tenant, the back end's URI and client ID as
+/// audiences, the front end's identity, the role, keys from `authority`.
+pub fn entra_settings(authority: &str) -> EntraSettings {
+    EntraSettings {
+        tenant_id: fake_entra::TENANT_ID.into(),
+        audiences: vec![
+            fake_entra::BACKEND_APP_ID_URI.into(),
+            fake_entra::BACKEND_CLIENT_ID.into(),
+        ],
+        allowed_apps: vec![fake_entra::FRONTEND_CLIENT_ID.into()],
+        allowed_objects: vec![fake_entra::FRONTEND_OBJECT_ID.into()],
+        required_role: Some(fake_entra::REQUIRED_ROLE.into()),
+        authority: authority.parse().unwrap(),
+        leeway: Duration::from_secs(60),
+        keys: KeyCacheSettings {
+            fetch_timeout: Duration::from_secs(2),
+            min_refetch_interval: Duration::from_secs(1),
+            max_age: Duration::from_secs(3600),
+        },
+    }
+}
+
+/// A validator on `settings`, fetching over plain loopback HTTP.
+pub fn validator(settings: EntraSettings) -> Arc<EntraValidator> {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    Arc::new(EntraValidator::new(settings, http))
+}
+
 pub fn state(setup: &Setup, data_dir: &Path) -> AppState {
     AppState {
         store: ItemStore::open(data_dir).unwrap(),
-        keys: ApiKeys::new(&setup.keys),
+        auth: setup
+            .auth
+            .clone()
+            .unwrap_or_else(|| AuthMode::from_keys(ApiKeys::new(&setup.keys))),
+        app_service_auth: setup.app_service_auth,
         callers: Arc::new(CallerPolicy::new(
             setup.allowed.iter().map(|c| c.parse().unwrap()).collect(),
         )),

@@ -2,6 +2,7 @@
 //! behaviour (caller addresses, restarts).
 
 mod diag;
+mod entra;
 mod helpers;
 mod items;
 mod openapi;

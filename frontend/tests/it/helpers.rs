@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use backend::{ApiKeys, CallerPolicy, ClientIpSource, ItemStore};
-use frontend::{AppState, BackendClient, BackendSettings};
+use backend::{ApiKeys, AuthMode, CallerPolicy, ClientIpSource, ItemStore};
+use frontend::{AppState, BackendClient, BackendSettings, CredentialSettings, TokenSource};
 use hosting::Instance;
 use probe::diag::{DiagArgs, DiagState};
 use probe::dns::DnsResolver;
@@ -56,10 +56,37 @@ pub async fn serve_on(ip: &str, app: Router) -> Running {
 
 /// The real back end, with `API_KEYS=KEY` and the given `ALLOWED_CALLERS`.
 pub async fn spawn_backend(allowed: &[&str]) -> Running {
+    spawn_backend_with(allowed, AuthMode::from_keys(ApiKeys::new([KEY]))).await
+}
+
+/// The real back end in Entra mode, trusting fake-entra's tenant with keys from `authority`:
+/// audiences the back end's URI and client ID, the front end's identity, the role.
+pub async fn spawn_backend_entra(authority: &str) -> Running {
+    let settings = backend::EntraSettings {
+        tenant_id: fake_entra::TENANT_ID.into(),
+        audiences: vec![
+            fake_entra::BACKEND_APP_ID_URI.into(),
+            fake_entra::BACKEND_CLIENT_ID.into(),
+        ],
+        allowed_apps: vec![fake_entra::FRONTEND_CLIENT_ID.into()],
+        allowed_objects: vec![fake_entra::FRONTEND_OBJECT_ID.into()],
+        required_role: Some(fake_entra::REQUIRED_ROLE.into()),
+        authority: authority.parse().unwrap(),
+        leeway: Duration::from_secs(60),
+        keys: backend::jwks::KeyCacheSettings::default(),
+    };
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let validator = Arc::new(backend::EntraValidator::new(settings, http));
+    spawn_backend_with(&[], AuthMode::Entra(validator)).await
+}
+
+/// The real back end with the given credential mode.
+pub async fn spawn_backend_with(allowed: &[&str], auth: AuthMode) -> Running {
     let data = tempfile::tempdir().unwrap();
     let state = backend::AppState {
         store: ItemStore::open(data.path()).unwrap(),
-        keys: ApiKeys::new([KEY]),
+        auth,
+        app_service_auth: false,
         callers: Arc::new(CallerPolicy::new(
             allowed.iter().map(|c| c.parse().unwrap()).collect(),
         )),
@@ -94,6 +121,10 @@ pub async fn spawn_backend(allowed: &[&str]) -> Running {
 pub struct Front {
     pub backend_url: String,
     pub api_key: Option<&'static str>,
+    /// Replaces the API key (Entra mode).
+    pub credential: Option<CredentialSettings>,
+    /// A token source built by the test (Entra mode with a clock the test moves).
+    pub tokens: Option<Arc<TokenSource>>,
     pub source: Option<&'static str>,
     pub integration_subnet: Option<&'static str>,
     pub timeout: Duration,
@@ -106,6 +137,8 @@ impl Front {
         Self {
             backend_url,
             api_key: Some(KEY),
+            credential: None,
+            tokens: None,
             source: None,
             integration_subnet: None,
             timeout: Duration::from_secs(5),
@@ -118,15 +151,20 @@ impl Front {
         // Loopback port 9 (discard): nothing answers there, and only names would be looked up.
         let dns = self.dns.unwrap_or_else(|| "127.0.0.1:9".parse().unwrap());
         let resolver = DnsResolver::with_servers(vec![dns], Duration::from_millis(500)).unwrap();
-        let backend = BackendClient::new(
-            BackendSettings {
-                base: self.backend_url.parse().unwrap(),
-                api_key: self.api_key.map(str::to_owned),
-                timeout: self.timeout,
-                source: self.source.map(|s| s.parse().unwrap()),
-            },
-            resolver.clone(),
-        )
+        let settings = BackendSettings {
+            base: self.backend_url.parse().unwrap(),
+            credential: self.credential.clone().unwrap_or_else(|| {
+                CredentialSettings::ApiKey(self.api_key.unwrap_or_default().into())
+            }),
+            timeout: self.timeout,
+            source: self.source.map(|s| s.parse().unwrap()),
+        };
+        let backend = match &self.tokens {
+            Some(tokens) => {
+                BackendClient::with_token_source(settings, resolver.clone(), tokens.clone())
+            }
+            None => BackendClient::new(settings, resolver.clone()),
+        }
         .unwrap();
         let diag = DiagState::new(
             &DiagArgs {

@@ -145,6 +145,13 @@ pub struct Expect {
     /// The back end saw the caller inside this range (an HTTP JSON body with `client_ip` or
     /// `caller.client_ip`, such as the front end's `/api/path`).
     pub caller_in: Option<IpNet>,
+    /// The `error.code` of the lockdown error envelope in the response (`missing_token`, …):
+    /// which of the app's gates refused. Works through `/diag/http`, which reports only that code.
+    pub error_code: Option<String>,
+    /// The credential that let the caller in, as the back end reports it (`auth.mode` or
+    /// `caller.auth.mode` in a JSON body such as `/api/path`): `entra`, `api-key` or `none`.
+    /// From here only, like `caller_in`.
+    pub caller_auth: Option<String>,
 }
 
 /// The action of a check, validated.
@@ -393,7 +400,13 @@ fn check_expectations(action: &Action, from_here: bool, expect: &Expect) -> Resu
         Action::Resolve { .. } => allowed.extend(["private", "privatelink"]),
         Action::TcpPing { .. } => allowed.extend(["reachable", "source_in"]),
         Action::Http { .. } => {
-            allowed.extend(["reachable", "status", "caller_in"]);
+            allowed.extend([
+                "reachable",
+                "status",
+                "caller_in",
+                "error_code",
+                "caller_auth",
+            ]);
             allowed.retain(|k| *k != "address_in");
         }
     }
@@ -407,6 +420,8 @@ fn check_expectations(action: &Action, from_here: bool, expect: &Expect) -> Resu
         ("privatelink", expect.privatelink.is_some()),
         ("source_in", expect.source_in.is_some()),
         ("caller_in", expect.caller_in.is_some()),
+        ("error_code", expect.error_code.is_some()),
+        ("caller_auth", expect.caller_auth.is_some()),
     ];
     for (key, present) in given {
         if present && !allowed.contains(&key) {
@@ -420,12 +435,36 @@ fn check_expectations(action: &Action, from_here: bool, expect: &Expect) -> Resu
         && (expect.reachable == Some(true)
             || expect.status.is_some()
             || expect.caller_in.is_some()
-            || expect.source_in.is_some())
+            || expect.source_in.is_some()
+            || expect.error_code.is_some()
+            || expect.caller_auth.is_some())
     {
         return Err(
-            "denied = true cannot be combined with reachable, status, source_in or caller_in"
+            "denied = true cannot be combined with reachable, status, source_in, caller_in, error_code or caller_auth"
                 .into(),
         );
+    }
+    if let Some(code) = &expect.error_code {
+        let word = !code.is_empty()
+            && code.len() <= 64
+            && code
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !word {
+            return Err(format!(
+                "expect.error_code = {code:?} must be a snake_case code such as missing_token"
+            ));
+        }
+    }
+    if let Some(mode) = &expect.caller_auth {
+        if !["entra", "api-key", "none"].contains(&mode.as_str()) {
+            return Err(format!(
+                "expect.caller_auth = {mode:?} must be entra, api-key or none"
+            ));
+        }
+        if !from_here {
+            return Err("caller_auth reads the response body, which /diag never returns: run it from here (e.g. against the front end's /api/path)".into());
+        }
     }
     if expect.denied == Some(false) {
         return Err("say reachable = true instead of denied = false".into());
@@ -484,6 +523,12 @@ mod tests {
         suite("resolve = \"be.example\"\nexpect = { private = true, privatelink = true }").unwrap();
         suite("http = \"https://be.example/healthz\"\nexpect = { denied = true }").unwrap();
         suite("tcpping = \"[::1]:80\"\nexpect = { ok = true }").unwrap();
+        let checks = suite("from = \"frontend\"\nhttp = \"https://be.example/api/items\"\nexpect = { status = 401, error_code = \"missing_token\" }").unwrap();
+        assert_eq!(
+            checks[0].expect.error_code.as_deref(),
+            Some("missing_token")
+        );
+        suite("http = \"https://fe.example/api/path\"\nexpect = { status = 200, caller_in = \"10.0.1.0/24\", caller_auth = \"entra\" }").unwrap();
     }
 
     #[test]
@@ -534,6 +579,26 @@ mod tests {
             (
                 "resolve = \"a\"\ntimeout_ms = 0\nexpect = { ok = true }",
                 "timeout_ms",
+            ),
+            (
+                "http = \"http://a\"\nexpect = { error_code = \"Missing Token\" }",
+                "snake_case",
+            ),
+            (
+                "http = \"http://a\"\nexpect = { caller_auth = \"kerberos\" }",
+                "entra, api-key or none",
+            ),
+            (
+                "from = \"frontend\"\nhttp = \"http://a\"\nexpect = { caller_auth = \"entra\" }",
+                "run it from here",
+            ),
+            (
+                "http = \"http://a\"\nexpect = { denied = true, error_code = \"missing_token\" }",
+                "cannot be combined",
+            ),
+            (
+                "tcpping = \"a:1\"\nexpect = { error_code = \"x\" }",
+                "does not apply to tcpping",
             ),
         ];
         for (check, want) in cases {

@@ -445,6 +445,8 @@ fn http(
         && (expect.reachable == Some(true)
             || expect.status.is_some_and(|s| s != 403)
             || expect.caller_in.is_some()
+            || expect.caller_auth.is_some()
+            || expect.error_code.is_some()
             || expect.ok == Some(true))
     {
         return Evaluation::fail(
@@ -470,10 +472,80 @@ fn http(
             evidence,
         );
     }
+    if let Some(want) = &expect.error_code {
+        match report.error_code.as_deref() {
+            Some(got) if got == want => evidence.push(format!("the app refused with {got}")),
+            Some(got) => {
+                return Evaluation::fail(
+                    "unexpected_error_code",
+                    format!(
+                        "expected the app's error code {want}, got {got}: another gate refused (or let through) the call than the one this check is about."
+                    ),
+                    evidence,
+                );
+            }
+            None => {
+                return Evaluation::fail(
+                    "unexpected_error_code",
+                    format!(
+                        "expected the app's error code {want}, but the response carried no lockdown error envelope: something in front of the app answered (App Service Authentication answers 401 without a body), or the app let the call through."
+                    ),
+                    evidence,
+                );
+            }
+        }
+    }
     if let Some(range) = expect.caller_in {
-        return caller_in(range, body, evidence);
+        let verdict = caller_in(range, body, evidence);
+        return match &expect.caller_auth {
+            Some(mode) if verdict.passed => caller_auth(mode, body, verdict.evidence),
+            _ => verdict,
+        };
+    }
+    if let Some(mode) = &expect.caller_auth {
+        return caller_auth(mode, body, evidence);
     }
     Evaluation::pass(evidence)
+}
+
+/// The credential that let the caller in (`caller.auth.mode` of the front end's `/api/path`, or
+/// `auth.mode` of the back end's `/api/caller`) must be `want`.
+fn caller_auth(want: &str, body: Option<&Value>, mut evidence: Vec<String>) -> Evaluation {
+    let Some(body) = body else {
+        return Evaluation::fail("caller_unknown", "the response is not JSON: caller_auth needs a body like the front end's /api/path or the back end's /api/caller.".into(), evidence);
+    };
+    let auth = if body["caller"].is_object() {
+        &body["caller"]["auth"]
+    } else {
+        &body["auth"]
+    };
+    let Some(seen) = auth["mode"].as_str() else {
+        if let Some(code) = body["diagnosis"]["code"].as_str() {
+            let message = body["diagnosis"]["message"].as_str().unwrap_or_default();
+            let hint = body["diagnosis"]["hint"].as_str().unwrap_or_default();
+            evidence.push(format!("the front end could not call the back end: {code}"));
+            return Evaluation::fail(code, sentences(&[message, hint]), evidence);
+        }
+        return Evaluation::fail(
+            "caller_unknown",
+            "the body says nothing about the caller's credential (no auth.mode): the back end predates credential reporting, or this is not /api/path or /api/caller.".into(),
+            evidence,
+        );
+    };
+    let who = match (auth["app_id"].as_str(), auth["object_id"].as_str()) {
+        (Some(app), Some(object)) => format!(" (application {app}, object {object})"),
+        _ => String::new(),
+    };
+    evidence.push(format!("the back end let the caller in by {seen}{who}"));
+    if seen == want {
+        return Evaluation::pass(evidence);
+    }
+    let why = match seen {
+        "none" => "the back end checks no credential (AUTH_MODE=none, or API_KEYS empty): whoever reaches it gets in. Set AUTH_MODE on the back end.".to_owned(),
+        "api-key" if want == "entra" => "the back end still takes the API key: set AUTH_MODE=entra (and the ENTRA_* settings) on the back end, and BACKEND_AUTH=entra on the front end.".to_owned(),
+        _ => format!("the back end let the caller in by {seen}, not by {want}: set AUTH_MODE on the back end and BACKEND_AUTH on the front end to {want}."),
+    };
+    Evaluation::fail("unexpected_caller_auth", why, evidence)
 }
 
 fn caller_in(range: ipnet::IpNet, body: Option<&Value>, mut evidence: Vec<String>) -> Evaluation {
@@ -551,6 +623,9 @@ fn describe_http(action: &Action, report: &HttpCheckReport) -> String {
     if let Some(finding) = &report.app_service {
         text += &format!(" [App Service page: {}]", finding.code);
     }
+    if let Some(code) = &report.error_code {
+        text += &format!(" [error code: {code}]");
+    }
     text
 }
 
@@ -575,6 +650,109 @@ fn sentences(parts: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn http_report(status: u16, error_code: Option<&str>) -> HttpCheckReport {
+        serde_json::from_value(json!({
+            "url": "https://app-be.azurewebsites.net/api/items",
+            "target": {"host": "app-be.azurewebsites.net", "port": 443, "ip": "10.20.2.4", "local_addr": null},
+            "ok": true,
+            "status": status,
+            "timings_ms": {"total": 3.0},
+            "headers": {},
+            "set_cookie_names": [],
+            "app_service": null,
+            "error_code": error_code,
+            "error": null,
+            "hint": null,
+        }))
+        .unwrap()
+    }
+
+    fn http_action() -> Action {
+        Action::Http {
+            url: "https://app-be.azurewebsites.net/api/items"
+                .parse()
+                .unwrap(),
+        }
+    }
+
+    fn expect(text: &str) -> Expect {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn the_error_code_names_the_gate_that_refused() {
+        let want = expect("status = 401\nerror_code = \"missing_token\"");
+        let action = http_action();
+        let passed = http(
+            &action,
+            &want,
+            &http_report(401, Some("missing_token")),
+            None,
+        );
+        assert!(passed.passed, "{passed:?}");
+        assert!(passed.evidence[0].contains("[error code: missing_token]"));
+        let other = http(
+            &action,
+            &want,
+            &http_report(401, Some("unauthorized")),
+            None,
+        );
+        assert_eq!(other.code.as_deref(), Some("unexpected_error_code"));
+        assert!(other.diagnosis.unwrap().contains("got unauthorized"));
+        let platform = http(&action, &want, &http_report(401, None), None);
+        assert_eq!(platform.code.as_deref(), Some("unexpected_error_code"));
+        assert!(
+            platform
+                .diagnosis
+                .unwrap()
+                .contains("App Service Authentication")
+        );
+        let open = http(&action, &want, &http_report(200, None), None);
+        assert_eq!(open.code.as_deref(), Some("unexpected_status"));
+    }
+
+    #[test]
+    fn caller_auth_reads_what_let_the_front_end_in() {
+        let action = http_action();
+        let want = expect("status = 200\ncaller_in = \"10.20.1.0/24\"\ncaller_auth = \"entra\"");
+        let path = |mode: &str| json!({"caller": {"client_ip": "10.20.1.4", "auth": {"mode": mode, "app_id": "app-1", "object_id": "oid-1"}}});
+        let passed = http(
+            &action,
+            &want,
+            &http_report(200, None),
+            Some(&path("entra")),
+        );
+        assert!(passed.passed, "{passed:?}");
+        assert!(
+            passed
+                .evidence
+                .iter()
+                .any(|e| e.contains("by entra (application app-1, object oid-1)"))
+        );
+        let keyed = http(
+            &action,
+            &want,
+            &http_report(200, None),
+            Some(&path("api-key")),
+        );
+        assert_eq!(keyed.code.as_deref(), Some("unexpected_caller_auth"));
+        assert!(keyed.diagnosis.unwrap().contains("AUTH_MODE=entra"));
+        let open = http(&action, &want, &http_report(200, None), Some(&path("none")));
+        assert_eq!(open.code.as_deref(), Some("unexpected_caller_auth"));
+        // The front end could not call: its diagnosis (a wrong audience) is the verdict.
+        let broken = json!({"caller": null, "diagnosis": {"code": "wrong_audience", "message": "the back end refused the front end's token", "hint": "BACKEND_TOKEN_RESOURCE must be the back end's application ID URI"}});
+        let only_auth = expect("caller_auth = \"entra\"");
+        let verdict = http(&action, &only_auth, &http_report(200, None), Some(&broken));
+        assert_eq!(verdict.code.as_deref(), Some("wrong_audience"));
+        assert!(
+            verdict
+                .diagnosis
+                .unwrap()
+                .contains("BACKEND_TOKEN_RESOURCE")
+        );
+    }
 
     #[test]
     fn sentences_are_capitalised_and_stopped() {

@@ -382,7 +382,8 @@ async fn perform_here(ctx: &Context, check: &Check) -> Outcome {
                 Err(e) => return not_run("config", e.to_string()),
             };
             let report = http_check(&resolver, &ctx.tls, &request, ctx.here_source, None).await;
-            let body = if check.expect.caller_in.is_some() && report.status.is_some() {
+            let needs_body = check.expect.caller_in.is_some() || check.expect.caller_auth.is_some();
+            let body = if needs_body && report.status.is_some() {
                 read_json_body(ctx, url, timeout).await
             } else {
                 None

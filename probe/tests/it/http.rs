@@ -46,6 +46,20 @@ async fn spawn_fixture() -> Fixture {
             }),
         )
         .route(
+            "/app-401",
+            get(|| async {
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r#"{"error":{"code":"missing_token","message":"no bearer token was sent","hint":"a body that is never returned"}}"#,
+                )
+            }),
+        )
+        .route(
+            "/platform-401",
+            get(|| async { (StatusCode::UNAUTHORIZED, "You do not have permission.") }),
+        )
+        .route(
             "/ok",
             get(|| async {
                 (
@@ -102,6 +116,24 @@ async fn check(url: &str) -> probe::httpcheck::HttpCheckReport {
         Some(&policy),
     )
     .await
+}
+
+#[tokio::test]
+async fn only_the_error_code_of_an_envelope_is_reported() {
+    let fixture = spawn_fixture().await;
+    let report = check(&format!("{}/app-401", fixture.base)).await;
+    assert_eq!(report.status, Some(401));
+    assert_eq!(report.error_code.as_deref(), Some("missing_token"));
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(!json.contains("never returned"), "{json}");
+    assert!(!json.contains("no bearer token"), "{json}");
+    assert!(report.to_text().contains("Error code:  missing_token"));
+    let platform = check(&format!("{}/platform-401", fixture.base)).await;
+    assert_eq!(platform.status, Some(401));
+    assert_eq!(platform.error_code, None);
+    let ok = check(&format!("{}/ok", fixture.base)).await;
+    assert_eq!(ok.error_code, None);
+    assert!(!serde_json::to_string(&ok).unwrap().contains("error_code"));
 }
 
 #[tokio::test]
