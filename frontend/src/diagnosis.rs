@@ -413,7 +413,7 @@ fn root_cause(error: &reqwest::Error) -> String {
 }
 
 fn is_dns_failure(error: &reqwest::Error) -> bool {
-    sources(error).any(|e| e.is::<probe::dns::LookupFailure>())
+    sources(error).any(wraps::<probe::dns::LookupFailure>)
 }
 
 fn io_kind(error: &reqwest::Error) -> Option<io::ErrorKind> {
@@ -421,7 +421,24 @@ fn io_kind(error: &reqwest::Error) -> Option<io::ErrorKind> {
 }
 
 fn is_tls_failure(error: &reqwest::Error) -> bool {
-    sources(error).any(|e| e.is::<rustls::Error>())
+    sources(error).any(wraps::<rustls::Error>)
+}
+
+/// True when `error` is a `T`, or an `io::Error` (however deeply nested) carrying one:
+/// `io::Error::source()` skips the error it wraps, so `get_ref` has to be followed by hand.
+fn wraps<T: StdError + 'static>(mut error: &(dyn StdError + 'static)) -> bool {
+    loop {
+        if error.is::<T>() {
+            return true;
+        }
+        match error
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::get_ref)
+        {
+            Some(inner) => error = inner,
+            None => return false,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -104,3 +104,18 @@ async fn a_dns_failure_is_diagnosed() {
             .contains("privatelink")
     );
 }
+
+#[tokio::test]
+async fn a_tls_failure_is_diagnosed() {
+    // https to a server that speaks plain HTTP: the handshake fails.
+    let fake = spawn_fake(200, "{}", "application/json").await;
+    let (status, body) = items_via(Front::to(format!("https://{}", fake.addr))).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "tls_failure", "{body}");
+    assert!(
+        body["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("azurewebsites.net")
+    );
+}
