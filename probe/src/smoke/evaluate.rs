@@ -449,9 +449,18 @@ fn http(
             || expect.error_code.is_some()
             || expect.ok == Some(true))
     {
+        // The source address is evidence that splits the two usual causes of an access
+        // restriction: the call did not leave through the subnet, or the rule names another.
+        let source = report.target.local_addr.map(|a| a.ip().to_canonical());
+        let context = match (finding.code.as_str(), source) {
+            ("access_restricted", Some(ip)) => format!(
+                "the call left from {ip}: if {ip} is in the integration subnet, the rule does not allow that subnet (check its vnetSubnetResourceId, and that the subnet has the Microsoft.Web service endpoint); if it is not, this app's egress does not go through the VNet"
+            ),
+            _ => String::new(),
+        };
         return Evaluation::fail(
             &finding.code,
-            sentences(&[&finding.message, &finding.hint]),
+            sentences(&[&finding.message, &context, &finding.hint]),
             evidence,
         );
     }
