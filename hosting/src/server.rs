@@ -129,3 +129,14 @@ where
         }
     }
 }
+
+/// The tail of every service's `main`: binds the address `host` names and serves `app` until
+/// SIGTERM or Ctrl-C, then drains for `host.shutdown_timeout()`.
+pub async fn run(host: &crate::HostArgs, role: &str, app: Router) -> io::Result<()> {
+    let addr = host.listen_addr();
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
+    tracing::info!(role, addr = %listener.local_addr()?, "listening");
+    serve(listener, app, shutdown_signal(), host.shutdown_timeout()).await
+}
