@@ -114,16 +114,17 @@ async fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
     if args.once {
         return Ok(code);
     }
-    println!();
-    println!(
+    // The report alone goes to stdout (so --format json|junit stays parseable); the rest to stderr.
+    eprintln!();
+    eprintln!(
         "Serving the front end at {} — open it in a browser; its path panel shows the same truth.",
         lab.frontend_url
     );
-    println!(
+    eprintln!(
         "Try /diag by hand:  curl -H 'Authorization: Bearer {}' '{}/diag/tcpping?host=app-be.azurewebsites.net&port={}'",
         lab.diag_token, lab.frontend_url, lab.backend_port
     );
-    println!("Ctrl-C to stop.");
+    eprintln!("Ctrl-C to stop.");
     hosting::shutdown_signal().await;
     lab.stop();
     Ok(code)

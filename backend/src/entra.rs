@@ -123,12 +123,11 @@ pub enum TokenError {
     #[error("the token's issuer {0} is not the tenant's v1 or v2 issuer")]
     WrongIssuer(String),
     /// 401 `wrong_audience`: `aud` is not in `ENTRA_AUDIENCES`.
-    #[error("the token is for audience {got}, not for this back end ({expected})")]
+    #[error("the token is for audience {got}, not for this back end")]
     WrongAudience {
-        /// The token's `aud`.
+        /// The token's `aud` (the caller's own data; the configured audiences are never echoed
+        /// to an anonymous caller).
         got: String,
-        /// `ENTRA_AUDIENCES`.
-        expected: String,
     },
     /// 403 `delegated_token`: a token for a signed-in user (`scp`, `idtyp` user, or `sub` ≠ `oid`).
     #[error("the token is a delegated (user) token; only app-only tokens are accepted")]
@@ -148,7 +147,8 @@ pub enum TokenError {
         held: String,
     },
     /// 503 `signing_keys_unavailable`: the keys could not be fetched, so nothing can be checked.
-    #[error("Entra ID's signing keys are unavailable: {0}")]
+    /// The inner text (why the fetch failed) is logged where it happens, never returned.
+    #[error("Entra ID's signing keys are unavailable")]
     KeysUnavailable(String),
 }
 
@@ -369,7 +369,6 @@ impl EntraValidator {
                 } else {
                     audiences.join(", ")
                 }),
-                expected: self.settings.audiences.join(", "),
             });
         }
         let oid = claims

@@ -53,8 +53,31 @@ pub struct Built {
     pub diag: DiagState,
 }
 
+/// `BACKEND_URL` must be a bare origin: a path would be silently replaced by `/api/…`, and
+/// credentials in it would be logged and shown on the path panel.
+fn check_backend_url(url: &url::Url) -> anyhow::Result<()> {
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        anyhow::bail!(
+            "BACKEND_URL must be http(s)://host[:port], got a {} URL",
+            url.scheme()
+        );
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        anyhow::bail!(
+            "BACKEND_URL must not carry credentials: use BACKEND_API_KEY or BACKEND_AUTH=entra"
+        );
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        anyhow::bail!(
+            "BACKEND_URL must be the back end's origin only (https://host[:port]), without a path or query"
+        );
+    }
+    Ok(())
+}
+
 /// Builds the state from the configuration.
 pub fn build(config: &FrontendConfig) -> anyhow::Result<Built> {
+    check_backend_url(&config.backend_url)?;
     let resolver = DnsResolver::from_args(&config.dns)?;
     let source = config.outbound.outbound_source_addr;
     let timeout = Duration::from_millis(config.backend_timeout_ms);
@@ -158,4 +181,24 @@ pub fn app(state: AppState, diag: DiagState, request_timeout: Duration) -> Route
         ));
     }
     hosting::with_http_layers(router, request_timeout)
+}
+
+#[cfg(test)]
+mod backend_url_tests {
+    use super::check_backend_url;
+
+    #[test]
+    fn backend_url_is_an_origin() {
+        for ok in ["https://app-be.azurewebsites.net", "http://127.0.0.1:8081/"] {
+            check_backend_url(&ok.parse().unwrap()).unwrap();
+        }
+        for bad in [
+            "https://u:p@app-be.example",
+            "https://gw.example/backend/",
+            "https://a.example/?x=1",
+            "ftp://a.example",
+        ] {
+            assert!(check_backend_url(&bad.parse().unwrap()).is_err(), "{bad}");
+        }
+    }
 }

@@ -54,6 +54,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "added" => "Item added.",
         "deleted" => "Item deleted.",
         "invalid" => "That item was not accepted: names are 1 to 80 characters.",
+        "full" => "The store is full: delete some items first.",
+        "gone" => "That item was already gone.",
+        "rejected" => "The back end refused the request.",
         "csrf" => "The form expired or came from another site; please try again.",
         "backend" => "The back end could not be reached; the path panel says why.",
         _ => return None,
@@ -166,7 +169,9 @@ async fn add_item_form(
         .await;
     Redirect::to(match sent {
         Ok(r) if r.status.is_success() => "/?notice=added",
-        Ok(_) => "/?notice=invalid",
+        Ok(r) if r.status == StatusCode::CONFLICT => "/?notice=full",
+        Ok(r) if r.status == StatusCode::BAD_REQUEST => "/?notice=invalid",
+        Ok(_) => "/?notice=rejected",
         Err(_) => "/?notice=backend",
     })
 }
@@ -192,10 +197,11 @@ async fn delete_item_form(
             request_id(&headers),
         )
         .await;
-    Redirect::to(if sent.is_ok() {
-        "/?notice=deleted"
-    } else {
-        "/?notice=backend"
+    Redirect::to(match sent {
+        Ok(r) if r.status.is_success() => "/?notice=deleted",
+        Ok(r) if r.status == StatusCode::NOT_FOUND => "/?notice=gone",
+        Ok(_) => "/?notice=rejected",
+        Err(_) => "/?notice=backend",
     })
 }
 

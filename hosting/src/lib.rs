@@ -8,6 +8,7 @@ pub mod error;
 pub mod forwarded;
 pub mod host;
 pub mod netclass;
+pub mod secret;
 pub mod server;
 
 pub use error::{ApiJson, ApiQuery, ErrorBody, ErrorEnvelope, error_response, not_found};

@@ -279,6 +279,18 @@ impl SmokeConfig {
                     "apps.{name}.url must be http or https"
                 )));
             }
+            // The app's DIAG_TOKEN travels with every check: never in clear off this machine.
+            let loopback = match app.url.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                None => false,
+            };
+            if app.url.scheme() == "http" && !loopback {
+                return Err(ConfigError::Invalid(format!(
+                    "apps.{name}.url must be https: the /diag token would travel in clear (plain http is allowed on loopback only)"
+                )));
+            }
         }
         self.checks
             .iter()
@@ -376,8 +388,10 @@ impl SmokeConfig {
         }
         check_expectations(&action, from.is_none(), &spec.expect).map_err(fail)?;
         let timeout_ms = spec.timeout_ms.unwrap_or(self.defaults.timeout_ms);
-        if !(1..=120_000).contains(&timeout_ms) {
-            return Err(fail("timeout_ms must be between 1 and 120000".into()));
+        // The probe bounds one tcpping attempt or HTTP check at 10 s (App Service's own
+        // connect timeout is 21 s; a lockdown check needs no longer).
+        if !(1..=10_000).contains(&timeout_ms) {
+            return Err(fail("timeout_ms must be between 1 and 10000".into()));
         }
         Ok(Check {
             index,
@@ -468,6 +482,15 @@ fn check_expectations(action: &Action, from_here: bool, expect: &Expect) -> Resu
     }
     if expect.denied == Some(false) {
         return Err("say reachable = true instead of denied = false".into());
+    }
+    if expect.reachable == Some(false) {
+        return Err("say denied = true instead of reachable = false".into());
+    }
+    if expect.ok == Some(false) && !matches!(action, Action::Resolve { .. }) {
+        return Err(format!(
+            "ok = false applies to resolve only (a name that must not resolve); for {} that must not get through, say denied = true",
+            action.kind()
+        ));
     }
     if expect.caller_in.is_some() && !from_here {
         return Err("caller_in reads the response body, which /diag never returns: run it from here (e.g. against the front end's /api/path)".into());
@@ -581,6 +604,18 @@ mod tests {
                 "timeout_ms",
             ),
             (
+                "tcpping = \"a:1\"\ntimeout_ms = 20000\nexpect = { reachable = true }",
+                "timeout_ms",
+            ),
+            (
+                "tcpping = \"a:1\"\nexpect = { reachable = false }",
+                "denied = true instead",
+            ),
+            (
+                "http = \"http://a\"\nexpect = { ok = false }",
+                "resolve only",
+            ),
+            (
                 "http = \"http://a\"\nexpect = { error_code = \"Missing Token\" }",
                 "snake_case",
             ),
@@ -605,6 +640,31 @@ mod tests {
             let error = suite(check).unwrap_err().to_string();
             assert!(error.starts_with("check 1 (\"c\")"), "{error}");
             assert!(error.contains(want), "{check}: {error}");
+        }
+    }
+
+    #[test]
+    fn app_tokens_never_travel_in_clear_off_loopback() {
+        let app = |url: &str| {
+            format!(
+                "[apps.fe]\nurl = \"{url}\"\ntoken_env = \"T\"\n\n[[check]]\nname = \"c\"\nfrom = \"fe\"\nresolve = \"a\"\nexpect = {{ ok = true }}\n"
+            )
+        };
+        let error = SmokeConfig::from_toml(&app("http://fe.example"))
+            .unwrap()
+            .checks()
+            .unwrap_err();
+        assert!(error.to_string().contains("must be https"), "{error}");
+        for ok in [
+            "https://fe.example",
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "http://[::1]:2",
+        ] {
+            SmokeConfig::from_toml(&app(ok))
+                .unwrap()
+                .checks()
+                .unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
     }
 

@@ -136,6 +136,13 @@ fn resolved(expect: &Expect, r: &Resolution, evidence: Vec<String>) -> Evaluatio
             )
         };
     }
+    if expect.private.is_some() && r.addresses.is_empty() {
+        return Evaluation::fail(
+            "no_address",
+            format!("{} has no address, so private cannot hold.", r.query.host),
+            evidence,
+        );
+    }
     if expect.private == Some(true)
         && let Some(public) = r.addresses.iter().find(|a| !a.class.is_private())
     {
@@ -248,15 +255,23 @@ fn tcpping(expect: &Expect, report: &TcpPingReport) -> Evaluation {
     let first_error = report.attempts.iter().find_map(|a| a.error);
     let connected = report.summary.ok;
     if expect.denied == Some(true) {
-        return if connected == 0 {
-            Evaluation::pass(evidence)
-        } else {
-            Evaluation::fail(
+        if connected > 0 {
+            return Evaluation::fail(
                 "reachable_but_should_be_denied",
                 REACHABLE_BUT_DENIED.into(),
                 evidence,
-            )
-        };
+            );
+        }
+        let private = report
+            .target
+            .ip
+            .is_some_and(|ip| AddressClass::of(ip).is_private());
+        return denied_by_network(
+            first_error.unwrap_or(AttemptError::Timeout),
+            false,
+            private,
+            evidence,
+        );
     }
     let all_ok = connected == report.summary.sent && connected > 0;
     let needs_connect =
@@ -291,6 +306,16 @@ fn tcpping(expect: &Expect, report: &TcpPingReport) -> Evaluation {
             evidence,
         );
     }
+    if expect.address_in.is_some() && report.target.ip.is_none() {
+        return Evaluation::fail(
+            "no_address",
+            format!(
+                "{} did not resolve, so address_in cannot hold.",
+                report.target.host
+            ),
+            evidence,
+        );
+    }
     if let Some(range) = expect.address_in
         && let Some(ip) = report.target.ip
         && !range.contains(&ip.to_canonical())
@@ -305,6 +330,54 @@ fn tcpping(expect: &Expect, report: &TcpPingReport) -> Evaluation {
         );
     }
     Evaluation::pass(evidence)
+}
+
+/// Judges a must-not-reach check that got no HTTP answer. Only what proves the target refuses
+/// this caller counts as denied: a refused connect, a connect that timed out, or a private
+/// address with no route from here. A name that does not resolve, a timeout after the
+/// connection was made, or no route to a public address prove nothing about the lockdown.
+fn denied_by_network(
+    error: AttemptError,
+    connected: bool,
+    private: bool,
+    mut evidence: Vec<String>,
+) -> Evaluation {
+    match (error, connected) {
+        (AttemptError::Timeout | AttemptError::Refused, true) => Evaluation::fail(
+            "reachable_but_should_be_denied",
+            format!("a connection was made, then the server did not answer in time: the target is reachable from here. {REACHABLE_BUT_DENIED}"),
+            evidence,
+        ),
+        (AttemptError::Refused | AttemptError::Timeout, false) => {
+            evidence.push(if private {
+                "denied: a private address that does not route from here".into()
+            } else if error == AttemptError::Refused {
+                "denied by the network: connection refused".into()
+            } else {
+                "denied by the network: the connect timed out".into()
+            });
+            Evaluation::pass(evidence)
+        }
+        (AttemptError::Unreachable, _) if private => {
+            evidence.push("denied: a private address that does not route from here".into());
+            Evaluation::pass(evidence)
+        }
+        (AttemptError::Dns, _) => Evaluation::fail(
+            "dns_failure",
+            "the name does not resolve from here, so this check cannot tell whether the lockdown holds: check the URL and this machine's DNS.".into(),
+            evidence,
+        ),
+        (AttemptError::Unreachable, _) => Evaluation::fail(
+            "network_unreachable",
+            "there is no route from here to a public address: that is this machine's network, not the lockdown, so this check cannot tell.".into(),
+            evidence,
+        ),
+        (AttemptError::Denied, _) => Evaluation::fail(
+            "diag_target_denied",
+            "the app's /diag refused this target: add it to the app's DIAG_ALLOW to run this check.".into(),
+            evidence,
+        ),
+    }
 }
 
 fn connect_failure(error: AttemptError) -> (&'static str, &'static str) {
@@ -388,28 +461,32 @@ fn http(
     }
     if expect.denied == Some(true) {
         if let Some(finding) = &report.app_service {
+            if finding.code == "app_stopped" {
+                return Evaluation::fail(
+                    "app_stopped",
+                    "the app answered with App Service's \"stopped\" page, which says nothing about the lockdown: start the app and run the check again.".into(),
+                    evidence,
+                );
+            }
             evidence.push(format!("denied by App Service: {}", finding.code));
             return Evaluation::pass(evidence);
         }
-        if let Some(error) = &report.error
-            && matches!(
-                error.kind,
-                HttpErrorKind::Refused
-                    | HttpErrorKind::Timeout
-                    | HttpErrorKind::Unreachable
-                    | HttpErrorKind::Dns
-            )
-        {
-            let private = report
-                .target
-                .ip
-                .is_some_and(|ip| AddressClass::of(ip).is_private());
-            evidence.push(if private {
-                "denied: a private address that does not route from here".into()
-            } else {
-                format!("denied by the network: {}", kind_name(error.kind))
-            });
-            return Evaluation::pass(evidence);
+        if let Some(error) = &report.error {
+            let attempt = match error.kind {
+                HttpErrorKind::Refused => Some(AttemptError::Refused),
+                HttpErrorKind::Timeout => Some(AttemptError::Timeout),
+                HttpErrorKind::Unreachable => Some(AttemptError::Unreachable),
+                HttpErrorKind::Dns => Some(AttemptError::Dns),
+                _ => None,
+            };
+            if let Some(attempt) = attempt {
+                let connected = report.timings_ms.connect.is_some();
+                let private = report
+                    .target
+                    .ip
+                    .is_some_and(|ip| AddressClass::of(ip).is_private());
+                return denied_by_network(attempt, connected, private, evidence);
+            }
         }
         let status = report
             .status
@@ -659,6 +736,163 @@ fn sentences(parts: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    fn denial_http(
+        status: Option<u16>,
+        connect_ms: Option<f64>,
+        error: Option<&str>,
+        page: Option<&str>,
+    ) -> HttpCheckReport {
+        serde_json::from_value(serde_json::json!({
+            "url": "https://app-be.example/healthz",
+            "target": {"host": "app-be.example", "port": 443, "ip": "20.1.2.3", "local_addr": null},
+            "ok": error.is_none(),
+            "status": status,
+            "timings_ms": {"dns": 1.0, "connect": connect_ms, "tls": null, "first_byte": null, "total": 5.0},
+            "headers": {},
+            "set_cookie_names": [],
+            "app_service": page.map(|code| serde_json::json!({"code": code, "message": "m", "hint": "h"})),
+            "error": error.map(|kind| serde_json::json!({"kind": kind, "message": "x"})),
+            "hint": null
+        }))
+        .unwrap()
+    }
+
+    fn ping_report(ip: Option<&str>, error: Option<&str>) -> TcpPingReport {
+        let ok = error.is_none();
+        serde_json::from_value(serde_json::json!({
+            "target": {"host": "app-be.example", "port": 443, "ip": ip, "resolved": []},
+            "attempts": [{"seq": 1, "ip": ip, "local_addr": if ok { Some("10.20.1.4:5000") } else { None }, "ok": ok,
+                          "rtt_ms": if ok { Some(1.0) } else { None }, "error": error, "message": null}],
+            "summary": {"sent": 1, "ok": u32::from(ok), "min_ms": null, "avg_ms": null, "max_ms": null, "p50_ms": null},
+            "verdict": if ok { "reachable" } else { "unreachable" },
+            "hint": ""
+        }))
+        .unwrap()
+    }
+
+    fn denied() -> Expect {
+        Expect {
+            denied: Some(true),
+            ..Expect::default()
+        }
+    }
+
+    fn denial_action() -> Action {
+        Action::Http {
+            url: "https://app-be.example/healthz".parse().unwrap(),
+        }
+    }
+
+    fn judge_http(report: HttpCheckReport) -> Evaluation {
+        evaluate(
+            &denial_action(),
+            &denied(),
+            &Outcome::Http { report, body: None },
+        )
+    }
+
+    #[test]
+    fn only_a_refusal_proves_an_http_target_denied() {
+        assert!(
+            judge_http(denial_http(
+                Some(403),
+                Some(1.0),
+                None,
+                Some("access_restricted")
+            ))
+            .passed
+        );
+        assert!(
+            judge_http(denial_http(
+                Some(403),
+                Some(1.0),
+                None,
+                Some("public_access_disabled")
+            ))
+            .passed
+        );
+        assert!(judge_http(denial_http(None, None, Some("refused"), None)).passed);
+        assert!(
+            judge_http(denial_http(None, None, Some("timeout"), None)).passed,
+            "connect timed out"
+        );
+        let cases = [
+            (
+                denial_http(Some(200), Some(1.0), None, None),
+                "reachable_but_should_be_denied",
+            ),
+            (
+                denial_http(Some(401), Some(1.0), None, None),
+                "reachable_but_should_be_denied",
+            ),
+            (
+                denial_http(None, Some(1.0), Some("timeout"), None),
+                "reachable_but_should_be_denied",
+            ),
+            (denial_http(None, None, Some("dns"), None), "dns_failure"),
+            (
+                denial_http(None, None, Some("unreachable"), None),
+                "network_unreachable",
+            ),
+            (
+                denial_http(Some(403), Some(1.0), None, Some("app_stopped")),
+                "app_stopped",
+            ),
+        ];
+        for (report, code) in cases {
+            let verdict = judge_http(report);
+            assert!(!verdict.passed, "{code}");
+            assert_eq!(verdict.code.as_deref(), Some(code));
+        }
+    }
+
+    #[test]
+    fn only_a_refusal_proves_a_tcp_target_denied() {
+        let action = Action::TcpPing {
+            host: "app-be.example".into(),
+            port: 443,
+        };
+        let judge = |report| evaluate(&action, &denied(), &Outcome::TcpPing(report));
+        assert!(judge(ping_report(Some("20.1.2.3"), Some("refused"))).passed);
+        assert!(judge(ping_report(Some("20.1.2.3"), Some("timeout"))).passed);
+        assert!(
+            judge(ping_report(Some("10.20.2.4"), Some("unreachable"))).passed,
+            "private, no route"
+        );
+        assert_eq!(
+            judge(ping_report(None, Some("dns"))).code.as_deref(),
+            Some("dns_failure")
+        );
+        assert_eq!(
+            judge(ping_report(Some("20.1.2.3"), Some("unreachable")))
+                .code
+                .as_deref(),
+            Some("network_unreachable")
+        );
+        assert_eq!(
+            judge(ping_report(Some("20.1.2.3"), None)).code.as_deref(),
+            Some("reachable_but_should_be_denied")
+        );
+    }
+
+    #[test]
+    fn address_expectations_do_not_hold_vacuously() {
+        let action = Action::TcpPing {
+            host: "app-be.example".into(),
+            port: 443,
+        };
+        let expect = Expect {
+            address_in: Some("10.0.0.0/8".parse().unwrap()),
+            ..Expect::default()
+        };
+        let verdict = evaluate(
+            &action,
+            &expect,
+            &Outcome::TcpPing(ping_report(None, Some("dns"))),
+        );
+        assert_eq!(verdict.code.as_deref(), Some("no_address"));
+    }
+
     use serde_json::json;
 
     fn http_report(status: u16, error_code: Option<&str>) -> HttpCheckReport {

@@ -7,6 +7,22 @@ use quick_xml::Writer;
 use quick_xml::events::{BytesCData, BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use serde::Serialize;
 
+/// Text from a remote `/diag` or a target is printed and put in XML: control characters
+/// (terminal escapes, characters XML cannot carry) are replaced.
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
+}
+
+fn evidence_text(lines: &[String]) -> String {
+    lines
+        .iter()
+        .map(|l| clean(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Pass or fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -107,14 +123,18 @@ impl SuiteReport {
             };
             out += &format!(
                 "{mark} {}  {}\n",
-                result.name,
-                paint("2", &format!("({place})"))
+                clean(&result.name),
+                paint("2", &clean(&format!("({place})")))
             );
             for line in &result.evidence {
-                out += &format!("    {line}\n");
+                out += &format!("    {}\n", clean(line));
             }
             if let (Some(code), Some(diagnosis)) = (&result.code, &result.diagnosis) {
-                out += &format!("    {} {diagnosis}\n", paint("1;31", &format!("{code}:")));
+                out += &format!(
+                    "    {} {}\n",
+                    paint("1;31", &clean(&format!("{code}:"))),
+                    clean(diagnosis)
+                );
             }
         }
         let summary = format!(
@@ -172,10 +192,10 @@ impl SuiteReport {
         suite.push_attribute(("time", time.as_str()));
         write(&mut writer, Event::Start(suite));
         for result in &self.results {
-            let name = match &result.instance {
+            let name = clean(&match &result.instance {
                 Some(instance) => format!("{} [{instance}]", result.name),
                 None => result.name.clone(),
-            };
+            });
             let classname = format!("smoke.{}.{}", result.from, result.action);
             let time = seconds(result.duration_ms);
             let mut case = BytesStart::new("testcase");
@@ -184,8 +204,11 @@ impl SuiteReport {
             case.push_attribute(("time", time.as_str()));
             write(&mut writer, Event::Start(case));
             if result.verdict == Verdict::Fail {
-                let code = result.code.clone().unwrap_or_default();
-                let message = format!("{code}: {}", result.diagnosis.clone().unwrap_or_default());
+                let code = clean(result.code.as_deref().unwrap_or_default());
+                let message = clean(&format!(
+                    "{code}: {}",
+                    result.diagnosis.clone().unwrap_or_default()
+                ));
                 let mut failure = BytesStart::new("failure");
                 failure.push_attribute(("type", code.as_str()));
                 failure.push_attribute(("message", message.as_str()));
@@ -193,12 +216,16 @@ impl SuiteReport {
                 write(
                     &mut writer,
                     Event::CData(BytesCData::new(
-                        result.evidence.join("\n").replace("]]>", "]] >"),
+                        evidence_text(&result.evidence).replace("]]>", "]] >"),
                     )),
                 );
                 write(&mut writer, Event::End(BytesEnd::new("failure")));
             }
-            let out = format!("{}\n{}", result.target, result.evidence.join("\n"));
+            let out = format!(
+                "{}\n{}",
+                clean(&result.target),
+                evidence_text(&result.evidence)
+            );
             write(&mut writer, Event::Start(BytesStart::new("system-out")));
             write(&mut writer, Event::Text(BytesText::new(&out)));
             write(&mut writer, Event::End(BytesEnd::new("system-out")));
@@ -241,6 +268,27 @@ mod tests {
         assert!(text.contains("✗ b"));
         assert!(text.contains("access_restricted: blocked"));
         assert!(text.contains("1 passed, 1 failed"));
+    }
+
+    #[test]
+    fn remote_text_cannot_inject_terminal_escapes_or_break_xml() {
+        let mut hostile = result("a", Verdict::Fail);
+        hostile.diagnosis = Some("red \u{1b}[31m alert \u{7}".into());
+        hostile.evidence = vec!["nul \u{0} here".into()];
+        let report = SuiteReport::new(vec![hostile], 1.0);
+        let text = report.render_text(false);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}') && !text.contains('\u{0}'),
+            "{text:?}"
+        );
+        let xml = report.render_junit();
+        let mut reader = quick_xml::Reader::from_str(&xml);
+        loop {
+            if reader.read_event().expect("well-formed XML") == Event::Eof {
+                break;
+            }
+        }
+        assert!(!xml.contains('\u{0}'));
     }
 
     #[test]

@@ -69,7 +69,13 @@ struct AppClient {
     url: Url,
     token: String,
     instances: Option<Vec<String>>,
+    /// Calls in flight to this app: below `/diag`'s own bound (8 by default) so a suite never
+    /// trips it.
+    in_flight: Arc<Semaphore>,
 }
+
+/// Calls in flight to one app's `/diag` at once.
+pub const PER_APP_CONCURRENCY: usize = 4;
 
 /// Runs the suite. Configuration mistakes (including a missing token variable) come back as
 /// errors before anything is sent.
@@ -234,6 +240,7 @@ fn context(
                 url: app.url.clone(),
                 token,
                 instances: app.instances.clone(),
+                in_flight: Arc::new(Semaphore::new(PER_APP_CONCURRENCY)),
             },
         );
     }
@@ -394,19 +401,33 @@ async fn perform_here(ctx: &Context, check: &Check) -> Outcome {
 }
 
 async fn read_json_body(ctx: &Context, url: &Url, timeout: Duration) -> Option<serde_json::Value> {
-    let response = ctx
+    let mut response = ctx
         .http
         .get(url.clone())
         .timeout(timeout)
         .send()
         .await
         .ok()?;
-    let bytes = response.bytes().await.ok()?;
-    serde_json::from_slice(&bytes[..bytes.len().min(256 * 1024)]).ok()
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_BODY_BYTES {
+            return None;
+        }
+    }
+    serde_json::from_slice(&body).ok()
 }
+
+/// The largest JSON body `caller_in` / `caller_auth` read (a path report is a few KiB).
+const MAX_BODY_BYTES: usize = 256 * 1024;
 
 async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Outcome {
     let client = &ctx.apps[app];
+    let _slot = client
+        .in_flight
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
     let check = &unit.check;
     let (path, query): (&str, Vec<(&str, String)>) = match &check.action {
         Action::Resolve {
@@ -448,7 +469,27 @@ async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Outcome {
     if let Some(instance) = &unit.instance {
         request = request.header(reqwest::header::COOKIE, format!("ARRAffinity={instance}"));
     }
-    let response = match request.send().await {
+    let mut retry = request.try_clone();
+    let mut response = request.send().await;
+    // The app's /diag bounds concurrency (503 diag_busy) and rate (429): wait as told, once.
+    if let Ok(first) = &response
+        && matches!(
+            first.status(),
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        )
+        && let Some(again) = retry.take()
+    {
+        let wait = first
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(1)
+            .min(5);
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        response = again.send().await;
+    }
+    let response = match response {
         Ok(response) => response,
         Err(e) => {
             return not_run(
@@ -487,9 +528,11 @@ async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Outcome {
                 "{app} refused the token: the token variable does not hold {app}'s DIAG_TOKEN."
             ),
         ),
-        StatusCode::TOO_MANY_REQUESTS => not_run(
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => not_run(
             "diag_rate_limited",
-            format!("{app}'s /diag is rate-limited: run fewer checks at once."),
+            format!(
+                "{app}'s /diag is busy or rate-limited even after waiting: run fewer checks from it at once."
+            ),
         ),
         _ => {
             let text = String::from_utf8_lossy(&body);
