@@ -130,7 +130,7 @@ pub fn build(config: &FrontendConfig) -> anyhow::Result<Built> {
         &config.diag,
         resolver.clone(),
         config.outbound.clone(),
-        config.backend_url.host_str().map(str::to_owned),
+        Some(config.backend_url.as_str().to_owned()),
         probe::envfacts::EnvFacts::from_process_env(),
     )?;
     tracing::info!(

@@ -17,7 +17,7 @@ use crate::tcpping::{TcpPingRequest, tcp_ping};
 
 /// Exit code: everything passed (resolved, connected).
 pub const EXIT_OK: u8 = 0;
-/// Exit code: the check ran and failed (NXDOMAIN, no attempt connected, …).
+/// Exit code: the check ran and failed (NXDOMAIN, an attempt that did not connect, …).
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code: bad usage or configuration.
 pub const EXIT_USAGE: u8 = 2;
@@ -210,7 +210,8 @@ pub fn tcpping_target<'a>(
     }
 }
 
-/// `probe tcpping`. Exits 0 when at least one attempt connected (like `ping`), else 1.
+/// `probe tcpping`. Exits 0 when every attempt connected, else 1 (a target that connects only
+/// some of the time is a failed check).
 pub async fn tcpping(args: TcppingArgs) -> u8 {
     let request = tcpping_target(&args.target, args.port.as_deref()).and_then(|(host, port)| {
         TcpPingRequest::parse(
@@ -241,7 +242,7 @@ pub async fn tcpping(args: TcppingArgs) -> u8 {
     } else {
         print!("{}", report.to_text());
     }
-    if report.summary.ok > 0 {
+    if report.summary.sent > 0 && report.summary.ok == report.summary.sent {
         EXIT_OK
     } else {
         EXIT_FAILED

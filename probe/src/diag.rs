@@ -1,7 +1,9 @@
 //! The `/diag` router the front end, the back end and `probe serve` mount: `/diag/resolve`,
-//! `/diag/tcpping`, `/diag/http`, `/diag/env`, behind the guard — off (404) without
-//! `DIAG_TOKEN`, 401 without the right bearer token, a request rate and a concurrency bound, input
-//! validation, and the target policy on every resolved address (see [`crate::policy`]).
+//! `/diag/tcpping`, `/diag/http`, `/diag/env`, behind the guard — absent without `DIAG_TOKEN`
+//! (the app's own 404 for unknown routes answers), 401 without the right bearer token (wrong
+//! tokens draw on a budget of their own, so they cannot lock the operator out), a request rate and
+//! a concurrency bound, input validation, and the target policy on every resolved address (see
+//! [`crate::policy`]).
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -27,8 +29,8 @@ use crate::policy::{Policy, PolicyError, PolicySource};
 use crate::target::{InputError, parse_ip_port, truncate};
 use crate::tcpping::{PingVerdict, TcpPingRequest, tcp_ping};
 
-/// `/diag` settings.
-#[derive(Debug, Clone, Default, clap::Args)]
+/// `/diag` settings. `Debug` is written by hand so the token never reaches a log.
+#[derive(Clone, Default, clap::Args)]
 pub struct DiagArgs {
     /// Enables `/diag`: requests must send `Authorization: Bearer <token>`. Unset or empty: every
     /// `/diag` path answers 404.
@@ -41,6 +43,18 @@ pub struct DiagArgs {
     pub diag_allow: Option<String>,
 }
 
+impl std::fmt::Debug for DiagArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiagArgs")
+            .field(
+                "diag_token",
+                &self.diag_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("diag_allow", &self.diag_allow)
+            .finish()
+    }
+}
+
 /// The bounds of `/diag` besides the per-parameter ones.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DiagLimits {
@@ -50,6 +64,11 @@ pub struct DiagLimits {
     pub burst: u32,
     /// Sustained requests per second (the bucket's refill rate).
     pub per_second: f64,
+    /// Requests with a missing or wrong token allowed in a burst: a bucket of their own, so they
+    /// never spend the operator's; when it is empty they answer 429 and are not logged.
+    pub failed_burst: u32,
+    /// Sustained requests with a missing or wrong token per second.
+    pub failed_per_second: f64,
     /// Longest a tcpping may take in the worst case (count × timeout + pauses), so it ends before
     /// the request timeout.
     pub max_request: Duration,
@@ -61,6 +80,8 @@ impl Default for DiagLimits {
             max_concurrent: 8,
             burst: 30,
             per_second: 5.0,
+            failed_burst: 10,
+            failed_per_second: 1.0,
             max_request: Duration::from_secs(25),
         }
     }
@@ -107,6 +128,39 @@ struct TokenBucket {
     last: Instant,
 }
 
+impl TokenBucket {
+    fn full(burst: u32) -> Self {
+        Self {
+            tokens: f64::from(burst),
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes one request, or says how long until one is available.
+    fn take(&mut self, burst: u32, per_second: f64) -> Result<(), Duration> {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * per_second;
+        self.tokens = (self.tokens + refill).min(f64::from(burst));
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else if per_second > 0.0 {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / per_second))
+        } else {
+            Err(Duration::from_secs(60))
+        }
+    }
+}
+
+/// The budget of requests with a missing or wrong token, and how many went unlogged since the
+/// last one that was logged.
+#[derive(Debug)]
+struct Failures {
+    bucket: TokenBucket,
+    unlogged: u64,
+}
+
 struct Inner {
     token: Option<Vec<u8>>,
     policy: Policy,
@@ -116,6 +170,7 @@ struct Inner {
     tls: Result<Arc<rustls::ClientConfig>, String>,
     limits: DiagLimits,
     bucket: Mutex<TokenBucket>,
+    failures: Mutex<Failures>,
     running: Arc<Semaphore>,
 }
 
@@ -198,9 +253,10 @@ impl DiagState {
                 source,
                 facts,
                 tls,
-                bucket: Mutex::new(TokenBucket {
-                    tokens: f64::from(limits.burst),
-                    last: Instant::now(),
+                bucket: Mutex::new(TokenBucket::full(limits.burst)),
+                failures: Mutex::new(Failures {
+                    bucket: TokenBucket::full(limits.failed_burst),
+                    unlogged: 0,
                 }),
                 running: Arc::new(Semaphore::new(limits.max_concurrent)),
                 limits,
@@ -218,58 +274,85 @@ impl DiagState {
         &self.inner.policy
     }
 
-    /// Takes one request from the bucket, or says how long until one is available.
+    /// Takes one authenticated request from the bucket, or says how long until one is available.
     fn take_rate_token(&self) -> Result<(), Duration> {
         let limits = self.inner.limits;
-        let mut bucket = self
-            .inner
+        self.inner
             .bucket
             .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take(limits.burst, limits.per_second)
+    }
+
+    /// Answers a request with a missing or wrong token: 401 while the failure budget lasts (each
+    /// logged, with the count of refusals that were not), then 429 without a log line, so neither
+    /// guessing nor the log volume is unbounded — and the operator's bucket is never touched.
+    fn refuse_wrong_token(&self) -> DiagError {
+        let limits = self.inner.limits;
+        let mut failures = self
+            .inner
+            .failures
+            .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
-        let refill = now.duration_since(bucket.last).as_secs_f64() * limits.per_second;
-        bucket.tokens = (bucket.tokens + refill).min(f64::from(limits.burst));
-        bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else if limits.per_second > 0.0 {
-            Err(Duration::from_secs_f64(
-                (1.0 - bucket.tokens) / limits.per_second,
-            ))
-        } else {
-            Err(Duration::from_secs(60))
+        match failures
+            .bucket
+            .take(limits.failed_burst, limits.failed_per_second)
+        {
+            Ok(()) => {
+                let unlogged = std::mem::take(&mut failures.unlogged);
+                drop(failures);
+                tracing::warn!(
+                    diag.unlogged_failures = unlogged,
+                    "diag request with a missing or wrong token"
+                );
+                DiagError::Unauthorized
+            }
+            Err(retry_after) => {
+                failures.unlogged += 1;
+                DiagError::RateLimited { retry_after }
+            }
         }
     }
 }
 
-/// The `/diag` routes with their guard; merge into the app's router.
+/// The `/diag` routes with their guard; merge into the app's router. Without `DIAG_TOKEN` the
+/// router is empty, so every `/diag` request, whatever its method, gets exactly the app's answer
+/// for an unknown route. With it, a method other than GET or HEAD is 405 in the envelope.
 pub fn router(state: DiagState) -> Router {
+    if !state.enabled() {
+        return Router::new();
+    }
     Router::new()
         .route("/diag/resolve", get(resolve))
         .route("/diag/tcpping", get(tcpping))
         .route("/diag/http", get(http))
         .route("/diag/env", get(env))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard))
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
-/// Off → 404; then the rate (so token guessing is bounded too) → 429; the token → 401; the
-/// concurrency bound → 503, held until the diagnostic finishes.
+async fn method_not_allowed(method: Method) -> DiagError {
+    DiagError::MethodNotAllowed(method)
+}
+
+/// The token (constant time) → 401, or 429 once the budget of failed attempts is spent; then the
+/// operator's rate → 429; the concurrency bound → 503, held until the diagnostic finishes. The
+/// token comes first so that wrong tokens never spend the operator's rate.
 async fn guard(State(state): State<DiagState>, request: Request, next: Next) -> Response {
     let Some(expected) = &state.inner.token else {
+        // Not reached: without a token `router` mounts nothing.
         return DiagError::Disabled.into_response();
     };
+    if !bearer_matches(request.headers(), expected) {
+        return state.refuse_wrong_token().into_response();
+    }
     if let Err(retry_after) = state.take_rate_token() {
         tracing::warn!(
             retry_after_ms = retry_after.as_millis() as u64,
             "diag request rate exceeded"
         );
         return DiagError::RateLimited { retry_after }.into_response();
-    }
-    if !bearer_matches(request.headers(), expected) {
-        tracing::warn!("diag request with a missing or wrong token");
-        return DiagError::Unauthorized.into_response();
     }
     let Ok(permit) = state.inner.running.clone().try_acquire_owned() else {
         return DiagError::Busy.into_response();
@@ -553,6 +636,27 @@ mod tests {
         assert!(!token_matches(b"s3cret-token", b"s3cret-token-longer"));
         assert!(!token_matches(b"s3cret-token", b"s3cret"));
         assert!(!token_matches(b"s3cret-token", b""));
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let args = DiagArgs {
+            diag_token: Some("secret-xyz".into()),
+            diag_allow: Some("10.0.0.0/8".into()),
+        };
+        for shown in [format!("{args:?}"), format!("{args:#?}")] {
+            assert!(!shown.contains("secret-xyz"), "{shown}");
+            assert!(shown.contains("10.0.0.0/8"), "{shown}");
+        }
+        assert!(
+            format!("{args:?}").contains(r#"diag_token: Some("<redacted>")"#),
+            "{args:?}"
+        );
+        let unset = DiagArgs::default();
+        assert!(
+            format!("{unset:?}").contains("diag_token: None"),
+            "{unset:?}"
+        );
     }
 
     #[test]

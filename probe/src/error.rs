@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::policy::Denied;
@@ -13,13 +13,18 @@ use crate::target::InputError;
 #[derive(Debug, thiserror::Error)]
 pub enum DiagError {
     /// 404 `not_found`: `DIAG_TOKEN` is unset, so `/diag` does not exist (same body as any unknown
-    /// route, so a scanner learns nothing).
+    /// route, so a scanner learns nothing). The router mounts nothing then, so this is only the
+    /// guard's fallback.
     #[error("no such route")]
     Disabled,
     /// 401 `unauthorized`: the `Authorization: Bearer` token is missing or wrong.
     #[error("missing or wrong bearer token")]
     Unauthorized,
-    /// 429 `rate_limited`: more `/diag` requests than the rate allows; retry after the delay.
+    /// 405 `method_not_allowed`: `/diag` answers GET and HEAD only (the `Allow` header lists them).
+    #[error("{0} is not allowed here: /diag answers GET and HEAD")]
+    MethodNotAllowed(Method),
+    /// 429 `rate_limited`: more `/diag` requests than the rate allows (authenticated ones, or
+    /// ones with a wrong token, each on their own budget); retry after the delay.
     #[error("too many diagnostic requests")]
     RateLimited {
         /// When a request will be accepted again.
@@ -47,6 +52,11 @@ impl IntoResponse for DiagError {
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 Some("send Authorization: Bearer <DIAG_TOKEN>".to_owned()),
+            ),
+            Self::MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                Some("send a GET request".to_owned()),
             ),
             Self::RateLimited { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,

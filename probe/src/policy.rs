@@ -8,8 +8,10 @@
 //!    endpoint), multicast, `255.255.255.255`, `::`, `fe80::/10`, and IPv6 forms that embed an
 //!    IPv4 address for a translator or tunnel (`::/96`, `64:ff9b::/96`, `64:ff9b:1::/48`,
 //!    `2002::/16`, `2001::/32`), which could otherwise carry a forbidden IPv4 address.
-//! 3. Loopback passes only through a CIDR entry that contains it: a host-name entry such as
-//!    `localhost` allows the name, never a loopback address it resolves to.
+//! 3. Loopback passes only through an explicit loopback CIDR entry: one whose whole network lies
+//!    inside `127.0.0.0/8`, or `::1/128`. A wider network that happens to contain loopback
+//!    (`0.0.0.0/0`, `::/0`) does not allow it, and a host-name entry such as `localhost` allows
+//!    the name, never a loopback address it resolves to.
 //! 4. Otherwise a target passes when its address is in an allowed CIDR, or the requested name
 //!    matches an allowed host or `*.suffix` glob — in both cases on an allowed port.
 
@@ -97,7 +99,7 @@ pub enum DeniedReason {
     Broadcast,
     /// An IPv6 form embedding an IPv4 address for a translator or tunnel.
     EmbeddedIpv4,
-    /// Loopback, not allowed by a CIDR entry.
+    /// Loopback, not allowed by a loopback CIDR entry.
     Loopback,
     /// Not covered by any entry of the policy.
     NotAllowed,
@@ -133,7 +135,7 @@ impl fmt::Display for Denied {
                 "embeds an IPv4 address for a translator or tunnel, which /diag never reaches"
             }
             DeniedReason::Loopback => {
-                "is loopback, which /diag reaches only when a DIAG_ALLOW CIDR entry contains it"
+                "is loopback, which /diag reaches only through a DIAG_ALLOW CIDR entry inside 127.0.0.0/8 or [::1]"
             }
             DeniedReason::NotAllowed => "is not allowed by the diag target policy",
         };
@@ -179,7 +181,8 @@ impl Policy {
     }
 
     /// The policy when `DIAG_ALLOW` is unset: RFC 1918 ranges on any port, the app's own back
-    /// end (`own_backend_host`: a host, `host:port` or URL; any port), and Azure DNS
+    /// end (`own_backend_host`: a host, `host:port` or URL) on its port — the explicit one, else
+    /// 80 for `http://` and 443 for `https://`, else (a bare host) any port —, and Azure DNS
     /// 168.63.129.16 on port 53.
     pub fn default_for(own_backend_host: Option<&str>) -> Result<Self, PolicyError> {
         let mut entries: Vec<Entry> = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
@@ -194,9 +197,12 @@ impl Policy {
             ports: Ports::Range(53, 53),
         });
         if let Some(backend) = own_backend_host.map(str::trim).filter(|b| !b.is_empty()) {
-            let host = backend_host(backend);
+            let (host, port) = backend_target(backend).map_err(|reason| PolicyError {
+                entry: backend.to_owned(),
+                reason: reason.to_owned(),
+            })?;
             let mut entry = parse_entry(host)?;
-            entry.ports = Ports::Any;
+            entry.ports = port.map_or(Ports::Any, |port| Ports::Range(port, port));
             entries.push(entry);
         }
         Ok(Self {
@@ -223,8 +229,10 @@ impl Policy {
         if let Some(reason) = always_denied(ip) {
             return Err(deny(reason));
         }
+        // Loopback needs a loopback entry: `0.0.0.0/0` contains 127.0.0.1 but does not say so.
         let in_allowed_net = self.entries.iter().any(|entry| {
-            matches!(&entry.matcher, Matcher::Net(net) if net.contains(&ip))
+            matches!(&entry.matcher, Matcher::Net(net)
+                if net.contains(&ip) && (!ip.is_loopback() || is_loopback_net(net)))
                 && entry.ports.contains(port)
         });
         if in_allowed_net {
@@ -322,12 +330,34 @@ fn unreachable_net() -> IpNet {
     IpNet::V4(Ipv4Net::from(Ipv4Addr::BROADCAST))
 }
 
-/// Strips a scheme, userinfo, path and port from the configured back-end address.
-fn backend_host(backend: &str) -> &str {
-    let rest = backend.split_once("://").map_or(backend, |(_, rest)| rest);
+/// True when the whole network is loopback: inside `127.0.0.0/8`, or exactly `::1/128`.
+fn is_loopback_net(net: &IpNet) -> bool {
+    match net {
+        IpNet::V4(v4) => v4.prefix_len() >= 8 && v4.network().is_loopback(),
+        IpNet::V6(v6) => v6.prefix_len() == 128 && v6.network().is_loopback(),
+    }
+}
+
+/// The host and, when known, the port of the configured back end (a host, `host:port` or URL):
+/// an explicit port wins, else the URL scheme's default (80 for `http`, 443 for `https`).
+fn backend_target(backend: &str) -> Result<(&str, Option<u16>), &'static str> {
+    let (scheme, rest) = backend
+        .split_once("://")
+        .map_or((None, backend), |(scheme, rest)| (Some(scheme), rest));
     let rest = rest.split(['/', '?', '#']).next().unwrap_or(rest);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    crate::target::split_host_port(rest).0
+    let (host, port) = crate::target::split_host_port(rest);
+    let port = match port {
+        Some(port) => Some(
+            crate::target::parse_port(port).map_err(|_| "the back end's port must be 1-65535")?,
+        ),
+        None => match scheme {
+            Some(scheme) if scheme.eq_ignore_ascii_case("http") => Some(80),
+            Some(scheme) if scheme.eq_ignore_ascii_case("https") => Some(443),
+            _ => None,
+        },
+    };
+    Ok((host, port))
 }
 
 fn parse_entry(raw: &str) -> Result<Entry, PolicyError> {
@@ -518,10 +548,118 @@ mod tests {
             reason(&policy, None, "127.0.0.1", 80),
             Some(DeniedReason::Loopback)
         );
-        // The back end given as an address with a port is allowed on any port.
-        let policy = Policy::default_for(Some("127.0.0.1:8081")).unwrap();
-        assert_eq!(reason(&policy, None, "127.0.0.1", 9), None);
         assert!(Policy::default_for(Some("http://bad host/")).is_err());
+    }
+
+    #[test]
+    fn the_default_backend_entry_is_limited_to_the_backend_port() {
+        let backend = |configured: &str, name: Option<&str>, addr: &str, port: u16| {
+            let policy = Policy::default_for(Some(configured)).unwrap();
+            reason(&policy, name, addr, port)
+        };
+        // `host:port`: that port only.
+        assert_eq!(backend("127.0.0.1:8081", None, "127.0.0.1", 8081), None);
+        assert_eq!(
+            backend("127.0.0.1:8081", None, "127.0.0.1", 9),
+            Some(DeniedReason::Loopback)
+        );
+        // A URL: its port, else the scheme's.
+        let be = Some("app-be.azurewebsites.net");
+        for (url, port, other) in [
+            ("https://app-be.azurewebsites.net/api", 443, 80),
+            ("http://app-be.azurewebsites.net", 80, 443),
+            ("HTTPS://app-be.azurewebsites.net:8443/x?y", 8443, 443),
+            ("http://user@app-be.azurewebsites.net:8080", 8080, 80),
+        ] {
+            assert_eq!(backend(url, be, "20.1.2.3", port), None, "{url}");
+            assert_eq!(
+                backend(url, be, "20.1.2.3", other),
+                Some(DeniedReason::NotAllowed),
+                "{url}"
+            );
+        }
+        assert_eq!(
+            backend("http://[fd00::5]:8081/", None, "fd00::5", 8081),
+            None
+        );
+        assert_eq!(
+            backend("http://[fd00::5]:8081/", None, "fd00::5", 22),
+            Some(DeniedReason::NotAllowed)
+        );
+        // A bare host says nothing about the port: any port.
+        assert_eq!(
+            backend("app-be.azurewebsites.net", be, "20.1.2.3", 22),
+            None
+        );
+        let policy = Policy::default_for(Some("https://app-be.azurewebsites.net")).unwrap();
+        assert!(
+            policy
+                .describe()
+                .contains(&"app-be.azurewebsites.net:443".to_owned()),
+            "{:?}",
+            policy.describe()
+        );
+    }
+
+    #[test]
+    fn loopback_passes_only_through_a_loopback_cidr() {
+        let wide = Policy::parse("0.0.0.0/0, ::/0, *.lockdown.test, localhost").unwrap();
+        for (name, addr) in [
+            (None, "127.0.0.1"),
+            (None, "127.255.0.9"),
+            (None, "::1"),
+            (None, "::ffff:127.0.0.1"),
+            (Some("localhost"), "127.0.0.1"),
+            (Some("localhost"), "::1"),
+            (Some("loopback.lockdown.test"), "127.0.0.1"),
+            (Some("loopback.lockdown.test"), "::1"),
+        ] {
+            assert_eq!(
+                reason(&wide, name, addr, 80),
+                Some(DeniedReason::Loopback),
+                "{name:?} {addr}"
+            );
+        }
+        // Networks that contain loopback and more are not explicit permission either.
+        for allow in ["126.0.0.0/7", "64.0.0.0/2", "::/127", "::/64"] {
+            let policy = Policy::parse(allow).unwrap();
+            for addr in ["127.0.0.1", "::1"] {
+                assert_eq!(
+                    reason(&policy, None, addr, 80),
+                    Some(DeniedReason::Loopback),
+                    "{allow} {addr}"
+                );
+            }
+        }
+        // Loopback CIDRs do allow it, in every spelling of the entry.
+        let explicit = Policy::parse("127.0.0.0/8").unwrap();
+        assert_eq!(reason(&explicit, None, "127.0.0.1", 80), None);
+        assert_eq!(reason(&explicit, Some("localhost"), "127.0.0.1", 80), None);
+        assert_eq!(reason(&explicit, None, "::ffff:127.0.0.1", 80), None);
+        assert_eq!(
+            reason(&explicit, None, "::1", 80),
+            Some(DeniedReason::Loopback)
+        );
+        for allow in [
+            "127.0.0.1",
+            "127.0.0.0/24",
+            "[::ffff:127.0.0.1]",
+            "::ffff:7f00:0/104",
+        ] {
+            let policy = Policy::parse(allow).unwrap();
+            assert_eq!(reason(&policy, None, "127.0.0.1", 80), None, "{allow}");
+        }
+        for allow in ["::1", "[::1]:80", "::1/128"] {
+            let policy = Policy::parse(allow).unwrap();
+            assert_eq!(
+                reason(&policy, Some("localhost"), "::1", 80),
+                None,
+                "{allow}"
+            );
+        }
+        // The wide policy still allows what is not loopback (so the table above can fail).
+        assert_eq!(reason(&wide, None, "20.1.2.3", 80), None);
+        assert_eq!(reason(&wide, Some("localhost"), "10.0.0.1", 80), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use probe::tcpping::{
     AttemptError, PingAttempt, PingTarget, PingVerdict, TcpPingReport, summarize,
 };
 
-use crate::helpers::{closed_port, spawn_canary, spawn_dns};
+use crate::helpers::{closed_port, spawn_accept_once, spawn_canary, spawn_dns};
 
 fn golden(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -53,6 +53,16 @@ fn probe_help_is_pinned() {
 #[test]
 fn tcpping_help_is_pinned() {
     assert_golden("tcpping-help.txt", &help(&["tcpping"]));
+}
+
+#[test]
+fn debug_of_the_parsed_command_line_never_shows_the_token() {
+    use clap::Parser;
+    let cli = Cli::try_parse_from(["probe", "serve", "--diag-token", "secret-xyz"]).unwrap();
+    for shown in [format!("{cli:?}"), format!("{cli:#?}")] {
+        assert!(!shown.contains("secret-xyz"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
 }
 
 fn resolver_info() -> ResolverInfo {
@@ -244,6 +254,24 @@ async fn the_binary_exit_codes() {
         stdout.contains("Complete: 2/2 successful attempts (100%)"),
         "{stdout}"
     );
+
+    // Some attempts connected, one did not: that is a failed check, not a pass.
+    let once = spawn_accept_once().await;
+    let mut command = probe_bin();
+    command.env("DNS_SERVERS", &server).args([
+        "tcpping",
+        &format!("127.0.0.1:{}", once.port()),
+        "-n",
+        "2",
+        "-i",
+        "500",
+        "--json",
+    ]);
+    let (code, stdout) = run(command).await;
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["summary"]["ok"], 1, "{stdout}");
+    assert_eq!(json["attempts"][1]["error"], "refused", "{stdout}");
+    assert_eq!(code, 1, "{stdout}");
 
     let mut command = probe_bin();
     command.env("DNS_SERVERS", &server).args([

@@ -9,7 +9,9 @@ use axum::http::{Request, StatusCode};
 use probe::diag::DiagLimits;
 use tower::ServiceExt;
 
-use crate::helpers::{DiagConfig, TOKEN, spawn_canary, spawn_diag, spawn_dns, spawn_full_queue};
+use crate::helpers::{
+    DiagConfig, TOKEN, TestDiag, spawn_canary, spawn_diag, spawn_dns, spawn_full_queue,
+};
 
 const PATHS: [&str; 4] = [
     "/diag/resolve?host=public.lockdown.test",
@@ -58,7 +60,13 @@ async fn without_a_token_every_diag_path_is_404() {
 #[tokio::test]
 async fn a_missing_or_wrong_token_is_401() {
     let dns = spawn_dns().await;
-    let diag = spawn_diag(DiagConfig::new(dns.resolver(), None)).await;
+    let mut config = DiagConfig::new(dns.resolver(), None);
+    // Room for every attempt below (the budget of wrong tokens has its own test).
+    config.limits = DiagLimits {
+        failed_burst: 100,
+        ..DiagLimits::default()
+    };
+    let diag = spawn_diag(config).await;
     for path in PATHS {
         let url = format!("{}{path}", diag.base);
         let attempts = [
@@ -237,15 +245,147 @@ async fn the_request_rate_is_bounded_with_retry_after() {
     assert!((1..=10).contains(&retry_after), "{retry_after}");
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
-    // Wrong tokens count against the rate too (token guessing is bounded).
+    // Wrong tokens have their own budget: an empty request bucket still answers them 401.
+    assert_eq!(
+        diag.get_with_token("/diag/env", "guess").await.status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn wrong_tokens_do_not_spend_the_operators_rate() {
+    // The reviewer's case: burst 3, two wrong tokens, then the right one.
+    let dns = spawn_dns().await;
+    let mut config = DiagConfig::new(dns.resolver(), None);
+    config.limits = DiagLimits {
+        burst: 3,
+        per_second: 0.1,
+        ..DiagLimits::default()
+    };
+    let diag = spawn_diag(config).await;
+    for _ in 0..2 {
+        assert_eq!(
+            diag.get_with_token("/diag/env", "guess").await.status(),
+            401
+        );
+    }
+    for _ in 0..3 {
+        assert_eq!(diag.get("/diag/env").await.status(), 200);
+    }
+    // The operator's own bucket is still bounded.
+    assert_eq!(diag.get("/diag/env").await.status(), 429);
+}
+
+#[tokio::test]
+async fn a_flood_of_wrong_tokens_never_locks_out_the_right_one() {
+    let dns = spawn_dns().await;
+    let mut config = DiagConfig::new(dns.resolver(), None);
+    config.limits = DiagLimits {
+        burst: 3,
+        per_second: 0.1,
+        ..DiagLimits::default()
+    };
+    let diag = spawn_diag(config).await;
+    let mut statuses = Vec::new();
+    for n in 0..40 {
+        let response = diag
+            .get_with_token("/diag/env", &format!("guess-{n}"))
+            .await;
+        let status = response.status().as_u16();
+        if status == 429 {
+            assert!(response.headers().contains_key("retry-after"));
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "rate_limited");
+        }
+        statuses.push(status);
+    }
+    // Guessing is bounded: a few 401s, then the failure budget is spent and answers 429.
+    let unauthorized = statuses.iter().take_while(|&&s| s == 401).count();
+    let budget = DiagLimits::default().failed_burst as usize;
+    assert!(
+        (budget..=budget + 5).contains(&unauthorized),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|&s| s == 401 || s == 429),
+        "{statuses:?}"
+    );
+    // And the right token still gets through, as often as its own bucket allows.
+    for _ in 0..3 {
+        assert_eq!(diag.get("/diag/env").await.status(), 200);
+    }
+}
+
+/// Status, headers (without `date`) and body of a request with a fixed request id, so two
+/// responses can be compared byte for byte.
+async fn snapshot(
+    diag: &TestDiag,
+    method: reqwest::Method,
+    path: &str,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let response = diag
         .client
-        .get(format!("{}/diag/env", diag.base))
-        .bearer_auth("guess")
+        .request(method, format!("{}{path}", diag.base))
+        .header("x-request-id", "fixed-request-id")
+        .bearer_auth(TOKEN)
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 429);
+    let status = response.status().as_u16();
+    let mut headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| *name != "date")
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+        .collect();
+    headers.sort();
+    (status, headers, response.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn disabled_diag_is_indistinguishable_from_an_unknown_route() {
+    let dns = spawn_dns().await;
+    let mut config = DiagConfig::new(dns.resolver(), None);
+    config.token = None;
+    let diag = spawn_diag(config).await;
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::POST,
+        reqwest::Method::HEAD,
+        reqwest::Method::DELETE,
+    ] {
+        let unknown = snapshot(&diag, method.clone(), "/nope").await;
+        assert_eq!(unknown.0, 404, "{method}");
+        for path in ["/diag/env", "/diag/resolve", "/diag/tcpping", "/diag/http"] {
+            let answer = snapshot(&diag, method.clone(), path).await;
+            assert_eq!(answer, unknown, "{method} {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_405_in_the_envelope() {
+    let dns = spawn_dns().await;
+    let diag = spawn_diag(DiagConfig::new(dns.resolver(), None)).await;
+    for path in ["/diag/env", "/diag/resolve", "/diag/tcpping", "/diag/http"] {
+        for token in [Some(TOKEN), None] {
+            let mut request = diag.client.post(format!("{}{path}", diag.base));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 405, "{path}");
+            let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+            assert!(allow.contains("GET"), "{allow}");
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(
+                body["error"]["code"], "method_not_allowed",
+                "{path}: {body}"
+            );
+            assert!(body["error"]["message"].as_str().unwrap().contains("POST"));
+        }
+    }
 }
 
 #[tokio::test]

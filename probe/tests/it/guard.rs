@@ -82,6 +82,44 @@ async fn forbidden_loopback_targets_are_denied_and_never_connected() {
 }
 
 #[tokio::test]
+async fn the_widest_cidrs_do_not_reach_loopback() {
+    // 0.0.0.0/0 and ::/0 contain loopback but are not an explicit permission for it.
+    let dns = spawn_dns().await;
+    let canary = spawn_canary().await;
+    let wide = "0.0.0.0/0, ::/0, *.lockdown.test, localhost";
+    let diag = spawn_diag(DiagConfig::new(dns.resolver(), Some(wide))).await;
+    let port = canary.port();
+    for host in ["127.0.0.1", "127.1", "localhost", "loopback.lockdown.test"] {
+        let (status, body) = diag
+            .get_json(&format!(
+                "/diag/tcpping?host={host}&port={port}&count=1&interval_ms=0"
+            ))
+            .await;
+        assert_eq!(status, 403, "{host}: {body}");
+        assert_eq!(body["error"]["code"], "target_denied", "{host}");
+        let (status, body) = diag
+            .get_json(&format!(
+                "/diag/http?url={}",
+                urlencode(&format!("http://{host}:{port}/"))
+            ))
+            .await;
+        assert_eq!(status, 403, "{host}: {body}");
+    }
+    assert_eq!(canary.settle().await, 0, "a denied target was connected to");
+
+    // 127.0.0.0/8 is explicit: the same target is reached (so the loop above can fail).
+    let explicit = format!("{wide}, 127.0.0.0/8");
+    let diag = spawn_diag(DiagConfig::new(dns.resolver(), Some(&explicit))).await;
+    let (status, body) = diag
+        .get_json(&format!(
+            "/diag/tcpping?host=loopback.lockdown.test&port={port}&count=1&interval_ms=0"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(canary.settle().await, 1);
+}
+
+#[tokio::test]
 async fn the_dns_server_named_in_the_query_is_a_target_too() {
     let dns = spawn_dns().await;
     let silent = spawn_silent_dns().await;
@@ -203,12 +241,20 @@ async fn names_resolving_to_forbidden_addresses_are_denied() {
         .unwrap_err();
     assert_eq!(denied.reason, DeniedReason::LinkLocal);
 
-    let policy = Policy::parse(NO_LOOPBACK).unwrap();
     let ips = resolver.lookup_ip("loopback.lockdown.test").await.unwrap();
-    let denied = policy
-        .check(Some("loopback.lockdown.test"), ips[0], 80)
-        .unwrap_err();
-    assert_eq!(denied.reason, DeniedReason::Loopback);
+    for allow in [NO_LOOPBACK, "0.0.0.0/0, ::/0, *.lockdown.test"] {
+        let policy = Policy::parse(allow).unwrap();
+        let denied = policy
+            .check(Some("loopback.lockdown.test"), ips[0], 80)
+            .unwrap_err();
+        assert_eq!(denied.reason, DeniedReason::Loopback, "{allow}");
+    }
+    let policy = Policy::parse("127.0.0.0/8").unwrap();
+    assert!(
+        policy
+            .check(Some("loopback.lockdown.test"), ips[0], 80)
+            .is_ok()
+    );
 }
 
 fn urlencode(text: &str) -> String {

@@ -227,6 +227,34 @@ pub async fn spawn_canary() -> Canary {
     spawn_canary_on(IpAddr::V4(Ipv4Addr::LOCALHOST)).await
 }
 
+/// A loopback listener that accepts one connection and then closes, so later connects to its
+/// port are refused (a target that is reachable only some of the time).
+pub struct AcceptOnce {
+    /// Where it listened.
+    pub addr: SocketAddr,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl AcceptOnce {
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+/// Starts an [`AcceptOnce`] on 127.0.0.1.
+pub async fn spawn_accept_once() -> AcceptOnce {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        if let Ok((stream, _)) = listener.accept().await {
+            drop(listener);
+            drop(stream);
+        }
+    });
+    AcceptOnce { addr, _task: task }
+}
+
 /// A port on 127.0.0.1 where nothing listens (bound, noted, released).
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -327,6 +355,16 @@ impl TestDiag {
         self.client
             .get(format!("{}{path_and_query}", self.base))
             .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET `path_and_query` with another bearer token.
+    pub async fn get_with_token(&self, path_and_query: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path_and_query}", self.base))
+            .bearer_auth(token)
             .send()
             .await
             .unwrap()
