@@ -1,8 +1,5 @@
 //! The front end's configuration, parsed once from flags and environment variables.
 
-use std::fmt;
-use std::str::FromStr;
-
 use hosting::HostArgs;
 use ipnet::IpNet;
 use probe::diag::DiagArgs;
@@ -31,51 +28,7 @@ impl BackendAuth {
     }
 }
 
-/// A secret setting: its value never shows in `Debug` output (clap also hides it in `--help`).
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The value, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "Secret(empty)"
-        } else {
-            "Secret(***)"
-        })
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        Ok(Self(value.to_owned()))
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Self(value.to_owned())
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Self(value)
-    }
-}
+pub use hosting::secret::Secret;
 
 /// Everything the front end reads at start-up. `--help` lists every variable and its default.
 #[derive(Debug, Clone, clap::Parser)]

@@ -1,7 +1,57 @@
 //! Comparing secrets (API keys, tokens) without telling an attacker, through timing, how much
 //! of a guess was right — or how long the secret is.
 
+use std::fmt;
+use std::str::FromStr;
+
 use subtle::ConstantTimeEq;
+
+/// A secret setting (API key, token, header): its value never shows in `Debug` output (clap
+/// hides it in `--help` with `hide_env_values`).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "Secret(empty)"
+        } else {
+            "Secret(***)"
+        })
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self(value.to_owned()))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
 
 /// True when `given` equals `expected`. The time taken depends only on `expected`'s length:
 /// neither a matching prefix nor `given`'s length shows.
@@ -18,6 +68,12 @@ pub fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        assert_eq!(format!("{:?}", Secret::from("s3cret")), "Secret(***)");
+        assert_eq!(format!("{:?}", Secret::default()), "Secret(empty)");
+    }
 
     #[test]
     fn equal_only_when_equal() {
