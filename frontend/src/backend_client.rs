@@ -116,9 +116,14 @@ enum Credential {
     Entra(Arc<TokenSource>),
 }
 
-/// Typed client for the back-end API. Cheap to clone.
+/// Typed client for the back-end API. Cheap to clone (one `Arc`): the front end's state is
+/// cloned for every request.
 #[derive(Clone)]
 pub struct BackendClient {
+    inner: Arc<ClientInner>,
+}
+
+struct ClientInner {
     http: reqwest::Client,
     resolver: DnsResolver,
     base: Url,
@@ -129,6 +134,27 @@ pub struct BackendClient {
 impl BackendClient {
     /// Builds the client; the connection pool is shared by all clones.
     pub fn new(settings: BackendSettings, resolver: DnsResolver) -> anyhow::Result<Self> {
+        Self::build(settings, resolver, None)
+    }
+
+    /// As [`BackendClient::new`], with a token source built by the caller (tests move its clock).
+    pub fn with_token_source(
+        settings: BackendSettings,
+        resolver: DnsResolver,
+        tokens: Arc<TokenSource>,
+    ) -> anyhow::Result<Self> {
+        let settings = BackendSettings {
+            credential: CredentialSettings::None,
+            ..settings
+        };
+        Self::build(settings, resolver, Some(tokens))
+    }
+
+    fn build(
+        settings: BackendSettings,
+        resolver: DnsResolver,
+        tokens: Option<Arc<TokenSource>>,
+    ) -> anyhow::Result<Self> {
         let http = probe::outbound::http_client_builder(resolver.clone(), settings.source)
             .timeout(settings.timeout)
             // Half the budget: a connect still pending by then is reported as a connect timeout
@@ -138,15 +164,16 @@ impl BackendClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .build()?;
-        let credential = match settings.credential {
-            CredentialSettings::None => Credential::None,
-            CredentialSettings::ApiKey(key) if key.is_empty() => Credential::None,
-            CredentialSettings::ApiKey(key) => {
+        let credential = match (tokens, settings.credential) {
+            (Some(tokens), _) => Credential::Entra(tokens),
+            (None, CredentialSettings::None) => Credential::None,
+            (None, CredentialSettings::ApiKey(key)) if key.is_empty() => Credential::None,
+            (None, CredentialSettings::ApiKey(key)) => {
                 let mut value = HeaderValue::from_str(key.expose())?;
                 value.set_sensitive(true);
                 Credential::ApiKey(value)
             }
-            CredentialSettings::ManagedIdentity(token_settings) => {
+            (None, CredentialSettings::ManagedIdentity(token_settings)) => {
                 // The identity endpoint is local to the instance: plain http, never a proxy, no
                 // source binding (it is not reached through the VNet).
                 let http = probe::outbound::http_client_builder(resolver.clone(), None)
@@ -164,39 +191,24 @@ impl BackendClient {
             _ => settings.base.to_string(),
         };
         Ok(Self {
-            http,
-            resolver,
-            base: settings.base,
-            credential,
-            label,
+            inner: Arc::new(ClientInner {
+                http,
+                resolver,
+                base: settings.base,
+                credential,
+                label,
+            }),
         })
-    }
-
-    /// As [`BackendClient::new`], with a token source built by the caller (tests move its clock).
-    pub fn with_token_source(
-        settings: BackendSettings,
-        resolver: DnsResolver,
-        tokens: Arc<TokenSource>,
-    ) -> anyhow::Result<Self> {
-        let mut client = Self::new(
-            BackendSettings {
-                credential: CredentialSettings::None,
-                ..settings
-            },
-            resolver,
-        )?;
-        client.credential = Credential::Entra(tokens);
-        Ok(client)
     }
 
     /// The back end's base URL.
     pub fn base(&self) -> &Url {
-        &self.base
+        &self.inner.base
     }
 
     /// What the front end sends: `none`, `api-key` or `entra`.
     pub fn auth_mode(&self) -> &'static str {
-        match self.credential {
+        match self.inner.credential {
             Credential::None => "none",
             Credential::ApiKey(_) => "api-key",
             Credential::Entra(_) => "entra",
@@ -205,14 +217,14 @@ impl BackendClient {
 
     /// The token source, in Entra mode.
     pub fn token_source(&self) -> Option<&Arc<TokenSource>> {
-        match &self.credential {
+        match &self.inner.credential {
             Credential::Entra(tokens) => Some(tokens),
             _ => None,
         }
     }
 
     fn credential_kind(&self) -> CredentialKind {
-        match self.credential {
+        match self.inner.credential {
             Credential::None => CredentialKind::Nothing,
             Credential::ApiKey(_) => CredentialKind::ApiKey,
             Credential::Entra(_) => CredentialKind::EntraToken,
@@ -229,15 +241,15 @@ impl BackendClient {
         json_body: Option<Bytes>,
         request_id: Option<&HeaderValue>,
     ) -> Result<BackendResponse, Diagnosis> {
-        let url = self.base.join(path).map_err(|e| {
+        let url = self.inner.base.join(path).map_err(|e| {
             diagnosis::from_response(StatusCode::INTERNAL_SERVER_ERROR, e.to_string().as_bytes())
                 .expect("5xx always diagnoses")
         })?;
-        let mut request = self.http.request(method, url);
-        match &self.credential {
+        let mut request = self.inner.http.request(method, url);
+        match &self.inner.credential {
             Credential::None => {}
             Credential::ApiKey(key) => request = request.header("x-api-key", key.clone()),
-            Credential::Entra(tokens) => match tokens.token().await {
+            Credential::Entra(tokens) => match Box::pin(tokens.token()).await {
                 Ok(token) => request = request.header(header::AUTHORIZATION, token.authorization()),
                 Err(error) => {
                     let diagnosis = diagnosis::token_unavailable(&error);
@@ -262,14 +274,14 @@ impl BackendClient {
         let started = Instant::now();
         let response = match request.send().await {
             Ok(response) => response,
-            Err(error) => return Err(self.diagnose_transport(&error).await),
+            Err(error) => return Err(Box::pin(self.diagnose_transport(&error)).await),
         };
         let status = response.status();
         let content_type = response.headers().get("content-type").cloned();
         let body = response
             .bytes()
             .await
-            .map_err(|e| diagnosis::from_transport(&e, &self.label))?;
+            .map_err(|e| diagnosis::from_transport(&e, &self.inner.label))?;
         if let Some(diagnosis) = diagnosis::from_response_to(status, &body, self.credential_kind())
         {
             tracing::warn!(
@@ -290,12 +302,12 @@ impl BackendClient {
     /// The connect budget also covers name resolution, so before blaming the network for a
     /// connect timeout, ask the resolver (failure path only) whether the name resolves at all.
     async fn diagnose_transport(&self, error: &reqwest::Error) -> Diagnosis {
-        let diagnosis = diagnosis::from_transport(error, &self.label);
+        let diagnosis = diagnosis::from_transport(error, &self.inner.label);
         if diagnosis.code != "connect_timeout" {
             return diagnosis;
         }
-        match self.base.host() {
-            Some(url::Host::Domain(name)) => match self.resolver.lookup_ip(name).await {
+        match self.inner.base.host() {
+            Some(url::Host::Domain(name)) => match self.inner.resolver.lookup_ip(name).await {
                 Err(failure) => diagnosis::dns_failure(&failure.to_string()),
                 Ok(_) => diagnosis,
             },
@@ -334,14 +346,14 @@ impl BackendClient {
         response: &BackendResponse,
     ) -> Result<T, Diagnosis> {
         if !response.status.is_success() {
-            return Err(unexpected(&self.label, response.status));
+            return Err(unexpected(&self.inner.label, response.status));
         }
         serde_json::from_slice(&response.body).map_err(|e| Diagnosis {
             status: StatusCode::BAD_GATEWAY,
             code: "backend_error",
             message: format!(
                 "{} answered something that is not the lockdown API: {e}",
-                self.label
+                self.inner.label
             ),
             hint: "check that BACKEND_URL points at the lockdown back end".into(),
         })

@@ -297,6 +297,11 @@ pub fn from_response_to(
     body: &[u8],
     sent: CredentialKind,
 ) -> Option<Diagnosis> {
+    // Only 4xx and 5xx answers can diagnose: every other answer is relayed as it is, without
+    // reading (let alone parsing) its body. This runs on every relayed call.
+    if !(status.is_client_error() || status.is_server_error()) {
+        return None;
+    }
     let gateway = StatusCode::BAD_GATEWAY;
     let text = String::from_utf8_lossy(&body[..body.len().min(16 * 1024)]);
     if let Some(block) = classify(status.as_u16(), &text) {
@@ -306,7 +311,6 @@ pub fn from_response_to(
     if let Some((code, hint)) = backend_code
         .as_deref()
         .and_then(|c| TOKEN_REFUSALS.iter().find(|(known, _)| *known == c))
-        && (status.is_client_error() || status.is_server_error())
     {
         return Some(Diagnosis::new(
             gateway,
