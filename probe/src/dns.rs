@@ -10,11 +10,11 @@
 //! NODATA. Names are looked up as given (absolute): search domains apply to
 //! [`DnsResolver::lookup_ip`] only, as they do for the app's own connects.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hickory_resolver::config::{
@@ -414,7 +414,14 @@ struct Inner {
     request_options: DnsRequestOptions,
     info: ResolverInfo,
     timeout: Duration,
+    /// Resolvers for server lists named by requests (`server=`), built once per list: building
+    /// one (a hickory `Resolver`, its pool and options) costs more than the lookup itself. They
+    /// cache no answers, so every lookup is still real.
+    query_resolvers: Mutex<HashMap<Vec<SocketAddr>, DnsResolver>>,
 }
+
+/// Most server lists [`DnsResolver::with_query_servers`] keeps built; beyond it, it starts over.
+const MAX_QUERY_RESOLVERS: usize = 64;
 
 /// The app's resolver: cheap to clone (an `Arc` inside), no cache.
 #[derive(Clone)]
@@ -486,7 +493,25 @@ impl DnsResolver {
 
     /// The same resolver settings, asking `servers` named by a request (`server=`, source `query`).
     pub fn with_query_servers(&self, servers: Vec<SocketAddr>) -> Result<Self, DnsConfigError> {
-        Self::build(servers, ResolverSource::Query, self.inner.timeout, None)
+        let mut built = self
+            .inner
+            .query_resolvers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(resolver) = built.get(&servers) {
+            return Ok(resolver.clone());
+        }
+        let resolver = Self::build(
+            servers.clone(),
+            ResolverSource::Query,
+            self.inner.timeout,
+            None,
+        )?;
+        if built.len() >= MAX_QUERY_RESOLVERS {
+            built.clear();
+        }
+        built.insert(servers, resolver.clone());
+        Ok(resolver)
     }
 
     fn build(
@@ -545,6 +570,7 @@ impl DnsResolver {
                 request_options,
                 info: ResolverInfo { servers, source },
                 timeout,
+                query_resolvers: Mutex::default(),
             }),
         })
     }

@@ -345,3 +345,28 @@ async fn each_lookup_asks_the_server_again() {
     resolver.resolve("again.lockdown.test", QueryType::A).await;
     assert_eq!(dns.query_count(), 2);
 }
+
+#[tokio::test]
+async fn servers_named_by_a_request_are_asked_every_time() {
+    // `server=` resolvers are built once per server list and kept, but they cache no answers
+    // and never mix up lists: every lookup is a query to exactly the servers named.
+    let first =
+        spawn_scripted_dns(|_, _| Some((ResponseCode::NoError, vec![Ipv4Addr::new(127, 0, 0, 1)])))
+            .await;
+    let second =
+        spawn_scripted_dns(|_, _| Some((ResponseCode::NoError, vec![Ipv4Addr::new(127, 0, 0, 2)])))
+            .await;
+    let app = first.resolver(Duration::from_millis(1_000));
+    for _ in 0..3 {
+        let named = app.with_query_servers(vec![second.addr]).unwrap();
+        let r = named.resolve("again.lockdown.test", QueryType::A).await;
+        assert_eq!(ips(&r), ["127.0.0.2"]);
+        assert_eq!(r.resolver.servers, [second.addr]);
+    }
+    assert_eq!(second.query_count(), 3);
+    assert_eq!(first.query_count(), 0);
+    let named = app.with_query_servers(vec![first.addr]).unwrap();
+    let r = named.resolve("again.lockdown.test", QueryType::A).await;
+    assert_eq!(ips(&r), ["127.0.0.1"]);
+    assert_eq!(first.query_count(), 1);
+}
