@@ -3,6 +3,12 @@
 use clap::Parser;
 use frontend::FrontendConfig;
 
+// mimalloc rather than the system allocator: a request allocates and frees dozens of small
+// buffers across worker threads, where glibc's malloc spent ~12 % of the relay's CPU (see
+// BENCHMARKS.md), and its per-thread arenas kept RSS high after a load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = FrontendConfig::parse();
