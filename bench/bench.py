@@ -371,7 +371,9 @@ def machine(tools: dict[str, str]) -> dict:
                 os_name = line.split("=", 1)[1].strip('"')
     git = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                          capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"],
+    # The report and its hand-written notes are this run's output, not changes to the code.
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", ".",
+                            ":!BENCHMARKS.md", ":!bench/notes.md"],
                            capture_output=True, text=True).stdout.splitlines()
     return {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
