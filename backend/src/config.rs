@@ -92,16 +92,7 @@ pub struct BackendConfig {
     pub diag: DiagArgs,
 }
 
-/// A configuration value that does not parse.
-#[derive(Debug, thiserror::Error)]
-#[error("{name}: {message}")]
-pub struct ConfigError {
-    /// The variable at fault.
-    pub name: &'static str,
-    /// What is wrong with it.
-    pub message: String,
-}
-
+pub use hosting::ConfigError;
 pub use hosting::secret::Secret;
 
 impl BackendConfig {

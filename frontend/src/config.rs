@@ -28,6 +28,7 @@ impl BackendAuth {
     }
 }
 
+pub use hosting::ConfigError;
 pub use hosting::secret::Secret;
 
 /// Everything the front end reads at start-up. `--help` lists every variable and its default.
@@ -84,16 +85,6 @@ pub struct FrontendConfig {
     /// `/diag` settings.
     #[command(flatten)]
     pub diag: DiagArgs,
-}
-
-/// A configuration value that cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error("{name}: {message}")]
-pub struct ConfigError {
-    /// The variable at fault.
-    pub name: &'static str,
-    /// What is wrong with it.
-    pub message: String,
 }
 
 impl FrontendConfig {

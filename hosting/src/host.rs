@@ -22,6 +22,16 @@ pub enum LogFormat {
     Text,
 }
 
+/// A setting that cannot be used, named by the variable at fault (`AUTH_MODE`, `BACKEND_TOKEN_RESOURCE`, …).
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {message}")]
+pub struct ConfigError {
+    /// The variable at fault.
+    pub name: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
 /// Settings shared by every lockdown service.
 #[derive(Debug, Clone, clap::Args)]
 pub struct HostArgs {

@@ -12,6 +12,8 @@ pub mod secret;
 pub mod server;
 
 pub use error::{ApiJson, ApiQuery, ErrorBody, ErrorEnvelope, error_response, not_found};
-pub use host::{HostArgs, Instance, LogFormat, init_logging, init_logging_with_default};
+pub use host::{
+    ConfigError, HostArgs, Instance, LogFormat, init_logging, init_logging_with_default,
+};
 pub use netclass::AddressClass;
 pub use server::{run, serve, shutdown_signal, with_http_layers};
