@@ -16,4 +16,4 @@ pub mod suite;
 pub mod topology;
 
 pub use breaks::{Break, Mode, Plan};
-pub use stack::{Lab, LabAuth, LabOptions};
+pub use stack::{Lab, LabAuth, LabOptions, SilentListener};

@@ -170,7 +170,7 @@ pub struct Lab {
     pub backend_instance_ids: Vec<String>,
     stop: CancellationToken,
     _dns: Vec<DnsServer>,
-    _silent: Vec<Silent>,
+    _silent: Vec<SilentListener>,
     _data: Option<tempfile::TempDir>,
     _entra: Option<LabEntra>,
 }
@@ -252,11 +252,11 @@ impl Lab {
 
         let mut silent = Vec::new();
         let backend_port = if plan.egress_blocked {
-            let blocked = Silent::bind(BACKEND_PUBLIC, 0).await?;
+            let blocked = SilentListener::bind(BACKEND_PUBLIC, 0).await?;
             let port = blocked.addr.port();
             silent.push(blocked);
             if plan.mode == Mode::PrivateEndpoint {
-                silent.push(Silent::bind(BACKEND_PRIVATE_ENDPOINT, port).await?);
+                silent.push(SilentListener::bind(BACKEND_PRIVATE_ENDPOINT, port).await?);
             }
             port
         } else {
@@ -510,15 +510,17 @@ async fn closed_port() -> anyhow::Result<SocketAddr> {
 }
 
 /// A listener whose accept queue is full and that never accepts: connects to it time out, as
-/// when an NSG or a firewall drops the traffic, without a packet leaving loopback.
-struct Silent {
+/// when an NSG or a firewall drops the traffic, without a packet leaving loopback. The lab's
+/// `egress-blocked` break and the benchmark's timing-out checks use it.
+pub struct SilentListener {
     addr: SocketAddr,
     _listener: TcpListener,
     _fillers: Vec<std::net::TcpStream>,
 }
 
-impl Silent {
-    async fn bind(ip: IpAddr, port: u16) -> anyhow::Result<Self> {
+impl SilentListener {
+    /// Binds `ip:port` (port 0: any) with a backlog of 0 and fills the queue.
+    pub async fn bind(ip: IpAddr, port: u16) -> anyhow::Result<Self> {
         let socket = match ip {
             IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
             IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
@@ -542,5 +544,10 @@ impl Silent {
             _listener: listener,
             _fillers: fillers,
         })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 }

@@ -11,13 +11,13 @@
 //! bucket refills (the lab's apps keep the default bounds: burst 30, 5 per second).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use lockdown::stack::TOKEN_ENV;
 use lockdown::suite::suite_toml;
 use lockdown::topology::{BACKEND_HOST, FRONTEND_HOST, INTEGRATION_SUBNET, PUBLIC_RANGE};
-use lockdown::{Lab, LabOptions, Mode, Plan};
+use lockdown::{Lab, LabOptions, Mode, Plan, SilentListener};
 use probe::smoke::{RunOptions, SmokeConfig, SuiteReport};
 use serde_json::{Value, json};
 
@@ -50,11 +50,12 @@ async fn measure(rounds: usize, pause_ms: u64) -> anyhow::Result<String> {
 
     let silent_started = Instant::now();
     let silent = futures_join_all(
-        (0..HERE_TIMEOUTS_MS.len() + FRONTEND_TIMEOUTS_MS.len()).map(|_| Silent::bind()),
+        (0..HERE_TIMEOUTS_MS.len() + FRONTEND_TIMEOUTS_MS.len())
+            .map(|_| SilentListener::bind(Ipv4Addr::LOCALHOST.into(), 0)),
     )
     .await?;
     let silent_setup_ms = ms(silent_started.elapsed());
-    let silent_addrs: Vec<SocketAddr> = silent.iter().map(|s| s.addr).collect();
+    let silent_addrs: Vec<SocketAddr> = silent.iter().map(SilentListener::addr).collect();
 
     let mut suites = vec![
         Suite {
@@ -321,37 +322,4 @@ where
         out.push(handle.await??);
     }
     Ok(out)
-}
-
-/// A loopback listener whose accept queue is full and that never accepts: connects to it time
-/// out without a packet leaving loopback (as `lockdown::stack` does for `egress-blocked`).
-struct Silent {
-    addr: SocketAddr,
-    _listener: tokio::net::TcpListener,
-    _fillers: Vec<std::net::TcpStream>,
-}
-
-impl Silent {
-    async fn bind() -> anyhow::Result<Self> {
-        let socket = tokio::net::TcpSocket::new_v4()?;
-        socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-        let listener = socket.listen(0)?;
-        let addr = listener.local_addr()?;
-        let fillers = tokio::task::spawn_blocking(move || {
-            let mut fillers = Vec::new();
-            for _ in 0..4 {
-                match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-                    Ok(stream) => fillers.push(stream),
-                    Err(_) => break,
-                }
-            }
-            fillers
-        })
-        .await?;
-        Ok(Self {
-            addr,
-            _listener: listener,
-            _fillers: fillers,
-        })
-    }
 }
