@@ -606,11 +606,8 @@ fn caller_auth(want: &str, body: Option<&Value>, mut evidence: Vec<String>) -> E
         &body["auth"]
     };
     let Some(seen) = auth["mode"].as_str() else {
-        if let Some(code) = body["diagnosis"]["code"].as_str() {
-            let message = body["diagnosis"]["message"].as_str().unwrap_or_default();
-            let hint = body["diagnosis"]["hint"].as_str().unwrap_or_default();
-            evidence.push(format!("the front end could not call the back end: {code}"));
-            return Evaluation::fail(code, sentences(&[message, hint]), evidence);
+        if let Some(diagnosis) = front_end_diagnosis(body) {
+            return diagnosis.carried(evidence);
         }
         return Evaluation::fail(
             "caller_unknown",
@@ -634,6 +631,33 @@ fn caller_auth(want: &str, body: Option<&Value>, mut evidence: Vec<String>) -> E
     Evaluation::fail("unexpected_caller_auth", why, evidence)
 }
 
+/// The diagnosis in the front end's path report (`/api/path`), which says why it has no caller.
+struct FrontEndDiagnosis<'a> {
+    code: &'a str,
+    message: &'a str,
+    hint: &'a str,
+}
+
+fn front_end_diagnosis(body: &Value) -> Option<FrontEndDiagnosis<'_>> {
+    let diagnosis = &body["diagnosis"];
+    Some(FrontEndDiagnosis {
+        code: diagnosis["code"].as_str()?,
+        message: diagnosis["message"].as_str().unwrap_or_default(),
+        hint: diagnosis["hint"].as_str().unwrap_or_default(),
+    })
+}
+
+impl FrontEndDiagnosis<'_> {
+    /// Fails the check with the front end's own code and words.
+    fn carried(self, mut evidence: Vec<String>) -> Evaluation {
+        evidence.push(format!(
+            "the front end could not call the back end: {}",
+            self.code
+        ));
+        Evaluation::fail(self.code, sentences(&[self.message, self.hint]), evidence)
+    }
+}
+
 fn caller_in(range: ipnet::IpNet, body: Option<&Value>, mut evidence: Vec<String>) -> Evaluation {
     let Some(body) = body else {
         return Evaluation::fail("caller_unknown", "the response is not JSON: caller_in needs a body like the front end's /api/path or the back end's /api/caller.".into(), evidence);
@@ -642,12 +666,8 @@ fn caller_in(range: ipnet::IpNet, body: Option<&Value>, mut evidence: Vec<String
         .as_str()
         .or_else(|| body["client_ip"].as_str());
     let Some(seen) = seen else {
-        // The front end's path report explains why it has no caller.
-        if let Some(code) = body["diagnosis"]["code"].as_str() {
-            let message = body["diagnosis"]["message"].as_str().unwrap_or_default();
-            let hint = body["diagnosis"]["hint"].as_str().unwrap_or_default();
-            evidence.push(format!("the front end could not call the back end: {code}"));
-            return Evaluation::fail(code, sentences(&[message, hint]), evidence);
+        if let Some(diagnosis) = front_end_diagnosis(body) {
+            return diagnosis.carried(evidence);
         }
         return Evaluation::fail(
             "caller_unknown",
