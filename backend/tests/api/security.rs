@@ -120,10 +120,12 @@ async fn header_sources_take_the_platform_headers() {
     };
     let app = in_process(&setup, dir.path(), "127.0.0.1:4000");
     // The client claims 10.20.1.9 on the left; the platform appended the real address on the right.
-    // (Header text only: the app runs in-process, these addresses are parsed, never connected to.)
+    // Header text only: the app runs in-process (no sockets), so these addresses are only parsed.
+    const SPOOFED: &str = "10.20.1.9, 203.0.113.5:5555"; // parsed, never connected to
+    const REAL: &str = "10.20.1.4:5555"; // parsed, never connected to
     let spoof = Request::get("/api/caller")
         .header("x-api-key", KEY)
-        .header("x-forwarded-for", "10.20.1.9, 203.0.113.5:5555")
+        .header("x-forwarded-for", SPOOFED)
         .body(Body::empty())
         .unwrap();
     let (status, json) = call(&app, spoof).await;
@@ -131,7 +133,7 @@ async fn header_sources_take_the_platform_headers() {
 
     let real = Request::get("/api/caller")
         .header("x-api-key", KEY)
-        .header("x-forwarded-for", "10.20.1.4:5555")
+        .header("x-forwarded-for", REAL)
         .body(Body::empty())
         .unwrap();
     let (status, json) = call(&app, real).await;
