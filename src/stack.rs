@@ -238,7 +238,11 @@ impl Lab {
                     )?,
                     OutboundArgs::default(),
                     None,
-                    probe::envfacts::EnvFacts::from_map(&Default::default()),
+                    probe::envfacts::EnvFacts {
+                        site_name: Some("app-be".into()),
+                        instance_id: Some(id.clone()),
+                        ..Default::default()
+                    },
                 )?;
                 let app = backend::app(state, diag, Duration::from_secs(30));
                 serve_instance(app, &stop).await?

@@ -180,7 +180,7 @@ pub fn diag_state(config: &BackendConfig) -> anyhow::Result<DiagState> {
         resolver,
         config.outbound.clone(),
         None,
-        probe::envfacts::EnvFacts::from_process_env(),
+        probe::envfacts::EnvFacts::from_process_env().with_host(&config.host),
     )?)
 }
 

@@ -131,7 +131,7 @@ pub fn build(config: &FrontendConfig) -> anyhow::Result<Built> {
         resolver.clone(),
         config.outbound.clone(),
         Some(config.backend_url.as_str().to_owned()),
-        probe::envfacts::EnvFacts::from_process_env(),
+        probe::envfacts::EnvFacts::from_process_env().with_host(&config.host),
     )?;
     tracing::info!(
         backend_url = %config.backend_url,

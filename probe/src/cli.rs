@@ -268,7 +268,7 @@ pub async fn serve(args: ServeArgs) -> u8 {
         resolver.clone(),
         args.outbound.clone(),
         None,
-        EnvFacts::from_process_env(),
+        EnvFacts::from_process_env().with_host(&args.host),
     ) {
         Ok(state) => state.with_limits(limits),
         Err(error) => {

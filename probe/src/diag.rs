@@ -3,7 +3,8 @@
 //! (the app's own 404 for unknown routes answers), 401 without the right bearer token (wrong
 //! tokens draw on a budget of their own, so they cannot lock the operator out), a request rate and
 //! a concurrency bound, input validation, and the target policy on every resolved address (see
-//! [`crate::policy`]).
+//! [`crate::policy`]). Every answer past the token check names the instance that gave it in
+//! [`INSTANCE_HEADER`], so `probe smoke` can tell whether an `ARRAffinity` pin held.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -28,6 +29,10 @@ use crate::outbound::OutboundArgs;
 use crate::policy::{Policy, PolicyError, PolicySource};
 use crate::target::{InputError, parse_ip_port, truncate};
 use crate::tcpping::{PingVerdict, TcpPingRequest, tcp_ping};
+
+/// The response header naming the instance that answered (`WEBSITE_INSTANCE_ID`, the value an
+/// `ARRAffinity` cookie pins). Sent only to callers that passed the token check.
+pub const INSTANCE_HEADER: HeaderName = HeaderName::from_static("x-instance-id");
 
 /// `/diag` settings. `Debug` is written by hand so the token never reaches a log.
 #[derive(Clone, Default, clap::Args)]
@@ -167,6 +172,8 @@ struct Inner {
     resolver: DnsResolver,
     source: Option<IpAddr>,
     facts: EnvFacts,
+    /// `facts.instance_id` as a header value, when it is one.
+    instance: Option<HeaderValue>,
     tls: Result<Arc<rustls::ClientConfig>, String>,
     limits: DiagLimits,
     bucket: Mutex<TokenBucket>,
@@ -245,12 +252,17 @@ impl DiagState {
         tls: Result<Arc<rustls::ClientConfig>, String>,
         limits: DiagLimits,
     ) -> Self {
+        let instance = facts
+            .instance_id
+            .as_deref()
+            .and_then(|id| HeaderValue::from_str(id).ok());
         Self {
             inner: Arc::new(Inner {
                 token,
                 policy,
                 resolver,
                 source,
+                instance,
                 facts,
                 tls,
                 bucket: Mutex::new(TokenBucket::full(limits.burst)),
@@ -338,7 +350,8 @@ async fn method_not_allowed(method: Method) -> DiagError {
 
 /// The token (constant time) → 401, or 429 once the budget of failed attempts is spent; then the
 /// operator's rate → 429; the concurrency bound → 503, held until the diagnostic finishes. The
-/// token comes first so that wrong tokens never spend the operator's rate.
+/// token comes first so that wrong tokens never spend the operator's rate. Past the token, every
+/// answer carries [`INSTANCE_HEADER`].
 async fn guard(State(state): State<DiagState>, request: Request, next: Next) -> Response {
     let Some(expected) = &state.inner.token else {
         // Not reached: without a token `router` mounts nothing.
@@ -347,6 +360,17 @@ async fn guard(State(state): State<DiagState>, request: Request, next: Next) -> 
     if !bearer_matches(request.headers(), expected) {
         return state.refuse_wrong_token().into_response();
     }
+    let mut response = admit(&state, request, next).await;
+    if let Some(instance) = &state.inner.instance {
+        response
+            .headers_mut()
+            .insert(INSTANCE_HEADER, instance.clone());
+    }
+    response
+}
+
+/// The rate and the concurrency bound, then the diagnostic.
+async fn admit(state: &DiagState, request: Request, next: Next) -> Response {
     if let Err(retry_after) = state.take_rate_token() {
         tracing::warn!(
             retry_after_ms = retry_after.as_millis() as u64,

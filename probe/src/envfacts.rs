@@ -109,6 +109,19 @@ impl EnvFacts {
         Self::from_map(&map)
     }
 
+    /// The same facts with the site and instance the app was configured with (`--site-name`,
+    /// `--instance-id`, or the same variables): they win, so an app started with flags, as in
+    /// the lab, names itself the way its other answers do.
+    pub fn with_host(mut self, host: &hosting::HostArgs) -> Self {
+        if let Some(site) = &host.site_name {
+            self.site_name = Some(site.clone());
+        }
+        if let Some(instance) = &host.instance_id {
+            self.instance_id = Some(instance.clone());
+        }
+        self
+    }
+
     /// Builds the facts from a map of variables, reading only the allow-listed names.
     pub fn from_map(map: &HashMap<String, String>) -> Self {
         let get = |name: &str| {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use lockdown::emulator::SiteNetworking;
-use lockdown::suite::checks;
+use lockdown::suite::{checks, suite_toml};
 use lockdown::{Break, LabOptions, Mode, Plan};
 use probe::smoke::{SmokeConfig, Verdict};
 
@@ -27,7 +27,55 @@ async fn both_modes_pass_the_default_suite() {
             .filter_map(|r| r.instance.clone())
             .collect();
         assert!(instances.contains(&"fe-0".to_owned()) && instances.contains(&"fe-1".to_owned()));
+        // Every answer from the front end says which instance gave it; pinned ones, the pinned one.
+        for result in report.results.iter().filter(|r| r.from == "frontend") {
+            let answered = result.answered_by.as_deref();
+            assert!(
+                answered.is_some_and(|id| id.starts_with("fe-")),
+                "{result:?}"
+            );
+            if let Some(pinned) = &result.instance {
+                assert_eq!(answered, Some(pinned.as_str()), "{result:?}");
+            }
+        }
     }
+}
+
+#[tokio::test]
+async fn a_pin_that_does_not_hold_fails_instead_of_reporting_another_instance() {
+    // fe-9 does not exist: App Service (here its emulator) routes the call elsewhere.
+    let lab = start(Mode::ServiceEndpoint, &[]).await;
+    let toml = suite_toml(&lab).replace("instances = \"all\"", "instances = [\"fe-0\", \"fe-9\"]");
+    let config = SmokeConfig::from_toml(&toml).unwrap();
+    let report = probe::smoke::run(&config, &options(&lab)).await.unwrap();
+    let pinned: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.instance.is_some())
+        .map(|r| (r.instance.as_deref().unwrap(), r.verdict, r.code.as_deref()))
+        .collect();
+    assert_eq!(
+        pinned,
+        vec![
+            ("fe-0", Verdict::Pass, None),
+            ("fe-9", Verdict::Fail, Some("instance_not_pinned")),
+            ("fe-0", Verdict::Pass, None),
+            ("fe-9", Verdict::Fail, Some("instance_not_pinned")),
+        ],
+        "{}",
+        report.render_text(false)
+    );
+    let gone = report
+        .results
+        .iter()
+        .find(|r| r.instance.as_deref() == Some("fe-9"))
+        .unwrap();
+    let diagnosis = gone.diagnosis.as_deref().unwrap();
+    assert!(
+        diagnosis.contains("instance fe-9") && diagnosis.contains("answered"),
+        "{diagnosis}"
+    );
+    assert!(gone.answered_by.as_deref().is_some_and(|id| id != "fe-9"));
 }
 
 #[tokio::test]

@@ -40,9 +40,13 @@ pub struct CheckResult {
     pub name: String,
     /// `here` or the app's name.
     pub from: String,
-    /// The instance it ran on, when pinned.
+    /// The instance it was pinned to (`ARRAffinity`), when fanned out.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// The instance that answered, as the app's `/diag` said (`X-Instance-Id`); when pinned, a
+    /// different one fails the check with `instance_not_pinned`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answered_by: Option<String>,
     /// `resolve`, `tcpping` or `http`.
     pub action: &'static str,
     /// What the action targeted.
@@ -117,9 +121,10 @@ impl SuiteReport {
                 Verdict::Pass => paint("32", "✓"),
                 Verdict::Fail => paint("31", "✗"),
             };
-            let place = match &result.instance {
-                Some(instance) => format!("from {}, instance {instance}", result.from),
-                None => format!("from {}", result.from),
+            let place = match (&result.instance, &result.answered_by) {
+                (Some(instance), _) => format!("from {}, instance {instance}", result.from),
+                (None, Some(answered)) => format!("from {}, answered by {answered}", result.from),
+                (None, None) => format!("from {}", result.from),
             };
             out += &format!(
                 "{mark} {}  {}\n",
@@ -246,6 +251,7 @@ mod tests {
             name: name.into(),
             from: "frontend".into(),
             instance: Some("fe-1".into()),
+            answered_by: Some("fe-1".into()),
             action: "http",
             target: "http://x/<&>".into(),
             verdict,
@@ -268,6 +274,15 @@ mod tests {
         assert!(text.contains("✗ b"));
         assert!(text.contains("access_restricted: blocked"));
         assert!(text.contains("1 passed, 1 failed"));
+
+        let mut unpinned = result("c", Verdict::Pass);
+        unpinned.instance = None;
+        unpinned.answered_by = Some("fe-0".into());
+        let text = SuiteReport::new(vec![unpinned], 1.0).render_text(false);
+        assert!(
+            text.contains("✓ c  (from frontend, answered by fe-0)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 use url::Url;
 
 use crate::appservice::classify;
+use crate::diag::INSTANCE_HEADER;
 use crate::dns::{DnsArgs, DnsResolver, QueryType};
 use crate::httpcheck::{HttpCheckRequest, http_check, tls_client_config};
 use crate::smoke::config::{Action, Check, ConfigError, Instances, SmokeConfig, parse_dns_server};
@@ -49,6 +50,14 @@ impl Default for RunOptions {
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// The longest pause between retries.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(15);
+
+/// One check's last run.
+#[derive(Clone)]
+struct Ran {
+    evaluation: Evaluation,
+    answered_by: Option<String>,
+    duration_ms: f64,
+}
 
 /// One check on one instance.
 struct Unit {
@@ -110,7 +119,7 @@ pub async fn run(config: &SmokeConfig, options: &RunOptions) -> Result<SuiteRepo
     }
 
     let limit = Arc::new(Semaphore::new(options.concurrency.max(1)));
-    let mut results: Vec<Option<(Evaluation, f64)>> = vec![None; units.len()];
+    let mut results: Vec<Option<Ran>> = vec![None; units.len()];
     let mut attempts = vec![0u32; units.len()];
     let deadline = options.wait.map(|w| started + w);
     let mut backoff = FIRST_BACKOFF;
@@ -130,27 +139,30 @@ pub async fn run(config: &SmokeConfig, options: &RunOptions) -> Result<SuiteRepo
                     .await
                     .expect("the semaphore is never closed");
                 let began = Instant::now();
-                let outcome = perform(&ctx, &unit).await;
-                let evaluation = evaluate(&unit.check.action, &unit.check.expect, &outcome);
-                (evaluation, began.elapsed().as_secs_f64() * 1000.0)
+                let answer = perform(&ctx, &unit).await;
+                let evaluation = evaluate(&unit.check.action, &unit.check.expect, &answer.outcome);
+                Ran {
+                    evaluation,
+                    answered_by: answer.answered_by,
+                    duration_ms: began.elapsed().as_secs_f64() * 1000.0,
+                }
             }));
         }
         for (&i, task) in pending.iter().zip(tasks) {
-            let done = task.await.unwrap_or_else(|e| {
-                (
-                    Evaluation {
-                        passed: false,
-                        code: Some("internal".into()),
-                        diagnosis: Some(format!("the check crashed: {e}")),
-                        evidence: Vec::new(),
-                    },
-                    0.0,
-                )
+            let done = task.await.unwrap_or_else(|e| Ran {
+                evaluation: Evaluation {
+                    passed: false,
+                    code: Some("internal".into()),
+                    diagnosis: Some(format!("the check crashed: {e}")),
+                    evidence: Vec::new(),
+                },
+                answered_by: None,
+                duration_ms: 0.0,
             });
             attempts[i] += 1;
             results[i] = Some(done);
         }
-        pending.retain(|&i| results[i].as_ref().is_some_and(|(e, _)| !e.passed));
+        pending.retain(|&i| results[i].as_ref().is_some_and(|r| !r.evaluation.passed));
         let Some(deadline) = deadline else { break };
         let now = Instant::now();
         if pending.is_empty() || now + backoff > deadline {
@@ -178,11 +190,16 @@ pub async fn run(config: &SmokeConfig, options: &RunOptions) -> Result<SuiteRepo
         .zip(results)
         .zip(attempts)
         .map(|((unit, result), attempts)| {
-            let (evaluation, duration_ms) = result.expect("every unit ran at least once");
+            let Ran {
+                evaluation,
+                answered_by,
+                duration_ms,
+            } = result.expect("every unit ran at least once");
             CheckResult {
                 name: unit.check.name.clone(),
                 from: unit.check.from.clone().unwrap_or_else(|| "here".into()),
                 instance: unit.instance.clone(),
+                answered_by,
                 action: unit.check.action.kind(),
                 target: unit.check.action.target(),
                 verdict: if evaluation.passed {
@@ -330,9 +347,20 @@ async fn discover_instances(ctx: &Context, app: &str) -> Vec<Option<String>> {
     }
 }
 
-async fn perform(ctx: &Context, unit: &Unit) -> Outcome {
+/// What one check on one instance gave.
+struct Answer {
+    outcome: Outcome,
+    /// The instance that answered, when the app said so (its `/diag` sends
+    /// [`INSTANCE_HEADER`]).
+    answered_by: Option<String>,
+}
+
+async fn perform(ctx: &Context, unit: &Unit) -> Answer {
     match &unit.check.from {
-        None => perform_here(ctx, &unit.check).await,
+        None => Answer {
+            outcome: perform_here(ctx, &unit.check).await,
+            answered_by: None,
+        },
         Some(app) => perform_remote(ctx, app, unit).await,
     }
 }
@@ -421,7 +449,7 @@ async fn read_json_body(ctx: &Context, url: &Url, timeout: Duration) -> Option<s
 /// The largest JSON body `caller_in` / `caller_auth` read (a path report is a few KiB).
 const MAX_BODY_BYTES: usize = 256 * 1024;
 
-async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Outcome {
+async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Answer {
     let client = &ctx.apps[app];
     let _slot = client
         .in_flight
@@ -492,26 +520,53 @@ async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Outcome {
     let response = match response {
         Ok(response) => response,
         Err(e) => {
-            return not_run(
-                "diag_unreachable",
-                format!(
-                    "could not call {app}'s /diag at {}: {e}. Check the app's URL and that it is running.",
-                    client.url
+            return Answer {
+                outcome: not_run(
+                    "diag_unreachable",
+                    format!(
+                        "could not call {app}'s /diag at {}: {e}. Check the app's URL and that it is running.",
+                        client.url
+                    ),
                 ),
-            );
+                answered_by: None,
+            };
         }
     };
+    let answered_by = response
+        .headers()
+        .get(INSTANCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let status = response.status();
     let body = response.bytes().await.unwrap_or_default();
+    let outcome = match (&unit.instance, &answered_by) {
+        (Some(pinned), Some(answered)) if pinned != answered => not_run(
+            "instance_not_pinned",
+            format!(
+                "asked {app} for instance {pinned} (ARRAffinity cookie) but instance {answered} answered, so this result is not about {pinned}. \
+                 Either {pinned} is gone (instances change with scaling, restarts and platform moves: use instances = \"all\" to find the current ones) \
+                 or App Service does not pin this app's callers (clientAffinityEnabled is off)."
+            ),
+        ),
+        _ => diag_outcome(app, &check.action, status, &body),
+    };
+    Answer {
+        outcome,
+        answered_by,
+    }
+}
+
+/// What an app's `/diag` answer says: the report, or why there is none.
+fn diag_outcome(app: &str, action: &Action, status: StatusCode, body: &[u8]) -> Outcome {
     match status {
-        StatusCode::OK => match &check.action {
+        StatusCode::OK => match action {
             Action::Resolve { .. } => {
-                decode(&body).map_or_else(|e| not_run("diag_error", e), Outcome::Resolve)
+                decode(body).map_or_else(|e| not_run("diag_error", e), Outcome::Resolve)
             }
             Action::TcpPing { .. } => {
-                decode(&body).map_or_else(|e| not_run("diag_error", e), Outcome::TcpPing)
+                decode(body).map_or_else(|e| not_run("diag_error", e), Outcome::TcpPing)
             }
-            Action::Http { .. } => decode(&body).map_or_else(
+            Action::Http { .. } => decode(body).map_or_else(
                 |e| not_run("diag_error", e),
                 |report| Outcome::Http { report, body: None },
             ),
@@ -535,7 +590,7 @@ async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Outcome {
             ),
         ),
         _ => {
-            let text = String::from_utf8_lossy(&body);
+            let text = String::from_utf8_lossy(body);
             if let Some(block) = classify(status.as_u16(), &text) {
                 return not_run(
                     block.code(),
@@ -546,7 +601,7 @@ async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Outcome {
                     ),
                 );
             }
-            let code = serde_json::from_slice::<serde_json::Value>(&body)
+            let code = serde_json::from_slice::<serde_json::Value>(body)
                 .ok()
                 .and_then(|v| v["error"]["code"].as_str().map(str::to_owned));
             match code.as_deref() {

@@ -253,6 +253,39 @@ async fn the_request_rate_is_bounded_with_retry_after() {
 }
 
 #[tokio::test]
+async fn answers_past_the_token_name_the_instance() {
+    let dns = spawn_dns().await;
+    let mut config = DiagConfig::new(dns.resolver(), None);
+    config.env = HashMap::from([("WEBSITE_INSTANCE_ID".to_owned(), "inst-7".to_owned())]);
+    config.limits = DiagLimits {
+        burst: 2,
+        per_second: 0.1,
+        ..DiagLimits::default()
+    };
+    let diag = spawn_diag(config).await;
+    // An answer, and a refusal by the target policy (the default one denies loopback).
+    for (path, status) in [(PATHS[0], 200), (PATHS[1], 403)] {
+        let response = diag.get(path).await;
+        assert_eq!(response.status(), status, "{path}");
+        assert_eq!(response.headers()["x-instance-id"], "inst-7", "{path}");
+    }
+    // Refusals past the token name it too (a pinned caller learns where it landed)…
+    let limited = diag.get("/diag/env").await;
+    assert_eq!(limited.status(), 429);
+    assert_eq!(limited.headers()["x-instance-id"], "inst-7");
+    // …but a caller without the token learns nothing.
+    let refused = diag.get_with_token("/diag/env", "guess").await;
+    assert_eq!(refused.status(), 401);
+    assert!(refused.headers().get("x-instance-id").is_none());
+
+    // Off the platform there is no instance id, and no header.
+    let plain = spawn_diag(DiagConfig::new(dns.resolver(), None)).await;
+    let response = plain.get("/diag/env").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("x-instance-id").is_none());
+}
+
+#[tokio::test]
 async fn wrong_tokens_do_not_spend_the_operators_rate() {
     // The reviewer's case: burst 3, two wrong tokens, then the right one.
     let dns = spawn_dns().await;
