@@ -64,7 +64,7 @@ param privateEndpointSubnetPrefix string = '10.20.2.0/24'
 param planSku string = 'P0v3'
 
 @minValue(1)
-@description('App Service plan instances')
+@description('App Service plan instances: the front end runs on each, the back end on one (per-app scaling; above 1 needs Standard or higher)')
 param planCapacity int = 1
 
 @description('Front-end image; empty until azd deploy pushed one (azd sets SERVICE_FRONTEND_IMAGE_NAME)')

@@ -184,6 +184,9 @@ def check_site_baseline(text: str, origin: str, role: str) -> Declaration:
     assert props.get("keyVaultReferenceIdentity"), f"{origin}: keyVaultReferenceIdentity must name the identity that reads Key Vault"
     fx = config.get("linuxFxVersion")
     assert isinstance(fx, Expr) and fx.text.startswith("'DOCKER|"), f"{origin}: linuxFxVersion must be DOCKER|<image>"
+    if role == "backend":
+        assert config.get("numberOfWorkers") == 1, \
+            f"{origin}: siteConfig.numberOfWorkers must be 1: the back end's store (redb on the shared /home) admits one process"
 
     policies = {
         d.body.get("name"): d
@@ -267,6 +270,13 @@ def check_network(text: str, origin: str = "network.bicep") -> None:
     services = [dig(d, "properties", "serviceName") for d in dig(integration, "properties", "delegations", default=[])]
     assert services == ["Microsoft.Web/serverFarms"], f"{origin}: the integration subnet must be delegated to Microsoft.Web/serverFarms"
     assert "snet-private-endpoints" in subnets, f"{origin}: the private-endpoint subnet is missing"
+
+
+def check_plan(text: str, origin: str = "plan.bicep") -> None:
+    plan = one(resources(text, origin, "Microsoft.Web/serverfarms"), "App Service plan")
+    scaling = dig(plan.body, "properties", "perSiteScaling")
+    assert isinstance(scaling, Expr) and scaling.text == "capacity > 1", \
+        f"{origin}: perSiteScaling must be on above one instance (capacity > 1), so the back end keeps its one instance"
 
 
 def check_main(text: str, origin: str = "main.bicep") -> None:
@@ -446,6 +456,10 @@ def test_main():
     check_main(read("main.bicep"))
 
 
+def test_plan():
+    check_plan(read("plan.bicep"))
+
+
 def test_keyvault():
     check_keyvault(read("keyvault.bicep"))
 
@@ -514,6 +528,9 @@ MUTATIONS = [
     ("backend-private-endpoint.bicep", check_backend_private_endpoint,
      "      minTlsVersion: '1.2'", "      minTlsVersion: '1.1'", "minTlsVersion"),
     ("backend-open.bicep", check_backend_open, "ftpsState: 'Disabled'", "ftpsState: 'FtpsOnly'", "ftpsState"),
+    ("backend-service-endpoint.bicep", check_backend_service_endpoint, "      numberOfWorkers: 1\n", "", "numberOfWorkers"),
+    ("backend-private-endpoint.bicep", check_backend_private_endpoint, "numberOfWorkers: 1", "numberOfWorkers: 2", "numberOfWorkers"),
+    ("plan.bicep", check_plan, "perSiteScaling: capacity > 1", "perSiteScaling: false", "perSiteScaling"),
     ("main.bicep", check_main, "if (lockdownMode == 'privateEndpoint')", "if (lockdownMode != 'none')", "backend-private-endpoint"),
     ("main.bicep", check_main, "value: 'x-client-ip'", "value: 'x-forwarded-for'", "CLIENT_IP_SOURCE"),
     ("main.bicep", check_main, "    value: diagTokenRef\n", "    value: diagToken\n", "Key Vault reference"),

@@ -45,7 +45,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   }
   properties: {
     // checkov:skip=CKV_AZURE_222: mode none is the open baseline before lockdown; pick serviceEndpoint or privateEndpoint to close the back end.
-    // checkov:skip=CKV_AZURE_212: the instance count is the plan's (planCapacity); a per-app numberOfWorkers would override it.
+    // checkov:skip=CKV_AZURE_212: one instance by design: the items store (redb) is a file on the shared /home that one process at a time can open.
     // checkov:skip=CKV_AZURE_17: the back end authenticates its one caller with an API key or an Entra token, not client certificates.
     serverFarmId: planId
     httpsOnly: true
@@ -63,6 +63,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       healthCheckPath: '/healthz'
+      // One instance whatever the plan's size (per-app scaling): see the skip above.
+      numberOfWorkers: 1
       remoteDebuggingEnabled: false
       httpLoggingEnabled: true
       detailedErrorLoggingEnabled: true
