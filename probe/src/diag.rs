@@ -506,10 +506,13 @@ async fn tcpping(
         params.timeout_ms.as_deref(),
         params.interval_ms.as_deref(),
     )?;
+    // The lookup counts too: the whole ping must end before the request's own time limit.
     let max = state.inner.limits.max_request;
-    if request.worst_case() > max {
+    let lookup = request.lookup_limit(&state.inner.resolver);
+    if lookup + request.worst_case() > max {
         return Err(InputError::TooLong {
-            total_ms: request.worst_case().as_millis() as u64,
+            lookup_ms: lookup.as_millis() as u64,
+            connects_ms: request.worst_case().as_millis() as u64,
             max_ms: max.as_millis() as u64,
         }
         .into());

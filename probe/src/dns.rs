@@ -585,6 +585,11 @@ impl DnsResolver {
         self.inner.timeout
     }
 
+    /// The longest [`Self::lookup_ip`] takes for a name (A and AAAA, each within the timeout).
+    pub fn lookup_ip_limit(&self) -> Duration {
+        self.inner.timeout * 2
+    }
+
     /// The diagnostic lookup: the whole CNAME chain with each hop's TTL, the addresses with their
     /// class, the exact failure. Never panics on bad input: an invalid host comes back as an
     /// `invalid_input` failure.
@@ -860,7 +865,7 @@ impl DnsResolver {
             }
         };
         let lookup = self.inner.resolver.lookup_ip(name.as_str());
-        let result = match tokio::time::timeout(self.inner.timeout * 2, lookup).await {
+        let result = match tokio::time::timeout(self.lookup_ip_limit(), lookup).await {
             Ok(result) => result,
             Err(_) => Err(NetError::Timeout),
         };

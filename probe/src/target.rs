@@ -76,11 +76,13 @@ pub enum InputError {
     PortTwice(u16, u16),
     /// The whole request would take longer than the endpoint allows.
     #[error(
-        "count × timeout_ms + (count − 1) × interval_ms is {total_ms} ms; this endpoint allows at most {max_ms} ms: lower count, timeout_ms or interval_ms"
+        "this could take {} ms (the name's lookup up to {lookup_ms} ms, then count × timeout_ms + (count − 1) × interval_ms = {connects_ms} ms); this endpoint allows at most {max_ms} ms: lower count, timeout_ms or interval_ms", lookup_ms + connects_ms
     )]
     TooLong {
-        /// The worst-case duration asked for.
-        total_ms: u64,
+        /// The longest the name's lookup can take (0 for an IP address).
+        lookup_ms: u64,
+        /// The worst case of the connects and pauses asked for.
+        connects_ms: u64,
         /// The budget.
         max_ms: u64,
     },

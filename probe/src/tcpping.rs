@@ -80,9 +80,17 @@ impl TcpPingRequest {
         })
     }
 
-    /// The longest this ping can take: every attempt timing out, plus the pauses.
+    /// The longest the connects can take: every attempt timing out, plus the pauses.
     pub fn worst_case(&self) -> Duration {
         self.timeout * self.count + self.interval * self.count.saturating_sub(1)
+    }
+
+    /// The longest the name's lookup can take with `resolver` (zero for an IP address).
+    pub fn lookup_limit(&self, resolver: &DnsResolver) -> Duration {
+        match self.host {
+            Host::Ip(_) => Duration::ZERO,
+            Host::Name(_) => resolver.lookup_ip_limit(),
+        }
     }
 }
 

@@ -253,6 +253,31 @@ async fn the_request_rate_is_bounded_with_retry_after() {
 }
 
 #[tokio::test]
+async fn a_tcpping_that_could_outlast_the_request_is_refused_lookup_included() {
+    let dns = spawn_dns().await; // lookups up to 2 × 2 s
+    let diag = spawn_diag(DiagConfig::new(dns.resolver(), Some("127.0.0.0/8"))).await;
+    // 3 × 8 s of connects fit the 25 s budget alone; with the name's lookup they do not.
+    let (status, body) = diag
+        .get_json(
+            "/diag/tcpping?host=public.lockdown.test&port=9&count=3&timeout_ms=8000&interval_ms=0",
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "invalid_input");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("28000 ms") && message.contains("lookup up to 4000 ms"),
+        "{message}"
+    );
+    // The same connects to an address need no lookup, so they are allowed (port 9 on loopback
+    // refuses at once).
+    let (status, body) = diag
+        .get_json("/diag/tcpping?host=127.0.0.1&port=9&count=3&timeout_ms=8000&interval_ms=0")
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
 async fn answers_past_the_token_name_the_instance() {
     let dns = spawn_dns().await;
     let mut config = DiagConfig::new(dns.resolver(), None);
