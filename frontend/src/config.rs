@@ -110,12 +110,61 @@ impl FrontendConfig {
         }
         Ok(resource.to_owned())
     }
+
+    /// Why `REQUEST_TIMEOUT_MS` could cut a slow back-end call short, when it could: the caller
+    /// would then get 503 `request_timeout` instead of the diagnosis. A request may need a token
+    /// fetch (Entra) and a back-end call, each within `BACKEND_TIMEOUT_MS`, and on a failure a
+    /// look-up of the back end's name (up to 2 × `DNS_TIMEOUT_MS`).
+    pub fn request_budget_warning(&self) -> Option<String> {
+        let steps = match self.backend_auth {
+            BackendAuth::ApiKey => 1,
+            BackendAuth::Entra => 2,
+        };
+        let needed = steps * self.backend_timeout_ms + 2 * self.dns.dns_timeout_ms;
+        let limit = self.host.request_timeout_ms;
+        (needed >= limit).then(|| {
+            let calls = match self.backend_auth {
+                BackendAuth::ApiKey => "a back-end call",
+                BackendAuth::Entra => "a token fetch and a back-end call",
+            };
+            format!(
+                "REQUEST_TIMEOUT_MS ({limit}) does not outlast {calls} (BACKEND_TIMEOUT_MS each) and the failure's DNS check (2 × DNS_TIMEOUT_MS): {needed} ms in all. \
+                 A slow back end would be answered 503 request_timeout instead of its diagnosis: raise REQUEST_TIMEOUT_MS above {needed} or lower BACKEND_TIMEOUT_MS"
+            )
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn the_request_limit_must_outlast_a_diagnosed_back_end_call() {
+        let parse = |args: &[&str]| {
+            FrontendConfig::parse_from(std::iter::once("frontend").chain(args.iter().copied()))
+        };
+        // The defaults fit in both modes: 10 s (+ 10 s token) + 2 × 3 s DNS < 30 s.
+        assert_eq!(parse(&[]).request_budget_warning(), None);
+        assert_eq!(
+            parse(&["--backend-auth", "entra"]).request_budget_warning(),
+            None
+        );
+        let slow = ["--backend-timeout-ms", "15000"];
+        assert_eq!(parse(&slow).request_budget_warning(), None);
+        let warning = parse(&[&slow[..], &["--backend-auth", "entra"]].concat())
+            .request_budget_warning()
+            .expect("15 s + 15 s + 6 s cannot fit in 30 s");
+        assert!(
+            warning.contains("a token fetch and a back-end call") && warning.contains("36000 ms"),
+            "{warning}"
+        );
+        let short = parse(&["--request-timeout-ms", "12000"])
+            .request_budget_warning()
+            .expect("10 s + 6 s cannot fit in 12 s");
+        assert!(short.contains("REQUEST_TIMEOUT_MS (12000)"), "{short}");
+    }
 
     #[test]
     fn entra_settings_are_read_and_secrets_stay_hidden() {

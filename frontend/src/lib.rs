@@ -133,6 +133,9 @@ pub fn build(config: &FrontendConfig) -> anyhow::Result<Built> {
         Some(config.backend_url.as_str().to_owned()),
         probe::envfacts::EnvFacts::from_process_env().with_host(&config.host),
     )?;
+    if let Some(warning) = config.request_budget_warning() {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(
         backend_url = %config.backend_url,
         backend_auth = config.backend_auth.as_str(),
