@@ -225,12 +225,14 @@ pub struct Check {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {source}{hint}")]
     Read {
         /// The path.
         path: String,
         /// Why.
         source: std::io::Error,
+        /// The next step, when the file is missing.
+        hint: &'static str,
     },
     /// The TOML does not parse or has unknown keys.
     #[error("{0}")]
@@ -255,6 +257,13 @@ impl SmokeConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
+            hint: if source.kind() == std::io::ErrorKind::NotFound {
+                ". Name a suite with --config FILE: infra/smoke/ has one per lockdown mode, \
+                 infra/scripts/smoke-config.sh writes one for a deployment, and \
+                 `lockdown --write-suite FILE` writes the lab's"
+            } else {
+                ""
+            },
             source,
         })?;
         Self::from_toml(&text)

@@ -63,7 +63,7 @@ pub struct CheckResult {
     pub evidence: Vec<String>,
     /// How many times it ran (more than one under `--wait`).
     pub attempts: u32,
-    /// Time of the last run.
+    /// Time of the last run (the whole suite's time is the report's `duration_ms`).
     pub duration_ms: f64,
 }
 
@@ -121,11 +121,14 @@ impl SuiteReport {
                 Verdict::Pass => paint("32", "✓"),
                 Verdict::Fail => paint("31", "✗"),
             };
-            let place = match (&result.instance, &result.answered_by) {
+            let mut place = match (&result.instance, &result.answered_by) {
                 (Some(instance), _) => format!("from {}, instance {instance}", result.from),
                 (None, Some(answered)) => format!("from {}, answered by {answered}", result.from),
                 (None, None) => format!("from {}", result.from),
             };
+            if result.attempts > 1 {
+                place += &format!(", {} attempts", result.attempts);
+            }
             out += &format!(
                 "{mark} {}  {}\n",
                 clean(&result.name),
@@ -143,10 +146,11 @@ impl SuiteReport {
             }
         }
         let summary = format!(
-            "{} passed, {} failed ({} checks in {:.0} ms)",
+            "{} passed, {} failed ({} check{} in {:.0} ms)",
             self.passed,
             self.failed,
             self.results.len(),
+            if self.results.len() == 1 { "" } else { "s" },
             self.duration_ms
         );
         out += &format!(
@@ -278,11 +282,13 @@ mod tests {
         let mut unpinned = result("c", Verdict::Pass);
         unpinned.instance = None;
         unpinned.answered_by = Some("fe-0".into());
+        unpinned.attempts = 3;
         let text = SuiteReport::new(vec![unpinned], 1.0).render_text(false);
         assert!(
-            text.contains("✓ c  (from frontend, answered by fe-0)"),
+            text.contains("✓ c  (from frontend, answered by fe-0, 3 attempts)"),
             "{text}"
         );
+        assert!(text.contains("(1 check in 1 ms)"), "{text}");
     }
 
     #[test]

@@ -343,6 +343,8 @@ async fn discover_instances(ctx: &Context, app: &str) -> Vec<Option<String>> {
     if found.is_empty() {
         vec![None]
     } else {
+        // Sorted: the round robin starts anywhere, and reports must compare from run to run.
+        found.sort();
         found.into_iter().map(Some).collect()
     }
 }
@@ -524,8 +526,9 @@ async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Answer {
                 outcome: not_run(
                     "diag_unreachable",
                     format!(
-                        "could not call {app}'s /diag at {}: {e}. Check the app's URL and that it is running.",
-                        client.url
+                        "could not call {app}'s /diag at {}: {}. Check the app's URL and that it is running.",
+                        client.url,
+                        root_cause(&e)
                     ),
                 ),
                 answered_by: None,
@@ -619,6 +622,19 @@ fn diag_outcome(app: &str, action: &Action, status: StatusCode, body: &[u8]) -> 
             }
         }
     }
+}
+
+/// What went wrong under a client error: reqwest's own text only names the URL ("error sending
+/// request for url …"); the innermost source says refused, reset, certificate, name not found….
+fn root_cause(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "no answer in time".into();
+    }
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {

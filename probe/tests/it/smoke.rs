@@ -89,7 +89,40 @@ async fn exit_codes_and_formats() {
         dir.path().join("missing.toml").to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("infra/smoke/"),
+        "a missing suite says where to find one"
+    );
     drop(open);
+}
+
+#[tokio::test]
+async fn an_app_that_does_not_answer_is_reported_with_the_cause() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(
+        dir.path(),
+        &format!(
+            "[apps.frontend]\nurl = \"http://{closed}\"\ntoken_env = \"LOCKDOWN_TEST_DIAG_TOKEN\"\n\n\
+             [[check]]\nname = \"from the app\"\nfrom = \"frontend\"\nresolve = \"example.test\"\nexpect = {{ ok = true }}\n"
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_probe"))
+        .args(["smoke", "--format", "json", "--config"])
+        .arg(&suite)
+        .env("LOCKDOWN_TEST_DIAG_TOKEN", "t")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = &report["results"][0];
+    assert_eq!(result["code"], "diag_unreachable");
+    let diagnosis = result["diagnosis"].as_str().unwrap().to_lowercase();
+    assert!(diagnosis.contains("refused"), "{diagnosis}");
 }
 
 #[tokio::test]
