@@ -13,6 +13,7 @@ use lockdown::topology::{
     BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, INTEGRATION_SUBNET, frontend_private_ip,
 };
 use lockdown::{Break, Lab, LabAuth, LabOptions, Mode, Plan};
+use probe::cli::print_out;
 use probe::smoke::{RunOptions, SmokeConfig};
 
 /// The report formats.
@@ -73,14 +74,23 @@ async fn main() -> ExitCode {
 }
 
 fn print_breaks() {
-    println!("{:<26} {:<18} what is wrong", "--break", "mode");
+    let mut out = format!("{:<26} {:<18} what is wrong\n", "--break", "mode");
     for b in Break::ALL {
         let mode = b.mode().map_or("either".to_owned(), |m| m.to_string());
-        println!("{:<26} {mode:<18} {}", b.name(), b.description());
+        out += &format!("{:<26} {mode:<18} {}\n", b.name(), b.description());
     }
+    print_out(&out);
 }
 
-async fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
+async fn run(mut args: LabArgs) -> anyhow::Result<ExitCode> {
+    // A break named twice is one break.
+    let mut breaks = Vec::new();
+    for b in args.breaks.drain(..) {
+        if !breaks.contains(&b) {
+            breaks.push(b);
+        }
+    }
+    args.breaks = breaks;
     let plan = Plan::new(args.mode, &args.breaks)?;
     let lab = Lab::start(LabOptions {
         auth: args.auth,
@@ -90,10 +100,20 @@ async fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
     let suite = suite_toml(&lab);
     if let Some(path) = &args.write_suite {
         std::fs::write(path, &suite)?;
+        eprintln!(
+            "suite written to {path}; while this lab runs (its ports change at every start{once}): {TOKEN_ENV}={token} probe smoke --config {path}",
+            path = path.display(),
+            once = if args.once {
+                ", and --once stops it"
+            } else {
+                ""
+            },
+            token = lab.diag_token,
+        );
     }
     let text = args.format == Format::Text;
     if text {
-        print_topology(&lab, &args.breaks);
+        print_out(&topology(&lab, &args.breaks));
     }
     let config = SmokeConfig::from_toml(&suite)?;
     let options = RunOptions {
@@ -101,11 +121,11 @@ async fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         ..RunOptions::default()
     };
     let report = probe::smoke::run(&config, &options).await?;
-    match args.format {
-        Format::Text => print!("{}", report.render_text(std::io::stdout().is_terminal())),
-        Format::Json => print!("{}", report.render_json()),
-        Format::Junit => print!("{}", report.render_junit()),
-    }
+    print_out(&match args.format {
+        Format::Text => report.render_text(std::io::stdout().is_terminal()),
+        Format::Json => report.render_json(),
+        Format::Junit => report.render_junit(),
+    });
     let code = if report.all_passed() {
         ExitCode::SUCCESS
     } else {
@@ -130,10 +150,12 @@ async fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-fn print_topology(lab: &Lab, breaks: &[Break]) {
+/// The lab as it runs: mode, breaks, apps, addresses, credential, DNS.
+fn topology(lab: &Lab, breaks: &[Break]) -> String {
+    let mut out = String::new();
     let mode = lab.plan.mode;
-    println!(
-        "lockdown lab — {mode} mode{}",
+    out += &format!(
+        "lockdown lab — {mode} mode{}\n",
         if breaks.is_empty() {
             String::new()
         } else {
@@ -147,8 +169,8 @@ fn print_topology(lab: &Lab, breaks: &[Break]) {
             )
         }
     );
-    println!(
-        "  front end   {}  instances {}  egress from {}",
+    out += &format!(
+        "  front end   {}  instances {}  egress from {}\n",
         lab.frontend_url,
         lab.frontend_instance_ids.join(", "),
         if lab.plan.frontend_integrated {
@@ -181,13 +203,13 @@ fn print_topology(lab: &Lab, breaks: &[Break]) {
             }
         ),
     };
-    println!(
-        "  back end    {}  instances {}  {inbound}",
+    out += &format!(
+        "  back end    {}  instances {}  {inbound}\n",
         lab.backend_url,
         lab.backend_instance_ids.join(", ")
     );
-    println!(
-        "  credential  {}",
+    out += &format!(
+        "  credential  {}\n",
         match &lab.entra_authority {
             Some(authority) => format!(
                 "Entra ID: the front end's managed-identity token, checked by the back end (keys from {authority})"
@@ -195,8 +217,8 @@ fn print_topology(lab: &Lab, breaks: &[Break]) {
             None => "API key".to_owned(),
         }
     );
-    println!(
-        "  DNS         VNet {}{}, public {}",
+    out += &format!(
+        "  DNS         VNet {}{}, public {}\n",
         lab.vnet_dns,
         if lab.plan.vnet_dns.is_none() {
             " (not answering)"
@@ -205,7 +227,8 @@ fn print_topology(lab: &Lab, breaks: &[Break]) {
         },
         lab.public_dns
     );
-    println!();
+    out.push('\n');
+    out
 }
 
 fn describe_rules(lab: &Lab) -> String {

@@ -157,8 +157,22 @@ fn usage_error(message: impl std::fmt::Display) -> u8 {
 
 fn print_json<T: serde::Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
-        Ok(json) => println!("{json}"),
+        Ok(json) => print_out(&(json + "\n")),
         Err(error) => eprintln!("probe: cannot print JSON: {error}"),
+    }
+}
+
+/// Writes to standard output. A reader that went away (`probe … | head`) ends the output
+/// quietly instead of in a panic, as `print!` would; other failures are said on stderr.
+pub fn print_out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        && error.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("cannot write the output: {error}");
     }
 }
 
@@ -186,7 +200,7 @@ pub async fn resolve(args: ResolveArgs) -> u8 {
     if args.json {
         print_json(&resolution);
     } else {
-        print!("{}", resolution.to_text());
+        print_out(&resolution.to_text());
     }
     if resolution.ok { EXIT_OK } else { EXIT_FAILED }
 }
@@ -240,7 +254,7 @@ pub async fn tcpping(args: TcppingArgs) -> u8 {
     if args.json {
         print_json(&report);
     } else {
-        print!("{}", report.to_text());
+        print_out(&report.to_text());
     }
     if report.summary.sent > 0 && report.summary.ok == report.summary.sent {
         EXIT_OK
@@ -350,7 +364,7 @@ pub async fn smoke(args: SmokeArgs) -> u8 {
                 path.display()
             );
         }
-        None => print!("{rendered}"),
+        None => print_out(&rendered),
     }
     if report.all_passed() {
         EXIT_OK

@@ -33,6 +33,8 @@ use crate::target::{Host, InputError, parse_host, parse_ip_port, truncate};
 
 /// Default per-lookup DNS timeout (Windows App Service waits 3 s per server).
 pub const DEFAULT_DNS_TIMEOUT_MS: u64 = 3_000;
+/// Longest per-lookup DNS timeout a setting may ask for.
+pub const MAX_DNS_TIMEOUT_MS: u64 = 30_000;
 /// Most queries one diagnostic lookup sends while following a CNAME chain.
 const MAX_CHAIN_QUERIES: usize = 16;
 
@@ -49,8 +51,14 @@ pub struct DnsArgs {
     /// The alternate custom DNS server App Service hands the app.
     #[arg(long, env = "WEBSITE_DNS_ALT_SERVER", hide_env_values = true)]
     pub website_dns_alt_server: Option<String>,
-    /// How long one DNS lookup may take, in milliseconds.
-    #[arg(long, env = "DNS_TIMEOUT_MS", default_value_t = DEFAULT_DNS_TIMEOUT_MS, hide_env_values = true)]
+    /// How long one DNS lookup may take, in milliseconds (1–30000).
+    #[arg(
+        long,
+        env = "DNS_TIMEOUT_MS",
+        default_value_t = DEFAULT_DNS_TIMEOUT_MS,
+        value_parser = clap::value_parser!(u64).range(1..=MAX_DNS_TIMEOUT_MS),
+        hide_env_values = true
+    )]
     pub dns_timeout_ms: u64,
 }
 

@@ -243,6 +243,19 @@ async fn the_binary_exit_codes() {
     command.args(["resolve", "bad name"]);
     assert_eq!(run(command).await.0, 2);
 
+    // The lookup's time limit is bounded like tcpping's (refused before any lookup).
+    for timeout in ["0", "30001", "999999999"] {
+        let mut command = probe_bin();
+        command.args([
+            "resolve",
+            "public.lockdown.test",
+            &server,
+            "--dns-timeout-ms",
+            timeout,
+        ]);
+        assert_eq!(run(command).await.0, 2, "--dns-timeout-ms {timeout}");
+    }
+
     let mut command = probe_bin();
     command
         .env("DNS_SERVERS", "not-an-ip")
