@@ -241,6 +241,16 @@ impl Lab {
                     probe::envfacts::EnvFacts {
                         site_name: Some("app-be".into()),
                         instance_id: Some(id.clone()),
+                        auth: probe::envfacts::AuthFacts {
+                            auth_mode: Some(
+                                match options.auth {
+                                    LabAuth::ApiKey => "api-key",
+                                    LabAuth::Entra => "entra",
+                                }
+                                .into(),
+                            ),
+                            ..Default::default()
+                        },
                         ..Default::default()
                     },
                 )?;

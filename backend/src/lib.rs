@@ -175,12 +175,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The `/diag` state for the back end, from its configuration.
 pub fn diag_state(config: &BackendConfig) -> anyhow::Result<DiagState> {
     let resolver = probe::dns::DnsResolver::from_args(&config.dns)?;
+    let mut facts = probe::envfacts::EnvFacts::from_process_env().with_host(&config.host);
+    facts.auth.auth_mode = config.auth_mode().ok().map(|m| m.as_str().to_owned());
     Ok(DiagState::new(
         &config.diag,
         resolver,
         config.outbound.clone(),
         None,
-        probe::envfacts::EnvFacts::from_process_env().with_host(&config.host),
+        facts,
     )?)
 }
 

@@ -126,12 +126,17 @@ pub fn build(config: &FrontendConfig) -> anyhow::Result<Built> {
         },
         resolver.clone(),
     )?;
+    let mut facts = probe::envfacts::EnvFacts::from_process_env().with_host(&config.host);
+    facts.auth.backend_auth = Some(config.backend_auth.as_str().to_owned());
+    if config.backend_auth == BackendAuth::Entra {
+        facts.auth.backend_token_resource = config.token_resource().ok();
+    }
     let diag = DiagState::new(
         &config.diag,
         resolver.clone(),
         config.outbound.clone(),
         Some(config.backend_url.as_str().to_owned()),
-        probe::envfacts::EnvFacts::from_process_env().with_host(&config.host),
+        facts,
     )?;
     if let Some(warning) = config.request_budget_warning() {
         tracing::warn!("{warning}");

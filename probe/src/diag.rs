@@ -252,6 +252,16 @@ impl DiagState {
         tls: Result<Arc<rustls::ClientConfig>, String>,
         limits: DiagLimits,
     ) -> Self {
+        // What is in force, whether it was set by variable, by flag or (the lab) in code.
+        let mut facts = facts;
+        if let Some(source) = source {
+            facts.outbound_source_addr = Some(source.to_string());
+        }
+        facts.dns.dns_timeout_ms = Some(resolver.timeout().as_millis().to_string());
+        let info = resolver.settings();
+        if info.source == crate::dns::ResolverSource::DnsServers {
+            facts.dns.dns_servers = Some(info.display_servers());
+        }
         let instance = facts
             .instance_id
             .as_deref()

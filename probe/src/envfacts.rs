@@ -50,7 +50,8 @@ pub struct DnsSettings {
     pub dns_timeout_ms: Option<String>,
 }
 
-/// Which credential mode is configured, as set in the environment (identifiers, never secrets).
+/// Which credential mode is configured (identifiers, never secrets). The apps fill in what is in
+/// force, whether it was set by variable or by flag; other values are the variables as set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthFacts {
     /// The back end's `AUTH_MODE` as set (`api-key`, `entra`, `none`; unset: api-key when

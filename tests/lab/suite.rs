@@ -209,3 +209,36 @@ async fn fan_out_reports_a_broken_instance_on_its_own() {
         healthy.clone().count() == 2 && healthy.into_iter().all(|r| r.verdict == Verdict::Pass)
     );
 }
+
+#[tokio::test]
+async fn diag_env_shows_the_settings_in_force_not_only_the_variables() {
+    // The lab configures its apps in code, as flags would: no variable is set.
+    let lab = start(Mode::ServiceEndpoint, &[]).await;
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{}/diag/env", lab.frontend_url))
+        .bearer_auth(&lab.diag_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let env: serde_json::Value = response.json().await.unwrap();
+    let facts = &env["facts"];
+    let instance = facts["instance_id"].as_str().unwrap();
+    assert!(instance.starts_with("fe-"), "{facts}");
+    assert!(
+        facts["outbound_source_addr"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("127.0.2.")),
+        "{facts}"
+    );
+    assert_eq!(facts["auth"]["backend_auth"], "api-key", "{facts}");
+    assert_eq!(
+        facts["dns"]["dns_servers"],
+        lab.vnet_dns.to_string(),
+        "{facts}"
+    );
+    assert_eq!(facts["dns"]["dns_timeout_ms"], "1000", "{facts}");
+}
