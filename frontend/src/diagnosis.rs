@@ -45,7 +45,7 @@ impl IntoResponse for Diagnosis {
     }
 }
 
-/// Every diagnosis code the front end can answer with (documented in the README).
+/// Every diagnosis code the front end can answer with (each has a row in docs/deploy.md).
 pub const CODES: &[&str] = &[
     "dns_failure",
     "connect_timeout",
@@ -599,5 +599,15 @@ mod tests {
                 .code;
             assert!(CODES.contains(&code));
         }
+    }
+
+    #[test]
+    fn every_code_has_a_row_in_the_troubleshooting_table() {
+        let docs = include_str!("../../docs/deploy.md");
+        let missing: Vec<_> = CODES
+            .iter()
+            .filter(|code| !docs.contains(&format!("`{code}`")))
+            .collect();
+        assert!(missing.is_empty(), "not in docs/deploy.md: {missing:?}");
     }
 }

@@ -137,3 +137,76 @@ async fn a_missing_token_variable_is_a_configuration_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("LOCKDOWN_TEST_TOKEN_THAT_IS_NOT_SET"));
 }
+
+/// Every diagnosis code `probe smoke` can report has a row in docs/deploy.md's troubleshooting
+/// tables: the snake_case string literals of the evaluator, the runner and the platform-page
+/// classifier, but for the few that are JSON keys or another program's codes.
+#[test]
+fn every_diagnosis_code_is_documented() {
+    const NOT_CODES: [&str; 7] = [
+        "app_id",
+        "client_ip",
+        "interval_ms",
+        "object_id",
+        "snake_case",
+        "target_denied",
+        "timeout_ms",
+    ];
+    let docs = include_str!("../../../docs/deploy.md");
+    let sources = [
+        include_str!("../../src/smoke/evaluate.rs"),
+        include_str!("../../src/smoke/run.rs"),
+        include_str!("../../src/appservice.rs"),
+    ];
+    let mut codes: Vec<String> = sources
+        .iter()
+        .flat_map(|source| string_literals(source.split("#[cfg(test)]").next().unwrap()))
+        .filter(|s| {
+            s.contains('_')
+                && !s.starts_with('_')
+                && !s.ends_with('_')
+                && s.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        })
+        .filter(|s| !NOT_CODES.contains(&s.as_str()))
+        .collect();
+    codes.sort();
+    codes.dedup();
+    assert!(codes.len() > 20, "the scan found too few codes: {codes:?}");
+    let missing: Vec<_> = codes
+        .iter()
+        .filter(|code| !docs.contains(&format!("`{code}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in docs/deploy.md's troubleshooting tables: {missing:?} (document them, or list JSON keys in NOT_CODES)"
+    );
+}
+
+/// The contents of the string literals in Rust source (escapes kept as written).
+fn string_literals(source: &str) -> Vec<String> {
+    let mut literals = Vec::new();
+    let mut chars = source.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            // A char literal such as '"' is not the start of a string.
+            '\'' if chars.peek() == Some(&'"') => {
+                chars.next();
+            }
+            '"' => {
+                let mut literal = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        c => literal.push(c),
+                    }
+                }
+                literals.push(literal);
+            }
+            _ => {}
+        }
+    }
+    literals
+}
