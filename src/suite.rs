@@ -81,7 +81,7 @@ name = "{REACH}"
 from = "frontend"
 instances = "all"
 http = "http://{backend}/healthz"
-expect = {{ status = 200 }}
+expect = {{ status = 200, source_in = "{INTEGRATION_SUBNET}" }}
 
 [[check]]
 name = "{CALLER}"

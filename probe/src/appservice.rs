@@ -43,7 +43,7 @@ impl AppServiceBlock {
     pub fn hint(self) -> &'static str {
         match self {
             Self::AccessRestricted => {
-                "the caller's address is not in an allow rule: check that the front end has VNet integration, that route-all (vnetRouteAllEnabled) is on, that the rule allows the integration subnet (with the Microsoft.Web service endpoint on it), and remember that service endpoint and rule changes take minutes to apply"
+                "check that the front end has VNet integration, that route-all (vnetRouteAllEnabled) is on, and that the rule allows the integration subnet (with the Microsoft.Web service endpoint on it); service endpoint and rule changes take minutes to apply"
             }
             Self::AppStopped => "start the app (az webapp start), then call it again",
             Self::PublicAccessDisabled => {

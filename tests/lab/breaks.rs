@@ -114,3 +114,26 @@ async fn breaks_for_either_mode_also_fail_in_private_endpoint_mode() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn an_access_restriction_is_told_apart_by_where_the_call_left_from() {
+    for (b, says) in [
+        (
+            Break::FrontendNotIntegrated,
+            "outside the integration subnet 127.0.2.0/24: this app's egress does not go through the VNet",
+        ),
+        (
+            Break::WrongSubnet,
+            "inside the integration subnet 127.0.2.0/24, so the rule does not allow that subnet",
+        ),
+    ] {
+        let lab = start(Mode::ServiceEndpoint, &[b]).await;
+        let report = smoke(&lab).await;
+        let reach: Vec<_> = report.results.iter().filter(|r| r.name == REACH).collect();
+        assert!(!reach.is_empty());
+        for result in reach {
+            let diagnosis = result.diagnosis.as_deref().unwrap_or_default();
+            assert!(diagnosis.contains(says), "--break {b}: {diagnosis}");
+        }
+    }
+}

@@ -426,6 +426,7 @@ fn check_expectations(action: &Action, from_here: bool, expect: &Expect) -> Resu
             allowed.extend([
                 "reachable",
                 "status",
+                "source_in",
                 "caller_in",
                 "error_code",
                 "caller_auth",

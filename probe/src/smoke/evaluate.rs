@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use hosting::AddressClass;
+use ipnet::IpNet;
 use serde_json::Value;
 
 use crate::dns::{DnsErrorKind, Resolution};
@@ -298,13 +299,7 @@ fn tcpping(expect: &Expect, report: &TcpPingReport) -> Evaluation {
             .map(|addr| addr.ip().to_canonical())
             .find(|ip| !range.contains(ip))
     {
-        return Evaluation::fail(
-            "egress_not_in_subnet",
-            format!(
-                "the connection left from {outside}, outside {range}: this instance's outbound traffic does not go through the integration subnet. Check the app's VNet integration and that all outbound traffic is routed into the VNet (vnetRouteAllEnabled / outboundVnetRouting)."
-            ),
-            evidence,
-        );
+        return egress_not_in_subnet(outside, range, evidence);
     }
     if expect.address_in.is_some() && report.target.ip.is_none() {
         return Evaluation::fail(
@@ -442,6 +437,19 @@ fn describe_ping(report: &TcpPingReport) -> String {
 
 // ---- http ----
 
+fn egress_not_in_subnet(outside: IpAddr, range: IpNet, evidence: Vec<String>) -> Evaluation {
+    Evaluation::fail(
+        "egress_not_in_subnet",
+        format!(
+            "the connection left from {outside}, outside {range}: this instance's outbound traffic does not go through the integration subnet. Check the app's VNet integration and that all outbound traffic is routed into the VNet (vnetRouteAllEnabled / outboundVnetRouting)."
+        ),
+        evidence,
+    )
+}
+
+const RULE_CHANGES_TAKE_MINUTES: &str =
+    "service endpoint and access rule changes take minutes to apply (--wait retries)";
+
 fn http(
     action: &Action,
     expect: &Expect,
@@ -528,16 +536,32 @@ fn http(
     {
         // The source address is evidence that splits the two usual causes of an access
         // restriction: the call did not leave through the subnet, or the rule names another.
+        // With the subnet (`source_in`) the check knows which one it is.
         let source = report.target.local_addr.map(|a| a.ip().to_canonical());
-        let context = match (finding.code.as_str(), source) {
-            ("access_restricted", Some(ip)) => format!(
-                "the call left from {ip}: if {ip} is in the integration subnet, the rule does not allow that subnet (check its vnetSubnetResourceId, and that the subnet has the Microsoft.Web service endpoint); if it is not, this app's egress does not go through the VNet"
+        let (context, next) = match (finding.code.as_str(), source, expect.source_in) {
+            ("access_restricted", Some(ip), Some(range)) if range.contains(&ip) => (
+                format!(
+                    "the call left from {ip}, inside the integration subnet {range}, so the rule does not allow that subnet: check its vnetSubnetResourceId, and that the subnet has the Microsoft.Web service endpoint"
+                ),
+                RULE_CHANGES_TAKE_MINUTES,
             ),
-            _ => String::new(),
+            ("access_restricted", Some(ip), Some(range)) => (
+                format!(
+                    "the call left from {ip}, outside the integration subnet {range}: this app's egress does not go through the VNet. Check its VNet integration and that route-all (vnetRouteAllEnabled) is on"
+                ),
+                RULE_CHANGES_TAKE_MINUTES,
+            ),
+            ("access_restricted", Some(ip), None) => (
+                format!(
+                    "the call left from {ip}: if {ip} is in the integration subnet, the rule does not allow that subnet; if it is not, this app's egress does not go through the VNet"
+                ),
+                finding.hint.as_str(),
+            ),
+            _ => (String::new(), finding.hint.as_str()),
         };
         return Evaluation::fail(
             &finding.code,
-            sentences(&[&finding.message, &context, &finding.hint]),
+            sentences(&[&finding.message, &context, next]),
             evidence,
         );
     }
@@ -580,6 +604,12 @@ fn http(
                 );
             }
         }
+    }
+    if let Some(range) = expect.source_in
+        && let Some(ip) = report.target.local_addr.map(|a| a.ip().to_canonical())
+        && !range.contains(&ip)
+    {
+        return egress_not_in_subnet(ip, range, evidence);
     }
     if let Some(range) = expect.caller_in {
         let verdict = caller_in(range, body, evidence);
