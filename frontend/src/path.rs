@@ -10,6 +10,7 @@ use std::time::Instant;
 use axum::http::HeaderValue;
 use hosting::Instance;
 use ipnet::IpNet;
+use probe::dns::round_ms;
 use serde::Serialize;
 
 use crate::AppState;
@@ -157,7 +158,7 @@ fn dns_view(host: &str, resolution: &probe::dns::Resolution, started: Instant) -
         resolver: json["resolver"].clone(),
         duration_ms: json["duration_ms"]
             .as_f64()
-            .unwrap_or_else(|| started.elapsed().as_secs_f64() * 1000.0),
+            .unwrap_or_else(|| round_ms(started.elapsed())),
     }
 }
 
@@ -176,7 +177,7 @@ fn judge(
         });
     }
     let (caller, diagnosis, backend_ms) = match caller {
-        Ok((seen, elapsed)) => (Some(seen), None, Some(elapsed.as_secs_f64() * 1000.0)),
+        Ok((seen, elapsed)) => (Some(seen), None, Some(round_ms(elapsed))),
         Err(diagnosis) => (None, Some(diagnosis), None),
     };
     checks.push(PathCheck {

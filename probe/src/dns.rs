@@ -1094,7 +1094,7 @@ pub(crate) fn elapsed_ms(started: Instant) -> f64 {
 }
 
 /// A duration in milliseconds, rounded to microseconds.
-pub(crate) fn round_ms(duration: Duration) -> f64 {
+pub fn round_ms(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 1_000_000.0).round() / 1_000.0
 }
 

@@ -319,12 +319,16 @@ async fn run(
         Host::Ip(ip) => *ip,
         Host::Name(name) => {
             // Time that runs out while resolving is a DNS failure, not a slow target.
+            let left = deadline.saturating_duration_since(Instant::now());
             let ips = within(deadline, resolver.lookup_ip(name))
                 .await
                 .map_err(|_| {
                     fail(
                         HttpErrorKind::Dns,
-                        format!("no DNS answer for {name} within the check's time"),
+                        format!(
+                            "no DNS answer for {name} within {} ms (the check's time)",
+                            left.as_millis()
+                        ),
                     )
                 })?
                 .map_err(|failure| fail(HttpErrorKind::Dns, failure.message))?;

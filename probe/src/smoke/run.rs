@@ -15,7 +15,7 @@ use url::Url;
 
 use crate::appservice::classify;
 use crate::diag::INSTANCE_HEADER;
-use crate::dns::{DnsArgs, DnsResolver, QueryType};
+use crate::dns::{DnsArgs, DnsResolver, QueryType, round_ms};
 use crate::httpcheck::{HttpCheckRequest, http_check, tls_client_config};
 use crate::smoke::config::{Action, Check, ConfigError, Instances, SmokeConfig, parse_dns_server};
 use crate::smoke::evaluate::{Evaluation, Outcome, evaluate};
@@ -144,7 +144,7 @@ pub async fn run(config: &SmokeConfig, options: &RunOptions) -> Result<SuiteRepo
                 Ran {
                     evaluation,
                     answered_by: answer.answered_by,
-                    duration_ms: began.elapsed().as_secs_f64() * 1000.0,
+                    duration_ms: round_ms(began.elapsed()),
                 }
             }));
         }
@@ -215,10 +215,7 @@ pub async fn run(config: &SmokeConfig, options: &RunOptions) -> Result<SuiteRepo
             }
         })
         .collect();
-    Ok(SuiteReport::new(
-        results,
-        started.elapsed().as_secs_f64() * 1000.0,
-    ))
+    Ok(SuiteReport::new(results, round_ms(started.elapsed())))
 }
 
 fn context(
