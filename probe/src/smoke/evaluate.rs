@@ -259,7 +259,7 @@ fn tcpping(expect: &Expect, report: &TcpPingReport) -> Evaluation {
         if connected > 0 {
             return Evaluation::fail(
                 "reachable_but_should_be_denied",
-                REACHABLE_BUT_DENIED.into(),
+                format!("{connected} connects succeeded. {REACHABLE_BUT_DENIED}"),
                 evidence,
             );
         }
@@ -399,7 +399,7 @@ fn connect_failure(error: AttemptError) -> (&'static str, &'static str) {
 
 const CONNECT_TIMEOUT: &str = "nothing answered the TCP handshake: an NSG, a firewall or a route (route-all through a firewall or an NVA) drops the traffic, or the private endpoint is unreachable from this subnet. App Service's own tooling waits 21 s before it gives up.";
 
-const REACHABLE_BUT_DENIED: &str = "this must not be reachable from here, and it is: the lockdown is missing or not applied yet. Service-endpoint mode: the back end needs an access restriction allowing only the integration subnet, default action Deny, and the SCM site following the main rules (a new service endpoint can take minutes to apply). Private-endpoint mode: set publicNetworkAccess to Disabled — a private endpoint alone no longer blocks public access.";
+const REACHABLE_BUT_DENIED: &str = "This must not be reachable from here, and it is: the lockdown is missing or not applied yet. Service-endpoint mode: the back end needs an access restriction allowing only the integration subnet, default action Deny, and the SCM site following the main rules (a new service endpoint can take minutes to apply). Private-endpoint mode: set publicNetworkAccess to Disabled — a private endpoint alone no longer blocks public access.";
 
 fn describe_ping(report: &TcpPingReport) -> String {
     let target = match report.target.ip {
