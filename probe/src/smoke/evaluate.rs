@@ -259,7 +259,10 @@ fn tcpping(expect: &Expect, report: &TcpPingReport) -> Evaluation {
         if connected > 0 {
             return Evaluation::fail(
                 "reachable_but_should_be_denied",
-                format!("{connected} connects succeeded. {REACHABLE_BUT_DENIED}"),
+                format!(
+                    "{connected}/{} connects succeeded. {REACHABLE_BUT_DENIED}",
+                    report.summary.sent
+                ),
                 evidence,
             );
         }
