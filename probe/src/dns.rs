@@ -395,7 +395,8 @@ impl Resolution {
         if !self.addresses.is_empty() {
             out.push_str("Addresses:\n");
             for address in &self.addresses {
-                out.push_str(&format!("        {}\n", address.ip));
+                // Kudu's layout, plus the class: the whole question is often "private or not".
+                out.push_str(&format!("        {}  ({})\n", address.ip, address.class));
             }
         }
         if !self.records.is_empty() {

@@ -112,7 +112,7 @@ fn resolve_text_follows_nameresolver() {
     };
     assert_eq!(
         resolution.to_text(),
-        "Server: 127.0.0.1:5353\n\nNon-authoritative answer:\nName:    app-be.privatelink.azurewebsites.net\nAddresses:\n        10.20.2.4\nAliases:\n        app-be.azurewebsites.net\n"
+        "Server: 127.0.0.1:5353\n\nNon-authoritative answer:\nName:    app-be.privatelink.azurewebsites.net\nAddresses:\n        10.20.2.4  (private)\nAliases:\n        app-be.azurewebsites.net\n"
     );
     let failed = Resolution {
         query: ResolveQuery {

@@ -159,7 +159,7 @@ async fn with_the_token_the_diagnostics_answer() {
     assert_eq!(
         text,
         format!(
-            "Server: {}\n\nNon-authoritative answer:\nName:    app-be.privatelink.azurewebsites.net\nAddresses:\n        10.20.2.4\nAliases:\n        app-be.azurewebsites.net\n",
+            "Server: {}\n\nNon-authoritative answer:\nName:    app-be.privatelink.azurewebsites.net\nAddresses:\n        10.20.2.4  (private)\nAliases:\n        app-be.azurewebsites.net\n",
             dns.addr
         )
     );
