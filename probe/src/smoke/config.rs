@@ -137,13 +137,16 @@ pub struct Expect {
     /// Every resolved address is private (RFC 1918, shared, ULA).
     pub private: Option<bool>,
     /// Every resolved (or connected) address lies in this range.
+    #[serde(default, deserialize_with = "cidr")]
     pub address_in: Option<IpNet>,
     /// A `*.privatelink.*` hop is (or is not) in the CNAME chain.
     pub privatelink: Option<bool>,
     /// The connection's local (source) address lies in this range.
+    #[serde(default, deserialize_with = "cidr")]
     pub source_in: Option<IpNet>,
     /// The back end saw the caller inside this range (an HTTP JSON body with `client_ip` or
     /// `caller.client_ip`, such as the front end's `/api/path`).
+    #[serde(default, deserialize_with = "cidr")]
     pub caller_in: Option<IpNet>,
     /// The `error.code` of the lockdown error envelope in the response (`missing_token`, …):
     /// which of the app's gates refused. Works through `/diag/http`, which reports only that code.
@@ -152,6 +155,20 @@ pub struct Expect {
     /// `caller.auth.mode` in a JSON body such as `/api/path`): `entra`, `api-key` or `none`.
     /// From here only, like `caller_in`.
     pub caller_auth: Option<String>,
+}
+
+/// A range in CIDR form; a bare address is the range of that one address.
+fn cidr<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<IpNet>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map(Some)
+        .map_err(|_| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a range: write it in CIDR form, such as \"10.20.1.0/24\""
+            ))
+        })
 }
 
 /// The action of a check, validated.
@@ -540,6 +557,20 @@ mod tests {
             "[apps.frontend]\nurl = \"https://fe.example\"\ntoken_env = \"T\"\n\n[[check]]\nname = \"c\"\n{check}"
         );
         SmokeConfig::from_toml(&text)?.checks()
+    }
+
+    #[test]
+    fn ranges_are_cidrs_or_single_addresses() {
+        let checks =
+            suite("resolve = \"a.test\"\nexpect = { address_in = \"10.20.2.4\" }").unwrap();
+        assert_eq!(
+            checks[0].expect.address_in,
+            Some("10.20.2.4/32".parse().unwrap())
+        );
+        let error = suite("resolve = \"a.test\"\nexpect = { address_in = \"notacidr\" }")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("CIDR form"), "{error}");
     }
 
     #[test]
