@@ -5,6 +5,8 @@ use std::process::Command;
 
 use tokio::net::TcpListener;
 
+use crate::helpers::closed_port;
+
 fn write_suite(dir: &std::path::Path, checks: &str) -> std::path::PathBuf {
     let path = dir.join("suite.toml");
     std::fs::write(&path, format!("[defaults]\ntimeout_ms = 800\n{checks}")).unwrap();
@@ -12,9 +14,15 @@ fn write_suite(dir: &std::path::Path, checks: &str) -> std::path::PathBuf {
 }
 
 fn smoke(args: &[&str]) -> std::process::Output {
+    smoke_with_env(args, &[])
+}
+
+/// `probe smoke ARGS` with these variables set.
+fn smoke_with_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_probe"))
         .arg("smoke")
         .args(args)
+        .envs(env.iter().copied())
         .env_remove("RUST_LOG")
         .output()
         .expect("the probe binary runs")
@@ -24,10 +32,7 @@ fn smoke(args: &[&str]) -> std::process::Output {
 async fn exit_codes_and_formats() {
     let open = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let open_addr = open.local_addr().unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = format!("127.0.0.1:{}", closed_port());
     let dir = tempfile::tempdir().unwrap();
 
     let passing = write_suite(
@@ -98,10 +103,7 @@ async fn exit_codes_and_formats() {
 
 #[tokio::test]
 async fn an_app_that_does_not_answer_is_reported_with_the_cause() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = format!("127.0.0.1:{}", closed_port());
     let dir = tempfile::tempdir().unwrap();
     let suite = write_suite(
         dir.path(),
@@ -110,13 +112,10 @@ async fn an_app_that_does_not_answer_is_reported_with_the_cause() {
              [[check]]\nname = \"from the app\"\nfrom = \"frontend\"\nresolve = \"example.test\"\nexpect = {{ ok = true }}\n"
         ),
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_probe"))
-        .args(["smoke", "--format", "json", "--config"])
-        .arg(&suite)
-        .env("LOCKDOWN_TEST_DIAG_TOKEN", "t")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
+    let out = smoke_with_env(
+        &["--format", "json", "--config", suite.to_str().unwrap()],
+        &[("LOCKDOWN_TEST_DIAG_TOKEN", "t")],
+    );
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let result = &report["results"][0];
