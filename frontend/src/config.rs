@@ -120,7 +120,8 @@ impl FrontendConfig {
             BackendAuth::ApiKey => 1,
             BackendAuth::Entra => 2,
         };
-        let needed = steps * self.backend_timeout_ms + 2 * self.dns.dns_timeout_ms;
+        let lookup = u64::from(probe::dns::LOOKUP_IP_TIMEOUTS) * self.dns.dns_timeout_ms;
+        let needed = steps * self.backend_timeout_ms + lookup;
         let limit = self.host.request_timeout_ms;
         (needed >= limit).then(|| {
             let calls = match self.backend_auth {

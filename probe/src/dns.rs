@@ -33,6 +33,9 @@ use crate::target::{Host, InputError, parse_host, parse_ip_port, truncate};
 
 /// Default per-lookup DNS timeout (Windows App Service waits 3 s per server).
 pub const DEFAULT_DNS_TIMEOUT_MS: u64 = 3_000;
+/// How many lookup timeouts a name's addresses may take (A and AAAA): see
+/// [`DnsResolver::lookup_ip_limit`].
+pub const LOOKUP_IP_TIMEOUTS: u32 = 2;
 /// Longest per-lookup DNS timeout a setting may ask for.
 pub const MAX_DNS_TIMEOUT_MS: u64 = 30_000;
 /// Most queries one diagnostic lookup sends while following a CNAME chain.
@@ -596,7 +599,7 @@ impl DnsResolver {
 
     /// The longest [`Self::lookup_ip`] takes for a name (A and AAAA, each within the timeout).
     pub fn lookup_ip_limit(&self) -> Duration {
-        self.inner.timeout * 2
+        self.inner.timeout * LOOKUP_IP_TIMEOUTS
     }
 
     /// The diagnostic lookup: the whole CNAME chain with each hop's TTL, the addresses with their
