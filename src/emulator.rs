@@ -15,8 +15,8 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use diag::appservice::{ACCESS_RESTRICTED_PAGE, APP_STOPPED_PAGE, PUBLIC_ACCESS_DISABLED_PAGE};
 use ipnet::IpNet;
-use probe::appservice::{ACCESS_RESTRICTED_PAGE, APP_STOPPED_PAGE, PUBLIC_ACCESS_DISABLED_PAGE};
 use serde::{Deserialize, Serialize};
 
 /// The largest request body the emulator forwards.

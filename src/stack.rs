@@ -11,11 +11,11 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::serve::{Listener, ListenerExt};
 use backend::{ApiKeys, AuthMode, CallerPolicy, ClientIpSource, ItemStore};
+use diag::api::DiagArgs;
+use diag::dns::DnsArgs;
+use diag::outbound::OutboundArgs;
 use fake_entra::{FakeIdentity, FakeKeys, ManagedIdentity, SigningKey};
 use hosting::{HostArgs, Instance, LogFormat};
-use probe::diag::DiagArgs;
-use probe::dns::DnsArgs;
-use probe::outbound::OutboundArgs;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -227,21 +227,21 @@ impl Lab {
                         id: id.clone(),
                     }),
                 };
-                let diag = probe::diag::DiagState::new(
+                let diag = diag::api::DiagState::new(
                     &DiagArgs {
                         diag_token: Some(diag_token.clone()),
                         diag_allow: Some("127.0.0.0/8".into()),
                     },
-                    probe::dns::DnsResolver::with_servers(
+                    diag::dns::DnsResolver::with_servers(
                         vec![vnet_dns.addr],
                         Duration::from_secs(1),
                     )?,
                     OutboundArgs::default(),
                     None,
-                    probe::envfacts::EnvFacts {
+                    diag::envfacts::EnvFacts {
                         site_name: Some("app-be".into()),
                         instance_id: Some(id.clone()),
-                        auth: probe::envfacts::AuthFacts {
+                        auth: diag::envfacts::AuthFacts {
                             auth_mode: Some(
                                 match options.auth {
                                     LabAuth::ApiKey => "api-key",

@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use diag::api::DiagArgs;
+use diag::dns::DnsArgs;
+use diag::outbound::OutboundArgs;
 use hosting::HostArgs;
 use ipnet::IpNet;
-use probe::diag::DiagArgs;
-use probe::dns::DnsArgs;
-use probe::outbound::OutboundArgs;
 
 use url::Url;
 

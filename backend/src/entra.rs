@@ -433,8 +433,8 @@ impl EntraValidator {
 }
 
 /// The client the validator fetches keys with: the app's resolver, no proxy, no redirects.
-pub fn keys_http_client(resolver: probe::dns::DnsResolver) -> reqwest::Result<reqwest::Client> {
-    probe::outbound::http_client_builder(resolver, None)
+pub fn keys_http_client(resolver: diag::dns::DnsResolver) -> reqwest::Result<reqwest::Client> {
+    diag::outbound::http_client_builder(resolver, None)
         .redirect(reqwest::redirect::Policy::none())
         .build()
 }

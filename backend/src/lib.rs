@@ -20,8 +20,8 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use diag::api::DiagState;
 use hosting::Instance;
-use probe::diag::DiagState;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -85,7 +85,7 @@ impl AppState {
                     entra.keys_url = %settings.keys_url(),
                     "Entra ID tokens required"
                 );
-                let resolver = probe::dns::DnsResolver::from_args(&config.dns)?;
+                let resolver = diag::dns::DnsResolver::from_args(&config.dns)?;
                 let http = entra::keys_http_client(resolver)?;
                 AuthMode::Entra(Arc::new(EntraValidator::new(settings, http)))
             }
@@ -174,8 +174,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The `/diag` state for the back end, from its configuration.
 pub fn diag_state(config: &BackendConfig) -> anyhow::Result<DiagState> {
-    let resolver = probe::dns::DnsResolver::from_args(&config.dns)?;
-    let mut facts = probe::envfacts::EnvFacts::from_process_env().with_host(&config.host);
+    let resolver = diag::dns::DnsResolver::from_args(&config.dns)?;
+    let mut facts = diag::envfacts::EnvFacts::from_process_env().with_host(&config.host);
     facts.auth.auth_mode = config.auth_mode().ok().map(|m| m.as_str().to_owned());
     Ok(DiagState::new(
         &config.diag,
@@ -203,6 +203,6 @@ pub fn app(state: AppState, diag: DiagState, request_timeout: std::time::Duratio
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
-        .merge(probe::diag::router(diag));
+        .merge(diag::api::router(diag));
     hosting::with_http_layers(api, request_timeout)
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use bytes::Bytes;
-use probe::dns::DnsResolver;
+use diag::dns::DnsResolver;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -155,7 +155,7 @@ impl BackendClient {
         resolver: DnsResolver,
         tokens: Option<Arc<TokenSource>>,
     ) -> anyhow::Result<Self> {
-        let http = probe::outbound::http_client_builder(resolver.clone(), settings.source)
+        let http = diag::outbound::http_client_builder(resolver.clone(), settings.source)
             .timeout(settings.timeout)
             // Half the budget: a connect still pending by then is reported as a connect timeout
             // (a firewall or NSG dropping SYNs), never confused with a slow answer.
@@ -176,7 +176,7 @@ impl BackendClient {
             (None, CredentialSettings::ManagedIdentity(token_settings)) => {
                 // The identity endpoint is local to the instance: plain http, never a proxy, no
                 // source binding (it is not reached through the VNet).
-                let http = probe::outbound::http_client_builder(resolver.clone(), None)
+                let http = diag::outbound::http_client_builder(resolver.clone(), None)
                     .redirect(reqwest::redirect::Policy::none())
                     .connect_timeout(Duration::from_secs(2).min(token_settings.timeout))
                     .build()?;

@@ -1,10 +1,10 @@
 //! The front end's configuration, parsed once from flags and environment variables.
 
+use diag::api::DiagArgs;
+use diag::dns::DnsArgs;
+use diag::outbound::OutboundArgs;
 use hosting::HostArgs;
 use ipnet::IpNet;
-use probe::diag::DiagArgs;
-use probe::dns::DnsArgs;
-use probe::outbound::OutboundArgs;
 use url::Url;
 
 /// How the front end proves itself to the back end (`BACKEND_AUTH`).
@@ -120,7 +120,7 @@ impl FrontendConfig {
             BackendAuth::ApiKey => 1,
             BackendAuth::Entra => 2,
         };
-        let lookup = u64::from(probe::dns::LOOKUP_IP_TIMEOUTS) * self.dns.dns_timeout_ms;
+        let lookup = u64::from(diag::dns::LOOKUP_IP_TIMEOUTS) * self.dns.dns_timeout_ms;
         let needed = steps * self.backend_timeout_ms + lookup;
         let limit = self.host.request_timeout_ms;
         (needed >= limit).then(|| {

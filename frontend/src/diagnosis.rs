@@ -6,7 +6,7 @@ use std::io;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use probe::appservice::{AppServiceBlock, classify};
+use diag::appservice::{AppServiceBlock, classify};
 use serde::Serialize;
 
 /// What the front end concluded about a failed back-end call.
@@ -417,7 +417,7 @@ fn root_cause(error: &reqwest::Error) -> String {
 }
 
 fn is_dns_failure(error: &reqwest::Error) -> bool {
-    sources(error).any(wraps::<probe::dns::LookupFailure>)
+    sources(error).any(wraps::<diag::dns::LookupFailure>)
 }
 
 fn io_kind(error: &reqwest::Error) -> Option<io::ErrorKind> {
@@ -453,12 +453,12 @@ mod tests {
     fn app_service_pages_are_recognised() {
         let cases = [
             (
-                probe::appservice::ACCESS_RESTRICTED_PAGE,
+                diag::appservice::ACCESS_RESTRICTED_PAGE,
                 "access_restricted",
             ),
-            (probe::appservice::APP_STOPPED_PAGE, "app_stopped"),
+            (diag::appservice::APP_STOPPED_PAGE, "app_stopped"),
             (
-                probe::appservice::PUBLIC_ACCESS_DISABLED_PAGE,
+                diag::appservice::PUBLIC_ACCESS_DISABLED_PAGE,
                 "public_access_disabled",
             ),
         ];
@@ -591,8 +591,8 @@ mod tests {
     #[test]
     fn every_code_is_listed() {
         for page in [
-            probe::appservice::ACCESS_RESTRICTED_PAGE,
-            probe::appservice::APP_STOPPED_PAGE,
+            diag::appservice::ACCESS_RESTRICTED_PAGE,
+            diag::appservice::APP_STOPPED_PAGE,
         ] {
             let code = from_response(StatusCode::FORBIDDEN, page.as_bytes())
                 .unwrap()

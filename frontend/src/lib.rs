@@ -19,10 +19,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue};
+use diag::api::DiagState;
+use diag::dns::DnsResolver;
 use hosting::Instance;
 use ipnet::IpNet;
-use probe::diag::DiagState;
-use probe::dns::DnsResolver;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use backend_client::{BackendClient, BackendSettings, CredentialSettings};
@@ -126,7 +126,7 @@ pub fn build(config: &FrontendConfig) -> anyhow::Result<Built> {
         },
         resolver.clone(),
     )?;
-    let mut facts = probe::envfacts::EnvFacts::from_process_env().with_host(&config.host);
+    let mut facts = diag::envfacts::EnvFacts::from_process_env().with_host(&config.host);
     facts.auth.backend_auth = Some(config.backend_auth.as_str().to_owned());
     if config.backend_auth == BackendAuth::Entra {
         facts.auth.backend_token_resource = config.token_resource().ok();
@@ -180,7 +180,7 @@ const SECURITY_HEADERS: &[(&str, &str)] = &[
 pub fn app(state: AppState, diag: DiagState, request_timeout: Duration) -> Router {
     let mut router = routes::router()
         .with_state(state)
-        .merge(probe::diag::router(diag))
+        .merge(diag::api::router(diag))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     for (name, value) in SECURITY_HEADERS {
         router = router.layer(SetResponseHeaderLayer::if_not_present(

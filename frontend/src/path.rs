@@ -8,9 +8,9 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::http::HeaderValue;
+use diag::dns::round_ms;
 use hosting::Instance;
 use ipnet::IpNet;
-use probe::dns::round_ms;
 use serde::Serialize;
 
 use crate::AppState;
@@ -114,17 +114,14 @@ pub async fn path_report(state: &AppState, request_id: Option<&HeaderValue>) -> 
             return None;
         }
         let started = Instant::now();
-        let resolution = state
-            .resolver
-            .resolve(&host, probe::dns::QueryType::A)
-            .await;
+        let resolution = state.resolver.resolve(&host, diag::dns::QueryType::A).await;
         Some(dns_view(&host, &resolution, started))
     };
     let (dns, caller) = tokio::join!(resolve, state.backend.caller(request_id));
     judge(state, base.as_str(), dns, caller)
 }
 
-fn dns_view(host: &str, resolution: &probe::dns::Resolution, started: Instant) -> PathDns {
+fn dns_view(host: &str, resolution: &diag::dns::Resolution, started: Instant) -> PathDns {
     let json = serde_json::to_value(resolution).unwrap_or_default();
     let addresses = json["addresses"]
         .as_array()

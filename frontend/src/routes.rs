@@ -327,7 +327,7 @@ async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
         Ok((seen, elapsed)) => Json(serde_json::json!({
             "status": "ready",
             "backend_instance": seen.instance,
-            "backend_ms": probe::dns::round_ms(elapsed),
+            "backend_ms": diag::dns::round_ms(elapsed),
         }))
         .into_response(),
         Err(diagnosis) => {

@@ -199,7 +199,7 @@ impl fmt::Debug for TokenSource {
 }
 
 impl TokenSource {
-    /// A source asking with `http` (build it without a proxy; see `probe::outbound`).
+    /// A source asking with `http` (build it without a proxy; see `diag::outbound`).
     pub fn new(settings: TokenSettings, http: reqwest::Client) -> Self {
         Self::with_clock(settings, http, Arc::new(SystemTime::now))
     }

@@ -8,12 +8,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use hosting::HostArgs;
 
-use crate::diag::{DiagArgs, DiagState, router};
-use crate::dns::{DnsArgs, DnsResolver, ResolveRequest};
-use crate::envfacts::EnvFacts;
-use crate::outbound::OutboundArgs;
-use crate::target::{InputError, parse_ip_port, parse_port, split_host_port};
-use crate::tcpping::{TcpPingRequest, tcp_ping};
+use diag::api::{DiagArgs, DiagState, router};
+use diag::dns::{DnsArgs, DnsResolver, ResolveRequest};
+use diag::envfacts::EnvFacts;
+use diag::outbound::OutboundArgs;
+use diag::target::{InputError, parse_ip_port, parse_port, split_host_port};
+use diag::tcpping::{TcpPingRequest, tcp_ping};
 
 /// Exit code: everything passed (resolved, connected).
 pub const EXIT_OK: u8 = 0;
@@ -90,7 +90,7 @@ pub struct ServeArgs {
     pub outbound: OutboundArgs,
     /// Bounds of `/diag`: concurrency, burst, rate.
     #[command(flatten)]
-    pub limits: crate::diag::DiagLimitArgs,
+    pub limits: diag::api::DiagLimitArgs,
 }
 
 /// `probe resolve HOST [SERVER] [--type T] [--json]`.

@@ -1,27 +1,14 @@
-//! lockdown's probe: network diagnostics that run inside the app's own sandbox, so they use the
-//! app's own outbound path — resolve (the CNAME chain, private or public), TCP ping, an HTTP check
-//! that recognises App Service's 403 pages, and the network facts of the instance — behind a
-//! guarded `/diag` router that the front end, the back end and `probe serve` mount, plus the
-//! `probe` CLI, and `probe smoke`: expectations as code, run after every lockdown change.
+//! The probe tool, for operators: the `probe` CLI (`serve` mounts the [`diag`] library's `/diag`
+//! router on its own; `resolve` and `tcpping` run the same diagnostics from this machine) and
+//! `probe smoke`, expectations as code, run after every lockdown change, with a verdict, the
+//! evidence and a diagnosis per check.
+//!
+//! # Layout
+//!
+//! - [`cli`]: the command line (clap) and what each verb prints.
+//! - [`smoke`]: the suite's TOML ([`smoke::config`]), running checks here or through an app's
+//!   `/diag` ([`smoke::run`]), judging outcomes ([`smoke::evaluate`]), and the text, JSON and
+//!   JUnit reports ([`smoke::report`]).
 
-pub mod appservice;
 pub mod cli;
-pub mod diag;
-pub mod dns;
-pub mod envfacts;
-pub mod error;
-pub mod httpcheck;
-pub mod outbound;
-pub mod policy;
 pub mod smoke;
-pub mod target;
-pub mod tcpping;
-
-pub use appservice::{AppServiceBlock, classify};
-pub use diag::{DiagArgs, DiagState, router};
-pub use dns::{DnsArgs, DnsResolver, QueryType, Resolution};
-pub use envfacts::EnvFacts;
-pub use error::DiagError;
-pub use outbound::{OutboundArgs, http_client_builder};
-pub use policy::Policy;
-pub use tcpping::{TcpPingReport, TcpPingRequest, tcp_ping};

@@ -22,21 +22,21 @@ pub const KEY: &str = "test-key-1";
 pub const DIAG_TOKEN: &str = "diag-token-for-tests";
 
 /// `/diag` as mounted in the back end, with `DIAG_TOKEN` set (`None` leaves it off).
-pub fn diag(token: Option<&str>) -> probe::diag::DiagState {
-    let resolver = probe::dns::DnsResolver::with_servers(
+pub fn diag(token: Option<&str>) -> diag::api::DiagState {
+    let resolver = diag::dns::DnsResolver::with_servers(
         vec!["127.0.0.1:9".parse().unwrap()],
         Duration::from_millis(300),
     )
     .unwrap();
-    probe::diag::DiagState::new(
-        &probe::diag::DiagArgs {
+    diag::api::DiagState::new(
+        &diag::api::DiagArgs {
             diag_token: token.map(str::to_owned),
             diag_allow: Some("127.0.0.0/8".into()),
         },
         resolver,
-        probe::outbound::OutboundArgs::default(),
+        diag::outbound::OutboundArgs::default(),
         None,
-        probe::envfacts::EnvFacts::from_map(&std::collections::HashMap::new()),
+        diag::envfacts::EnvFacts::from_map(&std::collections::HashMap::new()),
     )
     .unwrap()
 }

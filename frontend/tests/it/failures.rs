@@ -45,12 +45,12 @@ async fn a_back_end_that_never_answers_is_a_backend_timeout() {
 async fn app_service_403_pages_are_recognised_by_their_body() {
     let pages = [
         (
-            probe::appservice::ACCESS_RESTRICTED_PAGE,
+            diag::appservice::ACCESS_RESTRICTED_PAGE,
             "access_restricted",
         ),
-        (probe::appservice::APP_STOPPED_PAGE, "app_stopped"),
+        (diag::appservice::APP_STOPPED_PAGE, "app_stopped"),
         (
-            probe::appservice::PUBLIC_ACCESS_DISABLED_PAGE,
+            diag::appservice::PUBLIC_ACCESS_DISABLED_PAGE,
             "public_access_disabled",
         ),
     ];

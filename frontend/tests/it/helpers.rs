@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use axum::Router;
 use backend::{ApiKeys, AuthMode, CallerPolicy, ClientIpSource, ItemStore};
+use diag::api::{DiagArgs, DiagState};
+use diag::dns::DnsResolver;
+use diag::envfacts::EnvFacts;
+use diag::outbound::OutboundArgs;
 use frontend::{AppState, BackendClient, BackendSettings, CredentialSettings, TokenSource};
 use hosting::Instance;
-use probe::diag::{DiagArgs, DiagState};
-use probe::dns::DnsResolver;
-use probe::envfacts::EnvFacts;
-use probe::outbound::OutboundArgs;
 use tokio::net::TcpListener;
 
 pub const KEY: &str = "backend-key-1";

@@ -7,10 +7,10 @@ use hosting::AddressClass;
 use ipnet::IpNet;
 use serde_json::Value;
 
-use crate::dns::{DnsErrorKind, Resolution};
-use crate::httpcheck::{HttpCheckReport, HttpErrorKind};
 use crate::smoke::config::{Action, Expect};
-use crate::tcpping::{AttemptError, TcpPingReport};
+use diag::dns::{DnsErrorKind, Resolution};
+use diag::httpcheck::{HttpCheckReport, HttpErrorKind};
+use diag::tcpping::{AttemptError, TcpPingReport};
 
 /// What an action produced, wherever it ran.
 #[derive(Debug, Clone)]

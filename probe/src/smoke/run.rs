@@ -13,14 +13,14 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use url::Url;
 
-use crate::appservice::classify;
-use crate::diag::INSTANCE_HEADER;
-use crate::dns::{DnsArgs, DnsResolver, QueryType, round_ms};
-use crate::httpcheck::{HttpCheckRequest, http_check, tls_client_config};
 use crate::smoke::config::{Action, Check, ConfigError, Instances, SmokeConfig, parse_dns_server};
 use crate::smoke::evaluate::{Evaluation, Outcome, evaluate};
 use crate::smoke::report::{CheckResult, SuiteReport, Verdict};
-use crate::tcpping::{TcpPingRequest, tcp_ping};
+use diag::api::INSTANCE_HEADER;
+use diag::appservice::classify;
+use diag::dns::{DnsArgs, DnsResolver, QueryType, round_ms};
+use diag::httpcheck::{HttpCheckRequest, http_check, tls_client_config};
+use diag::tcpping::{TcpPingRequest, tcp_ping};
 
 /// How to run a suite.
 #[derive(Debug, Clone)]
@@ -262,7 +262,7 @@ fn context(
         tls_client_config().map_err(|e| ConfigError::Invalid(format!("TLS set-up failed: {e}")))?;
     let resolver = here_resolver(&here_servers, Duration::from_secs(5))
         .map_err(|e| ConfigError::Invalid(format!("DNS set-up failed: {e}")))?;
-    let http = crate::outbound::http_client_builder(resolver, config.here.source_addr)
+    let http = diag::outbound::http_client_builder(resolver, config.here.source_addr)
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
         .build()
@@ -279,7 +279,7 @@ fn context(
 fn here_resolver(
     servers: &[std::net::SocketAddr],
     timeout: Duration,
-) -> Result<DnsResolver, crate::dns::DnsConfigError> {
+) -> Result<DnsResolver, diag::dns::DnsConfigError> {
     if servers.is_empty() {
         DnsResolver::from_args(&DnsArgs {
             dns_timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),

@@ -5,16 +5,14 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use clap::CommandFactory;
-use probe::cli::Cli;
-use probe::dns::{
+use diag::dns::{
     ChainHop, DnsErrorKind, LookupFailure, Resolution, ResolveQuery, ResolvedAddress, ResolverInfo,
     ResolverSource,
 };
-use probe::tcpping::{
-    AttemptError, PingAttempt, PingTarget, PingVerdict, TcpPingReport, summarize,
-};
+use diag::tcpping::{AttemptError, PingAttempt, PingTarget, PingVerdict, TcpPingReport, summarize};
+use probe::cli::Cli;
 
-use crate::helpers::{closed_port, spawn_accept_once, spawn_canary, spawn_dns};
+use test_support::{closed_port, spawn_accept_once, spawn_canary, spawn_dns};
 
 fn golden(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

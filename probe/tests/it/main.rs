@@ -1,11 +1,5 @@
-//! The probe's integration tests, one binary: real DNS servers, listeners and `/diag` servers,
-//! all on loopback.
+//! The probe tool's integration tests, one binary: the CLI's contract and `probe smoke` against
+//! real listeners and DNS servers, all on loopback.
 
 mod cli;
-mod diag;
-mod dns;
-mod guard;
-mod helpers;
-mod http;
 mod smoke;
-mod tcpping;

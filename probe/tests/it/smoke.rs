@@ -5,7 +5,7 @@ use std::process::Command;
 
 use tokio::net::TcpListener;
 
-use crate::helpers::closed_port;
+use test_support::closed_port;
 
 fn write_suite(dir: &std::path::Path, checks: &str) -> std::path::PathBuf {
     let path = dir.join("suite.toml");
@@ -155,7 +155,7 @@ fn every_diagnosis_code_is_documented() {
     let sources = [
         include_str!("../../src/smoke/evaluate.rs"),
         include_str!("../../src/smoke/run.rs"),
-        include_str!("../../src/appservice.rs"),
+        include_str!("../../../diag/src/appservice.rs"),
     ];
     let mut codes: Vec<String> = sources
         .iter()

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use probe::diag::DiagLimits;
+use diag::api::DiagLimits;
 use tower::ServiceExt;
 
-use crate::helpers::{
+use test_support::{
     DiagConfig, TOKEN, TestDiag, spawn_canary, spawn_diag, spawn_dns, spawn_full_queue,
 };
 
@@ -481,9 +481,9 @@ async fn concurrent_diagnostics_are_bounded() {
 async fn in_process_routing() {
     let dns = spawn_dns().await;
     let mut config = DiagConfig::new(dns.resolver(), None);
-    let enabled = probe::diag::router(config.state());
+    let enabled = diag::api::router(config.state());
     config.token = None;
-    let disabled = probe::diag::router(config.state());
+    let disabled = diag::api::router(config.state());
 
     let request = |path: &str| {
         Request::builder()

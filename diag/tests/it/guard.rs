@@ -6,9 +6,9 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use probe::policy::{DeniedReason, Policy};
+use diag::policy::{DeniedReason, Policy};
 
-use crate::helpers::{DiagConfig, spawn_canary, spawn_diag, spawn_dns, spawn_silent_dns};
+use test_support::{DiagConfig, spawn_canary, spawn_diag, spawn_dns, spawn_silent_dns};
 
 /// A policy that allows private ranges and the test zone by name, but not loopback.
 const NO_LOOPBACK: &str = "10.0.0.0/8, 192.168.0.0/16, *.lockdown.test, localhost";

@@ -1,4 +1,4 @@
-//! Shared helpers: an in-process DNS server with the test zones, tiny scripted DNS responders,
+//! Fixtures shared by the tests of every crate: an in-process DNS server with the test zones, tiny scripted DNS responders,
 //! a canary listener that counts connections, a listener whose accept queue is full, and the
 //! `/diag` server. Everything listens on loopback only.
 
@@ -8,6 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use diag::api::{DiagArgs, DiagLimits, DiagState};
+use diag::dns::DnsResolver;
+use diag::envfacts::EnvFacts;
+use diag::outbound::OutboundArgs;
 use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{LowerName, RData, Record, RecordType};
@@ -16,10 +20,6 @@ use hickory_server::Server;
 use hickory_server::net::runtime::TokioRuntimeProvider;
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
-use probe::diag::{DiagArgs, DiagLimits, DiagState};
-use probe::dns::DnsResolver;
-use probe::envfacts::EnvFacts;
-use probe::outbound::OutboundArgs;
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 
 /// The token the test `/diag` servers accept.
@@ -48,7 +48,8 @@ impl TestDns {
     }
 }
 
-fn catalog() -> Catalog {
+/// The test zones, ready to serve (`big.lockdown.test` with its [`BIG_RECORDS`] records).
+pub fn catalog() -> Catalog {
     let mut catalog = Catalog::new();
     for (index, text) in ZONES.iter().enumerate() {
         let mut text = (*text).to_owned();
@@ -380,8 +381,7 @@ impl TestDiag {
 
 /// Serves `/diag` (plus `/healthz` and the 404 fallback) on 127.0.0.1:0.
 pub async fn spawn_diag(config: DiagConfig) -> TestDiag {
-    let app =
-        hosting::with_http_layers(probe::diag::router(config.state()), Duration::from_secs(30));
+    let app = hosting::with_http_layers(diag::api::router(config.state()), Duration::from_secs(30));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {

@@ -4,15 +4,15 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
+use diag::dns::{DnsErrorKind, QueryType, ResolveRequest, ResolverSource};
 use hickory_proto::op::ResponseCode;
-use probe::dns::{DnsErrorKind, QueryType, ResolveRequest, ResolverSource};
 
-use crate::helpers::{
+use test_support::{
     BIG_RECORDS, spawn_dns, spawn_dns_with, spawn_scripted_dns, spawn_servfail_dns,
     spawn_silent_dns,
 };
 
-fn ips(resolution: &probe::Resolution) -> Vec<String> {
+fn ips(resolution: &diag::Resolution) -> Vec<String> {
     resolution
         .addresses
         .iter()

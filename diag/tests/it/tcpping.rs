@@ -4,11 +4,11 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use diag::tcpping::{AttemptError, PingVerdict, TcpPingRequest, tcp_ping};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use probe::tcpping::{AttemptError, PingVerdict, TcpPingRequest, tcp_ping};
 
-use crate::helpers::{
+use test_support::{
     closed_port, spawn_canary, spawn_canary_on, spawn_dns, spawn_full_queue, spawn_scripted_dns,
 };
 

@@ -9,11 +9,11 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use probe::appservice::{ACCESS_RESTRICTED_PAGE, APP_STOPPED_PAGE, PUBLIC_ACCESS_DISABLED_PAGE};
-use probe::httpcheck::{HttpCheckRequest, HttpErrorKind, http_check, tls_client_config};
-use probe::policy::Policy;
+use diag::appservice::{ACCESS_RESTRICTED_PAGE, APP_STOPPED_PAGE, PUBLIC_ACCESS_DISABLED_PAGE};
+use diag::httpcheck::{HttpCheckRequest, HttpErrorKind, http_check, tls_client_config};
+use diag::policy::Policy;
 
-use crate::helpers::{DiagConfig, closed_port, spawn_diag, spawn_dns};
+use test_support::{DiagConfig, closed_port, spawn_diag, spawn_dns};
 
 struct Fixture {
     base: String,
@@ -104,7 +104,7 @@ async fn spawn_fixture() -> Fixture {
     }
 }
 
-async fn check(url: &str) -> probe::httpcheck::HttpCheckReport {
+async fn check(url: &str) -> diag::httpcheck::HttpCheckReport {
     let dns = spawn_dns().await;
     let request = HttpCheckRequest::parse(url, Some("3000")).unwrap();
     let policy = Policy::parse("127.0.0.0/8").unwrap();

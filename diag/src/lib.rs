@@ -1,0 +1,37 @@
+//! lockdown's diagnostics library, mounted by every app: network diagnostics that run inside the
+//! app's own sandbox, so they use the app's own outbound path — resolve (the CNAME chain, private
+//! or public), TCP ping, an HTTP check that recognises App Service's own answers, and the network
+//! facts of the instance — behind a guarded `/diag` router. The apps also take their resolver and
+//! outbound connections from here, so `/diag` tells the truth about what the app itself does.
+//!
+//! # Layout
+//!
+//! - [`api`]: the `/diag` router, its token, limits and state.
+//! - [`policy`], [`target`]: which targets `/diag` may reach, and parsing what users send.
+//! - [`dns`]: the resolver (no cache for diagnostics), the CNAME walk, the resolve report.
+//! - [`tcpping`]: TCP connects to exactly the resolved address, Kudu's `tcpping` text.
+//! - [`httpcheck`]: one HTTP request with phase timings and App Service's answers recognised.
+//! - [`appservice`]: what App Service's own refusals look like (status line, headers, pages).
+//! - [`outbound`]: outbound sockets bound to the integration-subnet source, the HTTP client.
+//! - [`envfacts`]: the instance's network facts (`/diag/env`), never any other variable.
+//! - [`error`]: the `/diag` error type and its envelope.
+
+pub mod api;
+pub mod appservice;
+pub mod dns;
+pub mod envfacts;
+pub mod error;
+pub mod httpcheck;
+pub mod outbound;
+pub mod policy;
+pub mod target;
+pub mod tcpping;
+
+pub use api::{DiagArgs, DiagState, router};
+pub use appservice::{AppServiceBlock, classify};
+pub use dns::{DnsArgs, DnsResolver, QueryType, Resolution};
+pub use envfacts::EnvFacts;
+pub use error::DiagError;
+pub use outbound::{OutboundArgs, http_client_builder};
+pub use policy::Policy;
+pub use tcpping::{TcpPingReport, TcpPingRequest, tcp_ping};

@@ -1,0 +1,8 @@
+//! The diag library's integration tests, one binary: real DNS servers, listeners and `/diag`
+//! servers, all on loopback.
+
+mod diag;
+mod dns;
+mod guard;
+mod http;
+mod tcpping;
