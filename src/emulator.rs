@@ -15,7 +15,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use diag::appservice::{ACCESS_RESTRICTED_PAGE, APP_STOPPED_PAGE, PUBLIC_ACCESS_DISABLED_PAGE};
+use diag::appservice::{ACCESS_RESTRICTED_PAGE, APP_STOPPED_PAGE};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -214,7 +214,8 @@ async fn handle(
     let networking = ctx.site.networking();
     if ctx.entry == Entry::Public {
         if !networking.public_network_access {
-            return page(StatusCode::FORBIDDEN, PUBLIC_ACCESS_DISABLED_PAGE);
+            // As on Azure: no page of its own, the access restriction's answer.
+            return page(StatusCode::FORBIDDEN, ACCESS_RESTRICTED_PAGE);
         }
         if networking.decide(client) == RuleAction::Deny {
             return page(StatusCode::FORBIDDEN, ACCESS_RESTRICTED_PAGE);

@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 
-use crate::appservice::{AppServiceBlock, classify};
-use crate::dns::{DnsResolver, round_ms};
+use crate::appservice::{PlatformAnswer, ResponseHead, Signal, classify, reason_phrase};
+use crate::diagnosis::Code;
+use crate::dns::{DnsResolver, QueryType, round_ms};
 use crate::outbound::{ConnectErrorKind, connect_tcp};
 use crate::policy::{Denied, Policy};
 use crate::target::{Host, InputError, parse_bounded, parse_host, parse_port};
@@ -196,24 +197,45 @@ pub struct PhaseTimings {
     pub total: f64,
 }
 
-/// App Service's own 403, recognised.
+/// An answer App Service (or a gateway in front of it) gave before the app, recognised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppServiceFinding {
-    /// `access_restricted`, `app_stopped` or `public_access_disabled`.
+    /// `access_restricted`, `public_access_disabled`, `app_stopped`, `app_unavailable` or
+    /// `gateway_refused` (see `diag::diagnosis`).
     pub code: String,
-    /// What it means.
+    /// What it means, with what App Service said.
     pub message: String,
     /// What to do.
     pub hint: String,
+    /// The strongest signal it rests on: `status_line`, `forbidden_ip_header`, `server_header`
+    /// or `page`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<Signal>,
+    /// The caller's address as App Service saw it (`x-ms-forbidden-ip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forbidden_ip: Option<String>,
+    /// The `Server` header, when it named who answered (a gateway, App Service's nginx).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
 }
 
-impl From<AppServiceBlock> for AppServiceFinding {
-    fn from(block: AppServiceBlock) -> Self {
+impl From<PlatformAnswer> for AppServiceFinding {
+    fn from(answer: PlatformAnswer) -> Self {
         Self {
-            code: block.code().to_owned(),
-            message: block.message().to_owned(),
-            hint: block.hint().to_owned(),
+            code: answer.code.as_str().to_owned(),
+            message: answer.message(),
+            hint: answer.code.next_step().to_owned(),
+            signal: Some(answer.signal),
+            forbidden_ip: answer.forbidden_ip,
+            server: answer.server,
         }
+    }
+}
+
+impl AppServiceFinding {
+    /// The finding's code, when it is one of lockdown's.
+    pub fn code(&self) -> Option<Code> {
+        Code::parse(&self.code)
     }
 }
 
@@ -228,6 +250,10 @@ pub struct HttpCheckReport {
     pub ok: bool,
     /// The response status.
     pub status: Option<u16>,
+    /// The status line's reason phrase when it is not the standard one (`Ip Forbidden`,
+    /// `Site Disabled`): App Service's strongest signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Phase timings.
     pub timings_ms: PhaseTimings,
     /// `server`, `content-type`, `content-length`, `location` and `x-ms-*` headers.
@@ -283,6 +309,7 @@ pub async fn http_check(
         },
         ok: false,
         status: None,
+        reason: None,
         timings_ms: PhaseTimings::default(),
         headers: BTreeMap::new(),
         set_cookie_names: Vec::new(),
@@ -361,8 +388,8 @@ async fn run(
     report.timings_ms.connect = Some(round_ms(phase.elapsed()));
     report.target.local_addr = stream.local_addr().ok();
 
-    match req.scheme {
-        HttpScheme::Http => exchange(stream, req, deadline, report).await,
+    let answer = match req.scheme {
+        HttpScheme::Http => exchange(stream, req, deadline, report).await?,
         HttpScheme::Https => {
             let phase = Instant::now();
             let server_name = match &req.host {
@@ -376,18 +403,33 @@ async fn run(
                 .await?
                 .map_err(|e| fail(HttpErrorKind::Tls, format!("TLS handshake failed: {e}")))?;
             report.timings_ms.tls = Some(round_ms(phase.elapsed()));
-            exchange(stream, req, deadline, report).await
+            exchange(stream, req, deadline, report).await?
         }
+    };
+    if let Some(answer) = answer {
+        let via_privatelink = match (&req.host, answer.code) {
+            // Only a refusal needs the context, and only a name can go through privatelink:
+            // one more lookup, on this path alone, within the check's time.
+            (Host::Name(name), Code::AccessRestricted) => {
+                within(deadline, resolver.resolve(name, QueryType::A))
+                    .await
+                    .is_ok_and(|resolution| resolution.privatelink)
+            }
+            _ => false,
+        };
+        report.app_service = Some(answer.in_context(via_privatelink).into());
     }
+    Ok(())
 }
 
-/// Sends the GET over an open stream and records status, headers and the classification.
+/// Sends the GET over an open stream, records status and headers, and recognises App Service's
+/// own answer.
 async fn exchange<S>(
     stream: S,
     req: &HttpCheckRequest,
     deadline: Instant,
     report: &mut HttpCheckReport,
-) -> Result<(), HttpCheckError>
+) -> Result<Option<PlatformAnswer>, HttpCheckError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -427,6 +469,7 @@ where
     report.timings_ms.first_byte = Some(round_ms(phase.elapsed()));
     let status = response.status().as_u16();
     report.status = Some(status);
+    report.reason = reason_phrase(response.extensions()).map(str::to_owned);
     report.headers = selected_headers(response.headers());
     report.set_cookie_names = cookie_names(response.headers());
 
@@ -435,15 +478,17 @@ where
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().starts_with("application/json"));
-    if status >= 400 && (status == 403 || is_json) {
+    let platform_status = status == 403 || status == 503;
+    let mut answer = None;
+    if status >= 400 && (platform_status || is_json) {
         // Read only as much as needed to recognise App Service's page or the error code; the
         // body is never returned.
-        let limit = if status == 403 {
+        let limit = if platform_status {
             MAX_BODY_BYTES
         } else {
             MAX_ENVELOPE_BYTES
         };
-        let mut body = response.into_body();
+        let (parts, mut body) = response.into_parts();
         let mut excerpt = Vec::new();
         while excerpt.len() < limit {
             match within(deadline, body.frame()).await {
@@ -457,15 +502,15 @@ where
                 _ => break,
             }
         }
-        if status == 403 {
-            report.app_service =
-                classify(status, &String::from_utf8_lossy(&excerpt)).map(Into::into);
+        if platform_status {
+            let head = ResponseHead::new(status, &parts.extensions, &parts.headers);
+            answer = classify(&head, &excerpt);
         }
         if is_json {
             report.error_code = envelope_code(&excerpt);
         }
     }
-    Ok(())
+    Ok(answer)
 }
 
 /// The `error.code` of a lockdown error envelope: a `snake_case` word, bounded; anything else
@@ -553,7 +598,10 @@ impl HttpCheckReport {
                     self.url, error.message
                 ));
             }
-            (None, Some(status)) => out.push_str(&format!("GET {} -> {status}\n", self.url)),
+            (None, Some(status)) => match &self.reason {
+                Some(reason) => out.push_str(&format!("GET {} -> {status} {reason}\n", self.url)),
+                None => out.push_str(&format!("GET {} -> {status}\n", self.url)),
+            },
             (None, None) => out.push_str(&format!("GET {}\n", self.url)),
         }
         let ip = self

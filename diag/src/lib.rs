@@ -14,13 +14,17 @@
 //! - [`appservice`]: what App Service's own refusals look like (status line, headers, pages).
 //! - [`outbound`]: outbound sockets bound to the integration-subnet source, the HTTP client.
 //! - [`envfacts`]: the instance's network facts (`/diag/env`), never any other variable.
+//! - [`diagnosis`]: the one diagnosis vocabulary: every code, its meaning and its next step.
 //! - [`error`]: the `/diag` error type and its envelope.
+//! - [`failure`]: reading an error chain: the innermost cause, the `io` kind, a wrapped type.
 
 pub mod api;
 pub mod appservice;
+pub mod diagnosis;
 pub mod dns;
 pub mod envfacts;
 pub mod error;
+pub mod failure;
 pub mod httpcheck;
 pub mod outbound;
 pub mod policy;
@@ -28,7 +32,8 @@ pub mod target;
 pub mod tcpping;
 
 pub use api::{DiagArgs, DiagState, router};
-pub use appservice::{AppServiceBlock, classify};
+pub use appservice::{PlatformAnswer, classify};
+pub use diagnosis::Code;
 pub use dns::{DnsArgs, DnsResolver, QueryType, Resolution};
 pub use envfacts::EnvFacts;
 pub use error::DiagError;

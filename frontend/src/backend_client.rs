@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::config::Secret;
+use diag::appservice::ResponseHead;
+use diag::diagnosis::Code;
+
 use crate::diagnosis::{self, CredentialKind, Diagnosis};
 use crate::token::{TokenSettings, TokenSource};
 
@@ -241,10 +244,10 @@ impl BackendClient {
         json_body: Option<Bytes>,
         request_id: Option<&HeaderValue>,
     ) -> Result<BackendResponse, Diagnosis> {
-        let url = self.inner.base.join(path).map_err(|e| {
-            diagnosis::from_response(StatusCode::INTERNAL_SERVER_ERROR, e.to_string().as_bytes())
-                .expect("5xx always diagnoses")
-        })?;
+        let url =
+            self.inner.base.join(path).map_err(|e| {
+                diagnosis::internal(format!("the back-end URL cannot be built: {e}"))
+            })?;
         let mut request = self.inner.http.request(method, url);
         match &self.inner.credential {
             Credential::None => {}
@@ -254,7 +257,7 @@ impl BackendClient {
                 Err(error) => {
                     let diagnosis = diagnosis::token_unavailable(&error);
                     tracing::warn!(
-                        code = diagnosis.code,
+                        code = diagnosis.code.as_str(),
                         identity.correlation_id = error.correlation_id().unwrap_or(""),
                         error = %error,
                         "no token for the back-end call"
@@ -278,14 +281,31 @@ impl BackendClient {
         };
         let status = response.status();
         let content_type = response.headers().get("content-type").cloned();
+        // Only failures keep the head: it is what tells App Service's own answers apart.
+        let failed_head = (status.is_client_error() || status.is_server_error()).then(|| {
+            (
+                response.headers().clone(),
+                diag::appservice::reason_phrase(response.extensions()).map(str::to_owned),
+            )
+        });
         let body = response
             .bytes()
             .await
             .map_err(|e| diagnosis::from_transport(&e, &self.inner.label))?;
-        if let Some(diagnosis) = diagnosis::from_response_to(status, &body, self.credential_kind())
-        {
+        let diagnosis = failed_head.and_then(|(headers, reason)| {
+            let head = ResponseHead {
+                status: status.as_u16(),
+                reason: reason.as_deref(),
+                headers: &headers,
+            };
+            diagnosis::from_response_to(&head, &body, self.credential_kind())
+        });
+        if let Some(mut diagnosis) = diagnosis {
+            if diagnosis.needs_dns_context() {
+                diagnosis = diagnosis.in_context(self.via_privatelink().await);
+            }
             tracing::warn!(
-                code = diagnosis.code,
+                code = diagnosis.code.as_str(),
                 http.status = status.as_u16(),
                 "back-end call failed"
             );
@@ -303,7 +323,7 @@ impl BackendClient {
     /// connect timeout, ask the resolver (failure path only) whether the name resolves at all.
     async fn diagnose_transport(&self, error: &reqwest::Error) -> Diagnosis {
         let diagnosis = diagnosis::from_transport(error, &self.inner.label);
-        if diagnosis.code != "connect_timeout" {
+        if diagnosis.code != Code::ConnectTimeout {
             return diagnosis;
         }
         match self.inner.base.host() {
@@ -312,6 +332,22 @@ impl BackendClient {
                 Ok(_) => diagnosis,
             },
             _ => diagnosis,
+        }
+    }
+
+    /// Whether the back end's name goes through `privatelink` (failure path only: an access
+    /// restriction's 403 on such a name means the call reached the public address of an app with
+    /// a private endpoint). An address in `BACKEND_URL`, or a failed lookup, says no.
+    async fn via_privatelink(&self) -> bool {
+        match self.inner.base.host() {
+            Some(url::Host::Domain(name)) => {
+                self.inner
+                    .resolver
+                    .resolve(name, diag::QueryType::A)
+                    .await
+                    .privatelink
+            }
+            _ => false,
         }
     }
 
@@ -348,23 +384,15 @@ impl BackendClient {
         if !response.status.is_success() {
             return Err(unexpected(&self.inner.label, response.status));
         }
-        serde_json::from_slice(&response.body).map_err(|e| Diagnosis {
-            status: StatusCode::BAD_GATEWAY,
-            code: "backend_error",
-            message: format!(
+        serde_json::from_slice(&response.body).map_err(|e| {
+            diagnosis::not_the_api(format!(
                 "{} answered something that is not the lockdown API: {e}",
                 self.inner.label
-            ),
-            hint: "check that BACKEND_URL points at the lockdown back end".into(),
+            ))
         })
     }
 }
 
 fn unexpected(label: &str, status: StatusCode) -> Diagnosis {
-    Diagnosis {
-        status: StatusCode::BAD_GATEWAY,
-        code: "backend_error",
-        message: format!("{label} answered {status}"),
-        hint: "check that BACKEND_URL points at the lockdown back end".into(),
-    }
+    diagnosis::not_the_api(format!("{label} answered {status}"))
 }

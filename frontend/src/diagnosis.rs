@@ -1,12 +1,15 @@
 //! Turning a failed back-end call into a diagnosis: what went wrong on the path to the back end,
-//! in one stable code, a sentence, and the next step. Never a bare "502 Bad Gateway".
+//! in one stable code, a sentence, and the next step. Never a bare "502 Bad Gateway". The codes,
+//! what each means and its next step are `diag`'s one vocabulary ([`diag::diagnosis::Code`]);
+//! this module adds the front end's context (which back end, what it sent, what came back).
 
-use std::error::Error as StdError;
 use std::io;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use diag::appservice::{AppServiceBlock, classify};
+use diag::appservice::{PlatformAnswer, ResponseHead, classify};
+use diag::diagnosis::{Code, Family};
+use diag::failure::{io_kind, root_cause, wraps};
 use serde::Serialize;
 
 /// What the front end concluded about a failed back-end call.
@@ -16,70 +19,68 @@ pub struct Diagnosis {
     #[serde(skip)]
     pub status: StatusCode,
     /// Stable code (`dns_failure`, `connect_timeout`, `access_restricted`, …).
-    pub code: &'static str,
-    /// What happened, in a sentence.
+    pub code: Code,
+    /// What happened, in a sentence, with the front end's context.
     pub message: String,
-    /// The next step.
+    /// The next step: the code's own.
     pub hint: String,
+    /// The caller's address as App Service saw it, when App Service refused the call
+    /// (`x-ms-forbidden-ip`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forbidden_ip: Option<String>,
+    /// App Service's answer behind the diagnosis, kept to apply context later.
+    #[serde(skip)]
+    platform: Option<Box<PlatformAnswer>>,
 }
 
 impl Diagnosis {
-    fn new(
-        status: StatusCode,
-        code: &'static str,
-        message: impl Into<String>,
-        hint: impl Into<String>,
-    ) -> Self {
+    fn new(status: StatusCode, code: Code, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
             message: message.into(),
-            hint: hint.into(),
+            hint: code.next_step().to_owned(),
+            forbidden_ip: None,
+            platform: None,
+        }
+    }
+
+    /// App Service (or a gateway in front of it) answered instead of the back end.
+    pub fn from_platform(answer: PlatformAnswer) -> Self {
+        let mut diagnosis = Self::new(StatusCode::BAD_GATEWAY, answer.code, answer.message());
+        diagnosis.forbidden_ip = answer.forbidden_ip.clone();
+        diagnosis.platform = Some(Box::new(answer));
+        diagnosis
+    }
+
+    /// True when the back end's name must be looked up to tell an access restriction from a
+    /// refused call to the public address of an app with a private endpoint.
+    pub fn needs_dns_context(&self) -> bool {
+        self.platform
+            .as_ref()
+            .is_some_and(|answer| answer.code == Code::AccessRestricted)
+    }
+
+    /// Applies what the back end's name resolved through: a refusal of a name that goes through
+    /// `privatelink` is `public_access_disabled` (see [`PlatformAnswer::in_context`]).
+    pub fn in_context(self, via_privatelink: bool) -> Self {
+        match self.platform {
+            Some(answer) if via_privatelink => Self::from_platform(answer.in_context(true)),
+            _ => self,
         }
     }
 }
 
 impl IntoResponse for Diagnosis {
     fn into_response(self) -> Response {
-        hosting::error_response(self.status, self.code, self.message, Some(&self.hint))
+        hosting::error_response(
+            self.status,
+            self.code.as_str(),
+            self.message,
+            Some(&self.hint),
+        )
     }
 }
-
-/// Every diagnosis code the front end can answer with (each has a row in docs/deploy.md).
-pub const CODES: &[&str] = &[
-    "dns_failure",
-    "connect_timeout",
-    "connect_refused",
-    "network_unreachable",
-    "tls_failure",
-    "backend_timeout",
-    "backend_unreachable",
-    "backend_unauthorized",
-    "caller_not_allowed",
-    "access_restricted",
-    "app_stopped",
-    "public_access_disabled",
-    "backend_forbidden",
-    "backend_error",
-    "token_unavailable",
-    "app_service_auth_refused",
-    "missing_token",
-    "malformed_authorization",
-    "malformed_token",
-    "unsupported_algorithm",
-    "unknown_key",
-    "invalid_signature",
-    "token_expired",
-    "token_not_yet_valid",
-    "wrong_tenant",
-    "wrong_issuer",
-    "wrong_audience",
-    "delegated_token",
-    "app_not_allowed",
-    "object_not_allowed",
-    "role_missing",
-    "signing_keys_unavailable",
-];
 
 /// What the front end sent as its credential: decides which next step a refusal points to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,80 +93,11 @@ pub enum CredentialKind {
     EntraToken,
 }
 
-/// The back end's Entra codes, each with the front end's next step. The code is passed through
-/// as the diagnosis code, so the page, `/api/path` and the smoke report show the precise cause.
-const TOKEN_REFUSALS: &[(&str, &str)] = &[
-    (
-        "missing_token",
-        "the back end wants an Entra token (AUTH_MODE=entra): set BACKEND_AUTH=entra and BACKEND_TOKEN_RESOURCE on the front end; if it is set, something between the apps strips the Authorization header",
-    ),
-    (
-        "malformed_authorization",
-        "something between the front end and the back end alters the Authorization header (a gateway or proxy)",
-    ),
-    (
-        "malformed_token",
-        "the token the back end got is not an Entra access token: check that nothing between the apps rewrites Authorization",
-    ),
-    (
-        "unsupported_algorithm",
-        "the token the back end got is not signed with RS256: it did not come from this front end's managed identity",
-    ),
-    (
-        "unknown_key",
-        "the token was signed by another tenant's keys than the back end's: ENTRA_TENANT_ID (and ENTRA_AUTHORITY) on the back end must be the managed identity's tenant",
-    ),
-    (
-        "invalid_signature",
-        "the token's signature does not verify: ENTRA_TENANT_ID and ENTRA_AUTHORITY on the back end must be the managed identity's tenant and cloud",
-    ),
-    (
-        "token_expired",
-        "the front end sent an expired token: check the clocks; the front end renews tokens 5 minutes before they expire",
-    ),
-    (
-        "token_not_yet_valid",
-        "the back end's clock is behind the token's: check the clocks, or raise ENTRA_LEEWAY_S a little",
-    ),
-    (
-        "wrong_tenant",
-        "the front end's managed identity lives in another tenant than the back end's ENTRA_TENANT_ID",
-    ),
-    (
-        "wrong_issuer",
-        "the token's issuer is not the back end's tenant: check ENTRA_TENANT_ID on the back end",
-    ),
-    (
-        "wrong_audience",
-        "BACKEND_TOKEN_RESOURCE must be the back end's application ID URI (api://…) or client ID, without /.default, and the back end's ENTRA_AUDIENCES must list it",
-    ),
-    (
-        "delegated_token",
-        "the front end must call with its managed identity's own app-only token, not a user's token",
-    ),
-    (
-        "app_not_allowed",
-        "the back end's ENTRA_ALLOWED_APPS must list the client ID of this front end's managed identity (AZURE_CLIENT_ID for a user-assigned one)",
-    ),
-    (
-        "object_not_allowed",
-        "the back end's ENTRA_ALLOWED_OBJECTS must list the object (principal) ID of this front end's managed identity",
-    ),
-    (
-        "role_missing",
-        "assign the back end's app role (ENTRA_REQUIRED_ROLE) to the front end's managed identity (infra/scripts/auth.sh or the Bicep); a token fetched before the assignment lacks the role until it is renewed (managed-identity tokens are cached up to 24 h)",
-    ),
-    (
-        "signing_keys_unavailable",
-        "the back end cannot fetch Entra ID's signing keys: check its outbound access to login.microsoftonline.com (ENTRA_AUTHORITY)",
-    ),
-];
-
 /// The front end could not get a token from its managed identity (`token_unavailable`). The
 /// message carries the endpoint's `correlationId`, never a token.
 pub fn token_unavailable(error: &crate::token::TokenError) -> Diagnosis {
     use crate::token::TokenError;
-    let hint = match error {
+    let cause = match error {
         TokenError::NotConfigured(_) => {
             "turn on a managed identity for the front end (App Service then sets IDENTITY_ENDPOINT and IDENTITY_HEADER), or use BACKEND_AUTH=api-key"
                 .to_owned()
@@ -201,75 +133,64 @@ pub fn token_unavailable(error: &crate::token::TokenError) -> Diagnosis {
     };
     Diagnosis::new(
         StatusCode::BAD_GATEWAY,
-        "token_unavailable",
+        Code::TokenUnavailable,
         format!(
-            "the front end could not get a token for the back end from its managed identity: {error}"
+            "the front end could not get a token for the back end from its managed identity: {error}; {cause}"
         ),
-        hint,
     )
 }
 
 /// Diagnoses a call that got no HTTP response at all.
 pub fn from_transport(error: &reqwest::Error, backend: &str) -> Diagnosis {
     let gateway = StatusCode::BAD_GATEWAY;
-    if is_dns_failure(error) {
+    if wraps::<diag::dns::LookupFailure>(error) {
         return dns_failure(&root_cause(error));
     }
     if error.is_connect() && error.is_timeout() {
         return Diagnosis::new(
             StatusCode::GATEWAY_TIMEOUT,
-            "connect_timeout",
+            Code::ConnectTimeout,
             format!("connecting to {backend} timed out: nothing answered the TCP handshake"),
-            "a firewall, an NSG on the integration subnet, or a route (route-all through a firewall) drops the \
-             traffic, or the private endpoint is unreachable; /diag/tcpping shows it from inside the app",
         );
     }
-    if let Some(kind) = io_kind(error) {
-        match kind {
-            io::ErrorKind::ConnectionRefused => {
-                return Diagnosis::new(
-                    gateway,
-                    "connect_refused",
-                    format!("{backend} refused the connection: nothing listens there"),
-                    "check that the back end is running and that BACKEND_URL's port is right",
-                );
-            }
-            io::ErrorKind::NetworkUnreachable | io::ErrorKind::HostUnreachable => {
-                return Diagnosis::new(
-                    gateway,
-                    "network_unreachable",
-                    format!("no route to {backend}"),
-                    "check the VNet integration and its routes (route-all, UDRs)",
-                );
-            }
-            _ => {}
+    match io_kind(error) {
+        Some(io::ErrorKind::ConnectionRefused) => {
+            return Diagnosis::new(
+                gateway,
+                Code::ConnectRefused,
+                format!("{backend} refused the connection: nothing listens there"),
+            );
         }
+        Some(io::ErrorKind::NetworkUnreachable | io::ErrorKind::HostUnreachable) => {
+            return Diagnosis::new(
+                gateway,
+                Code::NetworkUnreachable,
+                format!("no route to {backend}"),
+            );
+        }
+        _ => {}
     }
-    if is_tls_failure(error) {
+    if wraps::<rustls::Error>(error) {
         return Diagnosis::new(
             gateway,
-            "tls_failure",
+            Code::TlsFailure,
             format!(
                 "the TLS handshake with {backend} failed: {}",
                 root_cause(error)
             ),
-            "call the back end by its *.azurewebsites.net name (the certificate does not cover the privatelink \
-             name or an IP address)",
         );
     }
     if error.is_timeout() {
         return Diagnosis::new(
             StatusCode::GATEWAY_TIMEOUT,
-            "backend_timeout",
+            Code::BackendTimeout,
             format!("{backend} accepted the connection but did not answer in time"),
-            "the back end is slow or stuck; raise BACKEND_TIMEOUT_MS only if it is expected to be slow",
         );
     }
     Diagnosis::new(
         gateway,
-        "backend_unreachable",
+        Code::BackendUnreachable,
         format!("the call to {backend} failed: {}", root_cause(error)),
-        "/diag/tcpping and /diag/http show the path from inside the app",
     )
 }
 
@@ -277,41 +198,55 @@ pub fn from_transport(error: &reqwest::Error, backend: &str) -> Diagnosis {
 pub fn dns_failure(cause: &str) -> Diagnosis {
     Diagnosis::new(
         StatusCode::BAD_GATEWAY,
-        "dns_failure",
+        Code::DnsFailure,
         format!("the back end's host name did not resolve: {cause}"),
-        "check BACKEND_URL and the DNS server the app uses (WEBSITE_DNS_SERVER or the VNet's DNS); \
-         for a private endpoint, check that the privatelink.azurewebsites.net zone is linked to the VNet; \
-         /diag/resolve shows what this app resolves",
     )
 }
 
-/// Diagnoses an HTTP response from the back end to a front end sending an API key. `None`
-/// means "relay it as it is": successes and the caller's own mistakes (400, 404, 409, …).
-pub fn from_response(status: StatusCode, body: &[u8]) -> Option<Diagnosis> {
-    from_response_to(status, body, CredentialKind::ApiKey)
+/// The front end could not build the back-end call at all (an internal fault, never the path).
+pub fn internal(message: impl Into<String>) -> Diagnosis {
+    Diagnosis::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Code::BackendError,
+        message,
+    )
 }
 
-/// Diagnoses an HTTP response from the back end, knowing what the front end sent.
+/// The back end answered, but not as the lockdown API does (a wrong `BACKEND_URL`).
+pub fn not_the_api(message: impl std::fmt::Display) -> Diagnosis {
+    Diagnosis::new(
+        StatusCode::BAD_GATEWAY,
+        Code::BackendError,
+        format!("{message}: check that BACKEND_URL points at the lockdown back end"),
+    )
+}
+
+/// Diagnoses an HTTP response from the back end, knowing what the front end sent. `None` means
+/// "relay it as it is": successes and the caller's own mistakes (400, 404, 409, …).
 pub fn from_response_to(
-    status: StatusCode,
+    head: &ResponseHead<'_>,
     body: &[u8],
     sent: CredentialKind,
 ) -> Option<Diagnosis> {
+    let status = StatusCode::from_u16(head.status).ok()?;
     // Only 4xx and 5xx answers can diagnose: every other answer is relayed as it is, without
     // reading (let alone parsing) its body. This runs on every relayed call.
     if !(status.is_client_error() || status.is_server_error()) {
         return None;
     }
     let gateway = StatusCode::BAD_GATEWAY;
-    let text = String::from_utf8_lossy(&body[..body.len().min(16 * 1024)]);
-    if let Some(block) = classify(status.as_u16(), &text) {
-        return Some(from_block(block));
+    if let Some(answer) = classify(head, body) {
+        return Some(Diagnosis::from_platform(answer));
     }
+    let text = String::from_utf8_lossy(&body[..body.len().min(16 * 1024)]);
     let backend_code = envelope_code(body);
-    if let Some((code, hint)) = backend_code
+    if let Some(code) = backend_code
         .as_deref()
-        .and_then(|c| TOKEN_REFUSALS.iter().find(|(known, _)| *known == c))
+        .and_then(Code::parse)
+        .filter(|code| code.family() == Family::Token)
     {
+        // The back end's own Entra code is passed through, so the page, `/api/path` and the
+        // smoke report show the precise cause.
         return Some(Diagnosis::new(
             gateway,
             code,
@@ -319,7 +254,6 @@ pub fn from_response_to(
                 "the back end refused the front end's token: {}",
                 envelope_message(body)
             ),
-            *hint,
         ));
     }
     // App Service Authentication answers before the app: 401 without a body for a token it
@@ -330,24 +264,17 @@ pub fn from_response_to(
     if sent == CredentialKind::EntraToken && backend_code.is_none() && platform_refusal {
         return Some(Diagnosis::new(
             gateway,
-            "app_service_auth_refused",
+            Code::AppServiceAuthRefused,
             format!(
                 "the back end's platform answered {status} before the app saw the call: App Service Authentication refused the token"
             ),
-            "in the back end's authsettingsV2, allowedAudiences must include BACKEND_TOKEN_RESOURCE and allowedApplications / allowedPrincipals must name this front end's managed identity (never an empty list: it means nobody)",
         ));
     }
     match status {
-        StatusCode::UNAUTHORIZED => Some(Diagnosis::new(
-            gateway,
-            "backend_unauthorized",
-            format!(
-                "the back end refused the front end's credential ({})",
-                backend_code.as_deref().unwrap_or("no code")
-            ),
-            match sent {
+        StatusCode::UNAUTHORIZED => {
+            let context = match sent {
                 CredentialKind::ApiKey => {
-                    "BACKEND_API_KEY must be one of the back end's API_KEYS (check that the Key Vault references resolved)"
+                    "BACKEND_API_KEY is not one of the back end's API_KEYS (check that the Key Vault references resolved)"
                 }
                 CredentialKind::EntraToken => {
                     "the back end checks API keys (AUTH_MODE=api-key) while this front end sends an Entra token (BACKEND_AUTH=entra): set both to the same mode"
@@ -355,43 +282,38 @@ pub fn from_response_to(
                 CredentialKind::Nothing => {
                     "the front end sends no credential: set BACKEND_API_KEY (one of the back end's API_KEYS), or BACKEND_AUTH=entra"
                 }
-            },
-        )),
+            };
+            Some(Diagnosis::new(
+                gateway,
+                Code::BackendUnauthorized,
+                format!(
+                    "the back end refused the front end's credential ({}): {context}",
+                    backend_code.as_deref().unwrap_or("no code")
+                ),
+            ))
+        }
         StatusCode::FORBIDDEN if backend_code.as_deref() == Some("caller_not_allowed") => {
             Some(Diagnosis::new(
                 gateway,
-                "caller_not_allowed",
+                Code::CallerNotAllowed,
                 format!(
                     "the back end's ALLOWED_CALLERS refused the front end: {}",
                     envelope_message(body)
                 ),
-                "the call did not leave through the integration subnet: check the front end's VNet integration and \
-             route-all, and that ALLOWED_CALLERS names the integration subnet",
             ))
         }
         StatusCode::FORBIDDEN => Some(Diagnosis::new(
             gateway,
-            "backend_forbidden",
-            "the back end answered 403 with a page lockdown does not recognise",
-            "/diag/http shows the response; look for a WAF or gateway in front of the back end",
+            Code::BackendForbidden,
+            "the back end answered 403 with none of App Service's signals (no Ip Forbidden status line, no x-ms-forbidden-ip, no known Server or page)",
         )),
         s if s.is_server_error() => Some(Diagnosis::new(
             gateway,
-            "backend_error",
+            Code::BackendError,
             format!("the back end failed with {s}"),
-            "look at the back end's logs (the request id is in X-Request-Id)",
         )),
         _ => None,
     }
-}
-
-fn from_block(block: AppServiceBlock) -> Diagnosis {
-    Diagnosis::new(
-        StatusCode::BAD_GATEWAY,
-        block.code(),
-        block.message(),
-        block.hint(),
-    )
 }
 
 fn envelope_code(body: &[u8]) -> Option<String> {
@@ -406,68 +328,104 @@ fn envelope_message(body: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-fn sources(error: &reqwest::Error) -> impl Iterator<Item = &(dyn StdError + 'static)> {
-    std::iter::successors(error.source(), |e| (*e).source())
-}
-
-fn root_cause(error: &reqwest::Error) -> String {
-    sources(error)
-        .last()
-        .map_or_else(|| error.to_string(), ToString::to_string)
-}
-
-fn is_dns_failure(error: &reqwest::Error) -> bool {
-    sources(error).any(wraps::<diag::dns::LookupFailure>)
-}
-
-fn io_kind(error: &reqwest::Error) -> Option<io::ErrorKind> {
-    sources(error).find_map(|e| e.downcast_ref::<io::Error>().map(io::Error::kind))
-}
-
-fn is_tls_failure(error: &reqwest::Error) -> bool {
-    sources(error).any(wraps::<rustls::Error>)
-}
-
-/// True when `error` is a `T`, or an `io::Error` (however deeply nested) carrying one:
-/// `io::Error::source()` skips the error it wraps, so `get_ref` has to be followed by hand.
-fn wraps<T: StdError + 'static>(mut error: &(dyn StdError + 'static)) -> bool {
-    loop {
-        if error.is::<T>() {
-            return true;
-        }
-        match error
-            .downcast_ref::<io::Error>()
-            .and_then(io::Error::get_ref)
-        {
-            Some(inner) => error = inner,
-            None => return false,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+    use diag::appservice::{ACCESS_RESTRICTED_PAGE, APP_ERROR_PAGE, APP_STOPPED_PAGE};
+
     use super::*;
 
-    #[test]
-    fn app_service_pages_are_recognised() {
-        let cases = [
-            (
-                diag::appservice::ACCESS_RESTRICTED_PAGE,
-                "access_restricted",
-            ),
-            (diag::appservice::APP_STOPPED_PAGE, "app_stopped"),
-            (
-                diag::appservice::PUBLIC_ACCESS_DISABLED_PAGE,
-                "public_access_disabled",
-            ),
-        ];
-        for (page, code) in cases {
-            let diagnosis = from_response(StatusCode::FORBIDDEN, page.as_bytes()).unwrap();
-            assert_eq!(diagnosis.code, code);
-            assert_eq!(diagnosis.status, StatusCode::BAD_GATEWAY);
-            assert!(!diagnosis.hint.is_empty());
+    fn respond(
+        status: u16,
+        reason: Option<&str>,
+        headers: &[(&'static str, &str)],
+        body: &[u8],
+        sent: CredentialKind,
+    ) -> Option<Diagnosis> {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
         }
+        let head = ResponseHead {
+            status,
+            reason,
+            headers: &map,
+        };
+        from_response_to(&head, body, sent)
+    }
+
+    fn from_response(status: u16, body: &[u8]) -> Option<Diagnosis> {
+        respond(status, None, &[], body, CredentialKind::ApiKey)
+    }
+
+    #[test]
+    fn app_service_answers_are_recognised_from_the_strongest_signal() {
+        let denied = respond(
+            403,
+            Some("Ip Forbidden"),
+            &[("x-ms-forbidden-ip", "203.0.113.7")],
+            b"<html>a custom error page</html>",
+            CredentialKind::ApiKey,
+        )
+        .unwrap();
+        assert_eq!(denied.code, Code::AccessRestricted);
+        assert_eq!(denied.status, StatusCode::BAD_GATEWAY);
+        assert_eq!(denied.forbidden_ip.as_deref(), Some("203.0.113.7"));
+        assert!(
+            denied
+                .message
+                .contains("App Service saw this call as coming from 203.0.113.7"),
+            "{}",
+            denied.message
+        );
+        assert_eq!(denied.hint, Code::AccessRestricted.next_step());
+        for (page, code) in [
+            (ACCESS_RESTRICTED_PAGE, Code::AccessRestricted),
+            (APP_STOPPED_PAGE, Code::AppStopped),
+        ] {
+            assert_eq!(from_response(403, page.as_bytes()).unwrap().code, code);
+        }
+        let stopped = respond(403, Some("Site Disabled"), &[], b"", CredentialKind::ApiKey);
+        assert_eq!(stopped.unwrap().code, Code::AppStopped);
+        let none_answered = respond(
+            503,
+            None,
+            &[("server", "nginx")],
+            APP_ERROR_PAGE.as_bytes(),
+            CredentialKind::ApiKey,
+        );
+        assert_eq!(none_answered.unwrap().code, Code::AppUnavailable);
+        let gateway = respond(
+            403,
+            None,
+            &[("server", "Microsoft-Azure-Application-Gateway/v2")],
+            b"<html>403 Forbidden</html>",
+            CredentialKind::ApiKey,
+        )
+        .unwrap();
+        assert_eq!(gateway.code, Code::GatewayRefused);
+        assert!(!gateway.needs_dns_context());
+    }
+
+    #[test]
+    fn a_refusal_of_a_privatelink_name_is_public_access_disabled() {
+        let denied = respond(
+            403,
+            Some("Ip Forbidden"),
+            &[("x-ms-forbidden-ip", "203.0.113.7")],
+            b"",
+            CredentialKind::ApiKey,
+        )
+        .unwrap();
+        assert!(denied.needs_dns_context());
+        assert_eq!(
+            denied.clone().in_context(false).code,
+            Code::AccessRestricted
+        );
+        let private = denied.in_context(true);
+        assert_eq!(private.code, Code::PublicAccessDisabled);
+        assert!(private.hint.contains("privatelink.azurewebsites.net"));
+        assert_eq!(private.forbidden_ip.as_deref(), Some("203.0.113.7"));
     }
 
     #[test]
@@ -475,44 +433,43 @@ mod tests {
         let unauthorized =
             br#"{"error":{"code":"unauthorized","message":"the API key is not valid"}}"#;
         assert_eq!(
-            from_response(StatusCode::UNAUTHORIZED, unauthorized)
-                .unwrap()
-                .code,
-            "backend_unauthorized"
+            from_response(401, unauthorized).unwrap().code,
+            Code::BackendUnauthorized
         );
         let not_allowed = br#"{"error":{"code":"caller_not_allowed","message":"caller 127.0.0.1 (from peer) is not in ALLOWED_CALLERS"}}"#;
-        let diagnosis = from_response(StatusCode::FORBIDDEN, not_allowed).unwrap();
-        assert_eq!(diagnosis.code, "caller_not_allowed");
+        let diagnosis = from_response(403, not_allowed).unwrap();
+        assert_eq!(diagnosis.code, Code::CallerNotAllowed);
         assert!(diagnosis.message.contains("127.0.0.1"));
         assert_eq!(
-            from_response(StatusCode::FORBIDDEN, b"nope").unwrap().code,
-            "backend_forbidden"
+            from_response(403, b"nope").unwrap().code,
+            Code::BackendForbidden
         );
-        assert_eq!(
-            from_response(StatusCode::SERVICE_UNAVAILABLE, b"")
-                .unwrap()
-                .code,
-            "backend_error"
-        );
-        assert_eq!(from_response(StatusCode::NOT_FOUND, b"{}"), None);
-        assert_eq!(from_response(StatusCode::OK, b"{}"), None);
+        assert_eq!(from_response(503, b"").unwrap().code, Code::BackendError);
+        assert_eq!(from_response(404, b"{}"), None);
+        assert_eq!(from_response(200, b"{}"), None);
     }
 
     #[test]
     fn token_refusals_keep_their_code_and_get_a_next_step() {
         let cases = [
-            (401, "wrong_audience", "BACKEND_TOKEN_RESOURCE"),
-            (403, "role_missing", "assign the back end's app role"),
-            (403, "app_not_allowed", "ENTRA_ALLOWED_APPS"),
-            (403, "object_not_allowed", "ENTRA_ALLOWED_OBJECTS"),
-            (401, "token_expired", "clocks"),
-            (401, "missing_token", "BACKEND_AUTH=entra"),
-            (503, "signing_keys_unavailable", "login.microsoftonline.com"),
+            (401, Code::WrongAudience, "BACKEND_TOKEN_RESOURCE"),
+            (403, Code::RoleMissing, "assign the back end's app role"),
+            (403, Code::AppNotAllowed, "ENTRA_ALLOWED_APPS"),
+            (403, Code::ObjectNotAllowed, "ENTRA_ALLOWED_OBJECTS"),
+            (401, Code::TokenExpired, "clocks"),
+            (401, Code::MissingToken, "BACKEND_AUTH=entra"),
+            (
+                503,
+                Code::SigningKeysUnavailable,
+                "login.microsoftonline.com",
+            ),
         ];
         for (status, code, hint) in cases {
             let body = format!(r#"{{"error":{{"code":"{code}","message":"said the back end"}}}}"#);
-            let diagnosis = from_response_to(
-                StatusCode::from_u16(status).unwrap(),
+            let diagnosis = respond(
+                status,
+                None,
+                &[],
                 body.as_bytes(),
                 CredentialKind::EntraToken,
             )
@@ -521,41 +478,36 @@ mod tests {
             assert_eq!(diagnosis.status, StatusCode::BAD_GATEWAY);
             assert!(diagnosis.hint.contains(hint), "{code}: {}", diagnosis.hint);
             assert!(diagnosis.message.contains("said the back end"));
-            assert!(CODES.contains(&diagnosis.code));
         }
     }
 
     #[test]
     fn a_mode_mismatch_and_the_platform_gate_are_named() {
         let unauthorized = br#"{"error":{"code":"unauthorized","message":"no API key was sent"}}"#;
-        let diagnosis = from_response_to(
-            StatusCode::UNAUTHORIZED,
-            unauthorized,
-            CredentialKind::EntraToken,
-        )
-        .unwrap();
-        assert_eq!(diagnosis.code, "backend_unauthorized");
+        let diagnosis = respond(401, None, &[], unauthorized, CredentialKind::EntraToken).unwrap();
+        assert_eq!(diagnosis.code, Code::BackendUnauthorized);
         assert!(
-            diagnosis.hint.contains("AUTH_MODE=api-key"),
+            diagnosis.message.contains("AUTH_MODE=api-key"),
             "{}",
-            diagnosis.hint
+            diagnosis.message
         );
-        let platform =
-            from_response_to(StatusCode::UNAUTHORIZED, b"", CredentialKind::EntraToken).unwrap();
-        assert_eq!(platform.code, "app_service_auth_refused");
-        let platform = from_response_to(
-            StatusCode::FORBIDDEN,
+        let platform = respond(401, None, &[], b"", CredentialKind::EntraToken).unwrap();
+        assert_eq!(platform.code, Code::AppServiceAuthRefused);
+        let platform = respond(
+            403,
+            None,
+            &[],
             b"You do not have permission to view this directory or page.",
             CredentialKind::EntraToken,
         )
         .unwrap();
-        assert_eq!(platform.code, "app_service_auth_refused");
+        assert_eq!(platform.code, Code::AppServiceAuthRefused);
         // An API-key front end keeps its old diagnoses.
         assert_eq!(
-            from_response_to(StatusCode::UNAUTHORIZED, b"", CredentialKind::ApiKey)
+            respond(401, None, &[], b"", CredentialKind::ApiKey)
                 .unwrap()
                 .code,
-            "backend_unauthorized"
+            Code::BackendUnauthorized
         );
     }
 
@@ -567,47 +519,35 @@ mod tests {
             message: "An unexpected error occured while fetching the AAD Token.".into(),
             correlation_id: Some("7d0c9763".into()),
         });
-        assert_eq!(diagnosis.code, "token_unavailable");
+        assert_eq!(diagnosis.code, Code::TokenUnavailable);
         assert!(
             diagnosis.message.contains("correlationId 7d0c9763"),
             "{}",
             diagnosis.message
         );
-        assert!(diagnosis.hint.contains("7d0c9763"));
+        assert_eq!(diagnosis.hint, Code::TokenUnavailable.next_step());
         let diagnosis = token_unavailable(&TokenError::Refused {
             status: 400,
             message: "AADSTS500011: The resource principal named api://x was not found".into(),
             correlation_id: None,
         });
         assert!(
-            diagnosis.hint.contains("BACKEND_TOKEN_RESOURCE"),
+            diagnosis
+                .message
+                .contains("BACKEND_TOKEN_RESOURCE names no application"),
             "{}",
-            diagnosis.hint
+            diagnosis.message
         );
         let diagnosis = token_unavailable(&TokenError::NotConfigured("IDENTITY_ENDPOINT"));
-        assert!(diagnosis.hint.contains("managed identity"));
+        assert!(diagnosis.message.contains("managed identity"));
     }
 
     #[test]
-    fn every_code_is_listed() {
-        for page in [
-            diag::appservice::ACCESS_RESTRICTED_PAGE,
-            diag::appservice::APP_STOPPED_PAGE,
-        ] {
-            let code = from_response(StatusCode::FORBIDDEN, page.as_bytes())
-                .unwrap()
-                .code;
-            assert!(CODES.contains(&code));
-        }
-    }
-
-    #[test]
-    fn every_code_has_a_row_in_the_troubleshooting_table() {
-        let docs = include_str!("../../docs/deploy.md");
-        let missing: Vec<_> = CODES
-            .iter()
-            .filter(|code| !docs.contains(&format!("`{code}`")))
-            .collect();
-        assert!(missing.is_empty(), "not in docs/deploy.md: {missing:?}");
+    fn the_envelope_and_the_path_report_carry_the_same_code_and_next_step() {
+        let diagnosis = dns_failure("NXDOMAIN");
+        let json = serde_json::to_value(&diagnosis).unwrap();
+        assert_eq!(json["code"], "dns_failure");
+        assert_eq!(json["hint"], Code::DnsFailure.next_step());
+        assert!(json.get("forbidden_ip").is_none());
     }
 }

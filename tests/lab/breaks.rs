@@ -52,7 +52,7 @@ fn expected(b: Break) -> (Mode, Vec<(&'static str, &'static str)>) {
         ),
         BackendDown => (
             se,
-            vec![(CALLER, "backend_error"), (REACH, "unexpected_status")],
+            vec![(CALLER, "app_unavailable"), (REACH, "app_unavailable")],
         ),
         BadCredential => (se, vec![(CALLER, "backend_unauthorized")]),
     }

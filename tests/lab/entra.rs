@@ -78,9 +78,9 @@ async fn a_back_end_that_is_down_fails_the_token_check_too() {
     assert_eq!(
         failing_checks(&report),
         [
-            (NO_TOKEN.to_owned(), "unexpected_status".to_owned()),
-            (CALLER.to_owned(), "backend_error".to_owned()),
-            (REACH.to_owned(), "unexpected_status".to_owned()),
+            (NO_TOKEN.to_owned(), "app_unavailable".to_owned()),
+            (CALLER.to_owned(), "app_unavailable".to_owned()),
+            (REACH.to_owned(), "app_unavailable".to_owned()),
         ],
         "{}",
         report.render_text(false)

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use diag::appservice::{ACCESS_RESTRICTED_PAGE, APP_STOPPED_PAGE, PUBLIC_ACCESS_DISABLED_PAGE};
+use diag::appservice::{ACCESS_RESTRICTED_PAGE, APP_ERROR_PAGE, APP_STOPPED_PAGE};
 use diag::httpcheck::{HttpCheckRequest, HttpErrorKind, http_check, tls_client_config};
 use diag::policy::Policy;
 
@@ -18,6 +18,27 @@ use test_support::{DiagConfig, closed_port, spawn_diag, spawn_dns};
 struct Fixture {
     base: String,
     followed: Arc<AtomicUsize>,
+}
+
+/// An answer as App Service's front end sends it: its own reason phrase, headers and page.
+fn platform(
+    status: u16,
+    reason: &'static str,
+    headers: &[(&'static str, &'static str)],
+    body: &'static str,
+) -> axum::response::Response {
+    let mut response = axum::response::Response::new(axum::body::Body::from(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap();
+    for (name, value) in headers {
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_static(name),
+            axum::http::HeaderValue::from_static(value),
+        );
+    }
+    response
+        .extensions_mut()
+        .insert(hyper::ext::ReasonPhrase::from_static(reason.as_bytes()));
+    response
 }
 
 async fn spawn_fixture() -> Fixture {
@@ -35,7 +56,34 @@ async fn spawn_fixture() -> Fixture {
     let app = Router::new()
         .route("/restricted", get(forbidden(ACCESS_RESTRICTED_PAGE)))
         .route("/stopped", get(forbidden(APP_STOPPED_PAGE)))
-        .route("/private-only", get(forbidden(PUBLIC_ACCESS_DISABLED_PAGE)))
+        // As App Service answers a denied caller, and the public address of an app whose public
+        // access is disabled: the same status line, header and page.
+        .route(
+            "/private-only",
+            get(|| async {
+                platform(403, "Ip Forbidden", &[("x-ms-forbidden-ip", "203.0.113.7")], ACCESS_RESTRICTED_PAGE)
+            }),
+        )
+        .route(
+            "/denied-custom",
+            get(|| async {
+                platform(403, "Ip Forbidden", &[("x-ms-forbidden-ip", "10.0.1.4")], "<html>Contoso</html>")
+            }),
+        )
+        .route(
+            "/site-disabled",
+            get(|| async { platform(403, "Site Disabled", &[], "<html>custom</html>") }),
+        )
+        .route(
+            "/no-instance",
+            get(|| async { platform(503, "Service Unavailable", &[("server", "nginx"), ("retry-after", "30")], APP_ERROR_PAGE) }),
+        )
+        .route(
+            "/gateway",
+            get(|| async {
+                platform(403, "Forbidden", &[("server", "Microsoft-Azure-Application-Gateway/v2")], "<html><head><title>403 Forbidden</title></head></html>")
+            }),
+        )
         .route(
             "/app-403",
             get(|| async {
@@ -142,12 +190,31 @@ async fn app_service_403_pages_are_classified() {
     for (path, code) in [
         ("/restricted", Some("access_restricted")),
         ("/stopped", Some("app_stopped")),
-        ("/private-only", Some("public_access_disabled")),
+        // Called by address: no privatelink name, so a denial is an access restriction.
+        ("/private-only", Some("access_restricted")),
+        ("/denied-custom", Some("access_restricted")),
+        ("/site-disabled", Some("app_stopped")),
+        ("/gateway", Some("gateway_refused")),
         ("/app-403", None),
     ] {
         let report = check(&format!("{}{path}", fixture.base)).await;
         assert!(report.ok, "{report:?}");
         assert_eq!(report.status, Some(403));
+        if path == "/denied-custom" {
+            let finding = report.app_service.as_ref().unwrap();
+            assert_eq!(finding.forbidden_ip.as_deref(), Some("10.0.1.4"));
+            assert_eq!(report.reason.as_deref(), Some("Ip Forbidden"));
+            assert!(
+                report.to_text().contains("-> 403 Ip Forbidden"),
+                "{}",
+                report.to_text()
+            );
+            assert!(
+                finding
+                    .message
+                    .contains("App Service saw this call as coming from 10.0.1.4")
+            );
+        }
         assert_eq!(
             report.app_service.as_ref().map(|f| f.code.as_str()),
             code,
@@ -235,12 +302,35 @@ async fn through_the_diag_endpoint() {
     let dns = spawn_dns().await;
     let fixture = spawn_fixture().await;
     let diag = spawn_diag(DiagConfig::new(dns.resolver(), Some("127.0.0.0/8"))).await;
+    // The name goes through privatelink, yet the caller reached the public address, which
+    // refused it: public access disabled next to a private endpoint, whose next step is the DNS.
+    let port = fixture.base.rsplit(':').next().unwrap();
     let (status, body) = diag
-        .get_json(&format!("/diag/http?url={}/private-only", fixture.base))
+        .get_json(&format!(
+            "/diag/http?url=http://app-pe-public.azurewebsites.net:{port}/private-only"
+        ))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], 403);
-    assert_eq!(body["app_service"]["code"], "public_access_disabled");
+    assert_eq!(body["reason"], "Ip Forbidden");
+    assert_eq!(
+        body["app_service"]["code"], "public_access_disabled",
+        "{body}"
+    );
+    assert_eq!(body["app_service"]["forbidden_ip"], "203.0.113.7");
+    assert_eq!(body["app_service"]["signal"], "status_line");
+    assert_eq!(body["headers"]["x-ms-forbidden-ip"], "203.0.113.7");
+    let (_, by_address) = diag
+        .get_json(&format!("/diag/http?url={}/private-only", fixture.base))
+        .await;
+    assert_eq!(by_address["app_service"]["code"], "access_restricted");
+    let (_, unavailable) = diag
+        .get_json(&format!("/diag/http?url={}/no-instance", fixture.base))
+        .await;
+    assert_eq!(
+        unavailable["app_service"]["code"], "app_unavailable",
+        "{unavailable}"
+    );
     assert!(
         body["app_service"]["hint"]
             .as_str()

@@ -355,7 +355,7 @@ async fn identity_endpoint_failures_are_diagnosed() {
             .contains("An unexpected error occured")
     );
     assert!(
-        body["error"]["hint"]
+        body["error"]["message"]
             .as_str()
             .unwrap()
             .contains("fake-correlation-")
@@ -419,7 +419,7 @@ async fn identity_endpoint_failures_are_diagnosed() {
     assert!(matches!(error, TokenError::Unreachable(_)), "{error:?}");
     assert_eq!(source.requests(), 3);
     let diagnosis = frontend::diagnosis::token_unavailable(&error);
-    assert_eq!(diagnosis.code, "token_unavailable");
+    assert_eq!(diagnosis.code.as_str(), "token_unavailable");
 
     // No managed identity at all.
     let mut front = Front::to(backend.url());
@@ -519,7 +519,7 @@ async fn the_back_ends_refusals_become_next_steps() {
         (502, Some("backend_unauthorized"))
     );
     assert!(
-        body["error"]["hint"]
+        body["error"]["message"]
             .as_str()
             .unwrap()
             .contains("AUTH_MODE=api-key")

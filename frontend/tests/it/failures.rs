@@ -15,7 +15,7 @@ async fn back_end_down_is_connect_refused() {
     let (status, body) = items_via(Front::to(format!("http://{port}"))).await;
     assert_eq!(status, 502);
     assert_eq!(body["error"]["code"], "connect_refused");
-    assert!(body["error"]["hint"].as_str().unwrap().contains("running"));
+    assert!(body["error"]["hint"].as_str().unwrap().contains("listens"));
 }
 
 #[tokio::test]
@@ -49,10 +49,6 @@ async fn app_service_403_pages_are_recognised_by_their_body() {
             "access_restricted",
         ),
         (diag::appservice::APP_STOPPED_PAGE, "app_stopped"),
-        (
-            diag::appservice::PUBLIC_ACCESS_DISABLED_PAGE,
-            "public_access_disabled",
-        ),
     ];
     for (page, code) in pages {
         let fake = spawn_fake(403, page, "text/html").await;
@@ -60,6 +56,81 @@ async fn app_service_403_pages_are_recognised_by_their_body() {
         assert_eq!(status, 502, "{code}");
         assert_eq!(body["error"]["code"], code);
         assert!(!body["error"]["hint"].as_str().unwrap().is_empty());
+    }
+}
+
+/// Status, reason phrase, headers, page, and the code the front end must give.
+type PlatformCase = (
+    u16,
+    Option<&'static str>,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+    &'static str,
+);
+
+/// App Service's answers as captured: the status line's reason, `x-ms-forbidden-ip`, the
+/// `Server` header, a custom page or none at all.
+#[tokio::test]
+async fn app_service_answers_are_recognised_the_way_the_platform_sends_them() {
+    const CUSTOM: &str = "<html><body>Contoso: not here</body></html>";
+    let cases: [PlatformCase; 6] = [
+        // A denial with its page, with a custom page, and with no body at all.
+        (
+            403,
+            Some("Ip Forbidden"),
+            &[("x-ms-forbidden-ip", "203.0.113.7")],
+            diag::appservice::ACCESS_RESTRICTED_PAGE,
+            "access_restricted",
+        ),
+        (
+            403,
+            Some("Ip Forbidden"),
+            &[("x-ms-forbidden-ip", "203.0.113.7")],
+            CUSTOM,
+            "access_restricted",
+        ),
+        (
+            403,
+            Some("Ip Forbidden"),
+            &[("x-ms-forbidden-ip", "203.0.113.7")],
+            "",
+            "access_restricted",
+        ),
+        (403, Some("Site Disabled"), &[], CUSTOM, "app_stopped"),
+        (
+            503,
+            None,
+            &[("server", "nginx"), ("retry-after", "10")],
+            diag::appservice::APP_ERROR_PAGE,
+            "app_unavailable",
+        ),
+        (
+            403,
+            None,
+            &[("server", "Microsoft-Azure-Application-Gateway/v2")],
+            "<html><head><title>403 Forbidden</title></head></html>",
+            "gateway_refused",
+        ),
+    ];
+    for (status, reason, headers, page, code) in cases {
+        let fake = spawn_platform(status, reason, headers, page).await;
+        let (answered, body) = items_via(Front::to(fake.url())).await;
+        assert_eq!(answered, 502, "{code}: {body}");
+        assert_eq!(body["error"]["code"], code, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        if code == "access_restricted" {
+            assert!(
+                message.contains("App Service saw this call as coming from 203.0.113.7"),
+                "{message}"
+            );
+            assert!(message.contains("403 Ip Forbidden"), "{message}");
+        }
+        if code == "gateway_refused" {
+            assert!(
+                !message.contains("access restriction"),
+                "a gateway's 403 is never the lockdown: {message}"
+            );
+        }
     }
 }
 

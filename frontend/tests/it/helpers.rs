@@ -227,6 +227,33 @@ pub async fn spawn_fake(status: u16, body: &'static str, content_type: &'static 
     serve_on("127.0.0.1", app).await
 }
 
+/// A server that answers every request as App Service's front end would: a status with its own
+/// reason phrase (`403 Ip Forbidden`), the platform's headers, and a page.
+pub async fn spawn_platform(
+    status: u16,
+    reason: Option<&'static str>,
+    headers: &'static [(&'static str, &'static str)],
+    body: &'static str,
+) -> Running {
+    let app = Router::new().fallback(move || async move {
+        let mut response = axum::response::Response::new(axum::body::Body::from(body));
+        *response.status_mut() = axum::http::StatusCode::from_u16(status).unwrap();
+        for (name, value) in headers {
+            response.headers_mut().insert(
+                axum::http::HeaderName::from_static(name),
+                axum::http::HeaderValue::from_static(value),
+            );
+        }
+        if let Some(reason) = reason {
+            response
+                .extensions_mut()
+                .insert(hyper::ext::ReasonPhrase::from_static(reason.as_bytes()));
+        }
+        response
+    });
+    serve_on("127.0.0.1", app).await
+}
+
 /// A loopback port with nothing listening (bound, noted, released).
 pub async fn closed_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

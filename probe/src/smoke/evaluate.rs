@@ -8,8 +8,9 @@ use ipnet::IpNet;
 use serde_json::Value;
 
 use crate::smoke::config::{Action, Expect};
+use diag::diagnosis::Code;
 use diag::dns::{DnsErrorKind, Resolution};
-use diag::httpcheck::{HttpCheckReport, HttpErrorKind};
+use diag::httpcheck::{AppServiceFinding, HttpCheckReport, HttpErrorKind};
 use diag::tcpping::{AttemptError, TcpPingReport};
 
 /// What an action produced, wherever it ran.
@@ -22,14 +23,14 @@ pub enum Outcome {
     /// An HTTP request, with the JSON body when the check needs it (`caller_in`, from here).
     Http {
         /// The request's report.
-        report: HttpCheckReport,
+        report: Box<HttpCheckReport>,
         /// The response body as JSON, when it was read and parsed.
         body: Option<Value>,
     },
     /// The check could not run (the app's `/diag` unreachable or refusing, …).
     NotRun {
         /// Diagnosis code.
-        code: &'static str,
+        code: Code,
         /// What happened.
         message: String,
     },
@@ -58,7 +59,12 @@ impl Evaluation {
         }
     }
 
-    fn fail(code: &str, diagnosis: String, evidence: Vec<String>) -> Self {
+    fn fail(code: Code, diagnosis: String, evidence: Vec<String>) -> Self {
+        Self::fail_as(code.as_str(), diagnosis, evidence)
+    }
+
+    /// Fails with a code another program gave (the front end's diagnosis, carried as it is).
+    fn fail_as(code: &str, diagnosis: String, evidence: Vec<String>) -> Self {
         Self {
             passed: false,
             code: Some(code.to_owned()),
@@ -71,7 +77,7 @@ impl Evaluation {
 /// Judges `outcome` against `expect`.
 pub fn evaluate(action: &Action, expect: &Expect, outcome: &Outcome) -> Evaluation {
     match outcome {
-        Outcome::NotRun { code, message } => Evaluation::fail(code, message.clone(), Vec::new()),
+        Outcome::NotRun { code, message } => Evaluation::fail(*code, message.clone(), Vec::new()),
         Outcome::Resolve(resolution) => resolve(expect, resolution),
         Outcome::TcpPing(report) => tcpping(expect, report),
         Outcome::Http { report, body } => http(action, expect, report, body.as_ref()),
@@ -99,7 +105,7 @@ fn resolve(expect: &Expect, r: &Resolution) -> Evaluation {
         _ => "the DNS server failed to answer this name: check the server and the zone",
     };
     Evaluation::fail(
-        "dns_failure",
+        Code::DnsFailure,
         format!("{} ({}); {next}.", r.query.host, error.message),
         evidence,
     )
@@ -108,7 +114,7 @@ fn resolve(expect: &Expect, r: &Resolution) -> Evaluation {
 fn resolved(expect: &Expect, r: &Resolution, evidence: Vec<String>) -> Evaluation {
     if expect.ok == Some(false) {
         return Evaluation::fail(
-            "unexpected_answer",
+            Code::UnexpectedAnswer,
             format!("{} resolves, but it must not from here.", r.query.host),
             evidence,
         );
@@ -119,7 +125,7 @@ fn resolved(expect: &Expect, r: &Resolution, evidence: Vec<String>) -> Evaluatio
     {
         return if want {
             Evaluation::fail(
-                "no_privatelink",
+                Code::NoPrivatelink,
                 format!(
                     "{} has no *.privatelink.* hop in its CNAME chain: the app is not served through a private endpoint, or its private endpoint has no DNS zone group.",
                     r.query.host
@@ -128,7 +134,7 @@ fn resolved(expect: &Expect, r: &Resolution, evidence: Vec<String>) -> Evaluatio
             )
         } else {
             Evaluation::fail(
-                "unexpected_privatelink",
+                Code::UnexpectedPrivatelink,
                 format!(
                     "{} goes through a privatelink hop although it should not.",
                     r.query.host
@@ -139,7 +145,7 @@ fn resolved(expect: &Expect, r: &Resolution, evidence: Vec<String>) -> Evaluatio
     }
     if expect.private.is_some() && r.addresses.is_empty() {
         return Evaluation::fail(
-            "no_address",
+            Code::NoAddress,
             format!("{} has no address, so private cannot hold.", r.query.host),
             evidence,
         );
@@ -148,7 +154,7 @@ fn resolved(expect: &Expect, r: &Resolution, evidence: Vec<String>) -> Evaluatio
         && let Some(public) = r.addresses.iter().find(|a| !a.class.is_private())
     {
         return Evaluation::fail(
-            "resolves_public",
+            Code::ResolvesPublic,
             format!(
                 "{} resolves to {} ({}), not to a private endpoint: {}",
                 r.query.host,
@@ -163,7 +169,7 @@ fn resolved(expect: &Expect, r: &Resolution, evidence: Vec<String>) -> Evaluatio
         && let Some(private) = r.addresses.iter().find(|a| a.class.is_private())
     {
         return Evaluation::fail(
-            "resolves_private",
+            Code::ResolvesPrivate,
             format!(
                 "{} resolves to {} ({}) although it should resolve publicly here: a private endpoint (or a private DNS zone) still answers for it — with a private endpoint, service-endpoint access rules do not apply.",
                 r.query.host, private.ip, private.class
@@ -174,7 +180,7 @@ fn resolved(expect: &Expect, r: &Resolution, evidence: Vec<String>) -> Evaluatio
     if let Some(range) = expect.address_in {
         if addresses.is_empty() {
             return Evaluation::fail(
-                "no_address",
+                Code::NoAddress,
                 format!("{} has no address.", r.query.host),
                 evidence,
             );
@@ -184,7 +190,7 @@ fn resolved(expect: &Expect, r: &Resolution, evidence: Vec<String>) -> Evaluatio
             .find(|ip| !range.contains(&ip.to_canonical()))
         {
             return Evaluation::fail(
-                "unexpected_address",
+                Code::UnexpectedAddress,
                 format!(
                     "{} resolves to {outside}, outside {range}. {}",
                     r.query.host,
@@ -245,7 +251,7 @@ fn tcpping(expect: &Expect, report: &TcpPingReport) -> Evaluation {
     let evidence = vec![describe_ping(report)];
     if let Some(denied) = &report.denied {
         return Evaluation::fail(
-            "diag_target_denied",
+            Code::DiagTargetDenied,
             format!(
                 "the app's /diag refused this target ({:?}): add it to the app's DIAG_ALLOW to run this check.",
                 denied.reason
@@ -257,12 +263,8 @@ fn tcpping(expect: &Expect, report: &TcpPingReport) -> Evaluation {
     let connected = report.summary.ok;
     if expect.denied == Some(true) {
         if connected > 0 {
-            return Evaluation::fail(
-                "reachable_but_should_be_denied",
-                format!(
-                    "{connected}/{} connects succeeded. {REACHABLE_BUT_DENIED}",
-                    report.summary.sent
-                ),
+            return reachable(
+                &format!("{connected}/{} connects succeeded", report.summary.sent),
                 evidence,
             );
         }
@@ -281,12 +283,11 @@ fn tcpping(expect: &Expect, report: &TcpPingReport) -> Evaluation {
     let needs_connect =
         expect.reachable == Some(true) || expect.ok == Some(true) || expect.source_in.is_some();
     if needs_connect && connected == 0 {
-        let (code, why) = connect_failure(first_error.unwrap_or(AttemptError::Timeout));
-        return Evaluation::fail(code, why.into(), evidence);
+        return connect_failed(first_error.unwrap_or(AttemptError::Timeout), "", evidence);
     }
     if expect.ok == Some(true) && !all_ok {
         return Evaluation::fail(
-            "partially_reachable",
+            Code::PartiallyReachable,
             format!(
                 "{connected}/{} connects succeeded: one path or one instance behind the address is failing.",
                 report.summary.sent
@@ -306,7 +307,7 @@ fn tcpping(expect: &Expect, report: &TcpPingReport) -> Evaluation {
     }
     if expect.address_in.is_some() && report.target.ip.is_none() {
         return Evaluation::fail(
-            "no_address",
+            Code::NoAddress,
             format!(
                 "{} did not resolve, so address_in cannot hold.",
                 report.target.host
@@ -319,7 +320,7 @@ fn tcpping(expect: &Expect, report: &TcpPingReport) -> Evaluation {
         && !range.contains(&ip.to_canonical())
     {
         return Evaluation::fail(
-            "unexpected_address",
+            Code::UnexpectedAddress,
             format!(
                 "{} was reached at {ip}, outside {range}.",
                 report.target.host
@@ -341,9 +342,8 @@ fn denied_by_network(
     mut evidence: Vec<String>,
 ) -> Evaluation {
     match (error, connected) {
-        (AttemptError::Timeout | AttemptError::Refused, true) => Evaluation::fail(
-            "reachable_but_should_be_denied",
-            format!("a connection was made, then the server did not answer in time: the target is reachable from here. {REACHABLE_BUT_DENIED}"),
+        (AttemptError::Timeout | AttemptError::Refused, true) => reachable(
+            "a connection was made, then the server did not answer in time",
             evidence,
         ),
         (AttemptError::Refused | AttemptError::Timeout, false) => {
@@ -360,49 +360,64 @@ fn denied_by_network(
             evidence.push("denied: a private address that does not route from here".into());
             Evaluation::pass(evidence)
         }
-        (AttemptError::Dns, _) => Evaluation::fail(
-            "dns_failure",
+        (AttemptError::Dns, _) => Evaluation::fail(Code::DnsFailure,
             "the name does not resolve from here, so this check cannot tell whether the lockdown holds: check the URL and this machine's DNS.".into(),
             evidence,
         ),
-        (AttemptError::Unreachable, _) => Evaluation::fail(
-            "network_unreachable",
+        (AttemptError::Unreachable, _) => Evaluation::fail(Code::NetworkUnreachable,
             "there is no route from here to a public address: that is this machine's network, not the lockdown, so this check cannot tell.".into(),
             evidence,
         ),
-        (AttemptError::Denied, _) => Evaluation::fail(
-            "diag_target_denied",
+        (AttemptError::Denied, _) => Evaluation::fail(Code::DiagTargetDenied,
             "the app's /diag refused this target: add it to the app's DIAG_ALLOW to run this check.".into(),
             evidence,
         ),
     }
 }
 
-fn connect_failure(error: AttemptError) -> (&'static str, &'static str) {
+/// A connect that failed: its code, and what was seen in the check's words (the next step is
+/// the code's own, from the one vocabulary).
+fn connect_failure(error: AttemptError) -> (Code, &'static str) {
     match error {
-        AttemptError::Timeout => ("connect_timeout", CONNECT_TIMEOUT),
+        AttemptError::Timeout => (Code::ConnectTimeout, "nothing answered the TCP handshake"),
         AttemptError::Refused => (
-            "connect_refused",
-            "the address answered but nothing listens on that port: check the port, and that the app is running.",
+            Code::ConnectRefused,
+            "the address answered but nothing listens on that port",
         ),
         AttemptError::Unreachable => (
-            "network_unreachable",
-            "there is no route to the address from here: check the VNet integration and its routes.",
+            Code::NetworkUnreachable,
+            "there is no route to the address from where the check ran",
         ),
         AttemptError::Dns => (
-            "dns_failure",
-            "the name does not resolve where this check ran: check the DNS the app uses (WEBSITE_DNS_SERVER or the VNet's DNS) and, for a private endpoint, the privatelink zone's VNet link.",
+            Code::DnsFailure,
+            "the name does not resolve where this check ran",
         ),
         AttemptError::Denied => (
-            "diag_target_denied",
-            "the app's /diag refused this target: add it to the app's DIAG_ALLOW to run this check.",
+            Code::DiagTargetDenied,
+            "the app's /diag refused this target",
         ),
     }
 }
 
-const CONNECT_TIMEOUT: &str = "nothing answered the TCP handshake: an NSG, a firewall or a route (route-all through a firewall or an NVA) drops the traffic, or the private endpoint is unreachable from this subnet. App Service's own tooling waits 21 s before it gives up.";
+/// Fails a check whose connect failed: what was seen, the detail, the code's next step.
+fn connect_failed(error: AttemptError, detail: &str, evidence: Vec<String>) -> Evaluation {
+    let (code, seen) = connect_failure(error);
+    Evaluation::fail(code, sentences(&[seen, detail, code.next_step()]), evidence)
+}
 
-const REACHABLE_BUT_DENIED: &str = "This must not be reachable from here, and it is: the lockdown is missing or not applied yet. Service-endpoint mode: the back end needs an access restriction allowing only the integration subnet, default action Deny, and the SCM site following the main rules (a new service endpoint can take minutes to apply). Private-endpoint mode: set publicNetworkAccess to Disabled — a private endpoint alone no longer blocks public access.";
+/// The must-not-reach check that was reached: what let the call in, then the next step.
+fn reachable(seen: &str, evidence: Vec<String>) -> Evaluation {
+    let code = Code::ReachableButShouldBeDenied;
+    Evaluation::fail(
+        code,
+        sentences(&[
+            seen,
+            "this must not be reachable from here, and it is: the lockdown is missing or not applied yet",
+            code.next_step(),
+        ]),
+        evidence,
+    )
+}
 
 fn describe_ping(report: &TcpPingReport) -> String {
     let target = match report.target.ip {
@@ -442,7 +457,7 @@ fn describe_ping(report: &TcpPingReport) -> String {
 
 fn egress_not_in_subnet(outside: IpAddr, range: IpNet, evidence: Vec<String>) -> Evaluation {
     Evaluation::fail(
-        "egress_not_in_subnet",
+        Code::EgressNotInSubnet,
         format!(
             "the connection left from {outside}, outside {range}: this instance's outbound traffic does not go through the integration subnet. Check the app's VNet integration and that all outbound traffic is routed into the VNet (vnetRouteAllEnabled / outboundVnetRouting)."
         ),
@@ -453,6 +468,75 @@ fn egress_not_in_subnet(outside: IpAddr, range: IpNet, evidence: Vec<String>) ->
 const RULE_CHANGES_TAKE_MINUTES: &str =
     "service endpoint and access rule changes take minutes to apply (--wait retries)";
 
+/// A must-not-reach check that App Service (or a gateway) answered for the app.
+fn denied_by_platform(finding: &AppServiceFinding, mut evidence: Vec<String>) -> Evaluation {
+    match finding.code() {
+        // A stopped app or one with no instance answering refuses everyone: that says nothing
+        // about the lockdown.
+        Some(code @ (Code::AppStopped | Code::AppUnavailable)) => Evaluation::fail(
+            code,
+            sentences(&[
+                &finding.message,
+                "that says nothing about the lockdown",
+                code.next_step(),
+                "then run the check again",
+            ]),
+            evidence,
+        ),
+        Some(Code::GatewayRefused) => {
+            evidence.push(format!(
+                "denied by a gateway in front of the app{}, not by App Service's own rules: the app was not reached",
+                finding
+                    .server
+                    .as_deref()
+                    .map(|server| format!(" ({server})"))
+                    .unwrap_or_default()
+            ));
+            Evaluation::pass(evidence)
+        }
+        _ => {
+            evidence.push(match &finding.forbidden_ip {
+                Some(ip) => format!(
+                    "denied by App Service: {} (App Service saw the call as coming from {ip})",
+                    finding.code
+                ),
+                None => format!("denied by App Service: {}", finding.code),
+            });
+            Evaluation::pass(evidence)
+        }
+    }
+}
+
+/// A check that had to reach the app, refused by App Service (or a gateway) before the app.
+fn refused_by_platform(
+    finding: &AppServiceFinding,
+    report: &HttpCheckReport,
+    expect: &Expect,
+    evidence: Vec<String>,
+) -> Evaluation {
+    // Where the call left from splits the two usual causes of an access restriction: the call
+    // did not leave through the subnet, or the rule names another. With the subnet
+    // (`source_in`) the check knows which one it is.
+    let source = report.target.local_addr.map(|a| a.ip().to_canonical());
+    let context = match (finding.code(), source, expect.source_in) {
+        (Some(Code::AccessRestricted), Some(ip), Some(range)) if range.contains(&ip) => format!(
+            "the call left from {ip}, inside the integration subnet {range}, so the rule does not allow that subnet: check its vnetSubnetResourceId, and that the subnet has the Microsoft.Web service endpoint; {RULE_CHANGES_TAKE_MINUTES}"
+        ),
+        (Some(Code::AccessRestricted), Some(ip), Some(range)) => format!(
+            "the call left from {ip}, outside the integration subnet {range}: this app's egress does not go through the VNet. Check its VNet integration and that route-all (vnetRouteAllEnabled) is on; {RULE_CHANGES_TAKE_MINUTES}"
+        ),
+        (Some(Code::AccessRestricted), Some(ip), None) => format!(
+            "the call left from {ip}: if {ip} is in the integration subnet, the rule does not allow that subnet; if it is not, this app's egress does not go through the VNet"
+        ),
+        _ => String::new(),
+    };
+    Evaluation::fail_as(
+        &finding.code,
+        sentences(&[&finding.message, &context, &finding.hint]),
+        evidence,
+    )
+}
+
 fn http(
     action: &Action,
     expect: &Expect,
@@ -462,7 +546,7 @@ fn http(
     let mut evidence = vec![describe_http(action, report)];
     if let Some(denied) = &report.denied {
         return Evaluation::fail(
-            "diag_target_denied",
+            Code::DiagTargetDenied,
             format!(
                 "the app's /diag refused this target ({:?}): add it to the app's DIAG_ALLOW to run this check.",
                 denied.reason
@@ -472,15 +556,7 @@ fn http(
     }
     if expect.denied == Some(true) {
         if let Some(finding) = &report.app_service {
-            if finding.code == "app_stopped" {
-                return Evaluation::fail(
-                    "app_stopped",
-                    "the app answered with App Service's \"stopped\" page, which says nothing about the lockdown: start the app and run the check again.".into(),
-                    evidence,
-                );
-            }
-            evidence.push(format!("denied by App Service: {}", finding.code));
-            return Evaluation::pass(evidence);
+            return denied_by_platform(finding, evidence);
         }
         if let Some(error) = &report.error {
             let attempt = match error.kind {
@@ -502,32 +578,39 @@ fn http(
         let status = report
             .status
             .map_or("a response".to_owned(), |s| format!("HTTP {s}"));
-        let app_refused = matches!(report.status, Some(401 | 403));
-        let mut why = format!("the request got {status}. {REACHABLE_BUT_DENIED}");
-        if app_refused {
-            why = format!(
-                "the request reached the app itself, which answered {status}: only the app's own check stood in the way. {REACHABLE_BUT_DENIED}"
-            );
-        }
-        return Evaluation::fail("reachable_but_should_be_denied", why, evidence);
+        let seen = if matches!(report.status, Some(401 | 403)) {
+            format!(
+                "the request reached the app itself, which answered {status}: only the app's own check stood in the way"
+            )
+        } else {
+            format!("the request got {status}")
+        };
+        return reachable(&seen, evidence);
     }
     if let Some(error) = &report.error {
-        let (code, why) = match error.kind {
-            HttpErrorKind::Dns => connect_failure(AttemptError::Dns),
-            HttpErrorKind::Refused => connect_failure(AttemptError::Refused),
-            HttpErrorKind::Timeout => connect_failure(AttemptError::Timeout),
-            HttpErrorKind::Unreachable => connect_failure(AttemptError::Unreachable),
-            HttpErrorKind::Denied => connect_failure(AttemptError::Denied),
-            HttpErrorKind::Tls => (
-                "tls_failure",
-                "the TLS handshake failed: call the app by its *.azurewebsites.net name (the certificate does not cover the privatelink name or an IP address).",
-            ),
-            HttpErrorKind::Http => (
-                "bad_response",
-                "something answered, but not with HTTP: check that the port belongs to the app.",
-            ),
+        let detail = format!("({})", error.message);
+        let code = match error.kind {
+            HttpErrorKind::Dns => return connect_failed(AttemptError::Dns, &detail, evidence),
+            HttpErrorKind::Refused => {
+                return connect_failed(AttemptError::Refused, &detail, evidence);
+            }
+            HttpErrorKind::Timeout => {
+                return connect_failed(AttemptError::Timeout, &detail, evidence);
+            }
+            HttpErrorKind::Unreachable => {
+                return connect_failed(AttemptError::Unreachable, &detail, evidence);
+            }
+            HttpErrorKind::Denied => {
+                return connect_failed(AttemptError::Denied, &detail, evidence);
+            }
+            HttpErrorKind::Tls => Code::TlsFailure,
+            HttpErrorKind::Http => Code::BadResponse,
         };
-        return Evaluation::fail(code, format!("{why} ({})", error.message), evidence);
+        return Evaluation::fail(
+            code,
+            sentences(&[code.meaning(), &detail, code.next_step()]),
+            evidence,
+        );
     }
     if let Some(finding) = &report.app_service
         && (expect.reachable == Some(true)
@@ -537,51 +620,15 @@ fn http(
             || expect.error_code.is_some()
             || expect.ok == Some(true))
     {
-        // The source address is evidence that splits the two usual causes of an access
-        // restriction: the call did not leave through the subnet, or the rule names another.
-        // With the subnet (`source_in`) the check knows which one it is.
-        let source = report.target.local_addr.map(|a| a.ip().to_canonical());
-        let (context, next) = match (finding.code.as_str(), source, expect.source_in) {
-            ("access_restricted", Some(ip), Some(range)) if range.contains(&ip) => (
-                format!(
-                    "the call left from {ip}, inside the integration subnet {range}, so the rule does not allow that subnet: check its vnetSubnetResourceId, and that the subnet has the Microsoft.Web service endpoint"
-                ),
-                RULE_CHANGES_TAKE_MINUTES,
-            ),
-            ("access_restricted", Some(ip), Some(range)) => (
-                format!(
-                    "the call left from {ip}, outside the integration subnet {range}: this app's egress does not go through the VNet. Check its VNet integration and that route-all (vnetRouteAllEnabled) is on"
-                ),
-                RULE_CHANGES_TAKE_MINUTES,
-            ),
-            ("access_restricted", Some(ip), None) => (
-                format!(
-                    "the call left from {ip}: if {ip} is in the integration subnet, the rule does not allow that subnet; if it is not, this app's egress does not go through the VNet"
-                ),
-                finding.hint.as_str(),
-            ),
-            _ => (String::new(), finding.hint.as_str()),
-        };
-        return Evaluation::fail(
-            &finding.code,
-            sentences(&[&finding.message, &context, next]),
-            evidence,
-        );
+        return refused_by_platform(finding, report, expect, evidence);
     }
     if let Some(want) = expect.status
         && report.status != Some(want)
     {
         let got = report.status.map_or("no status".into(), |s| s.to_string());
         return Evaluation::fail(
-            "unexpected_status",
-            format!(
-                "expected HTTP {want}, got {got}{}.",
-                if report.status == Some(503) {
-                    ": the app's instances are not answering (App Service shows its Application Error page) — look at the app's logs and container start-up"
-                } else {
-                    ""
-                }
-            ),
+            Code::UnexpectedStatus,
+            format!("expected HTTP {want}, got {got}."),
             evidence,
         );
     }
@@ -590,7 +637,7 @@ fn http(
             Some(got) if got == want => evidence.push(format!("the app refused with {got}")),
             Some(got) => {
                 return Evaluation::fail(
-                    "unexpected_error_code",
+                    Code::UnexpectedErrorCode,
                     format!(
                         "expected the app's error code {want}, got {got}: another gate refused (or let through) the call than the one this check is about."
                     ),
@@ -599,7 +646,7 @@ fn http(
             }
             None => {
                 return Evaluation::fail(
-                    "unexpected_error_code",
+                    Code::UnexpectedErrorCode,
                     format!(
                         "expected the app's error code {want}, but the response carried no lockdown error envelope: something in front of the app answered (App Service Authentication answers 401 without a body), or the app let the call through."
                     ),
@@ -631,7 +678,7 @@ fn http(
 /// `auth.mode` of the back end's `/api/caller`) must be `want`.
 fn caller_auth(want: &str, body: Option<&Value>, mut evidence: Vec<String>) -> Evaluation {
     let Some(body) = body else {
-        return Evaluation::fail("caller_unknown", "the response is not JSON: caller_auth needs a body like the front end's /api/path or the back end's /api/caller.".into(), evidence);
+        return Evaluation::fail(Code::CallerUnknown, "the response is not JSON: caller_auth needs a body like the front end's /api/path or the back end's /api/caller.".into(), evidence);
     };
     let auth = if body["caller"].is_object() {
         &body["caller"]["auth"]
@@ -642,8 +689,7 @@ fn caller_auth(want: &str, body: Option<&Value>, mut evidence: Vec<String>) -> E
         if let Some(diagnosis) = front_end_diagnosis(body) {
             return diagnosis.carried(evidence);
         }
-        return Evaluation::fail(
-            "caller_unknown",
+        return Evaluation::fail(Code::CallerUnknown,
             "the body says nothing about the caller's credential (no auth.mode): the back end predates credential reporting, or this is not /api/path or /api/caller.".into(),
             evidence,
         );
@@ -661,7 +707,7 @@ fn caller_auth(want: &str, body: Option<&Value>, mut evidence: Vec<String>) -> E
         "api-key" if want == "entra" => "the back end still takes the API key: set AUTH_MODE=entra (and the ENTRA_* settings) on the back end, and BACKEND_AUTH=entra on the front end.".to_owned(),
         _ => format!("the back end let the caller in by {seen}, not by {want}: set AUTH_MODE on the back end and BACKEND_AUTH on the front end to {want}."),
     };
-    Evaluation::fail("unexpected_caller_auth", why, evidence)
+    Evaluation::fail(Code::UnexpectedCallerAuth, why, evidence)
 }
 
 /// The diagnosis in the front end's path report (`/api/path`), which says why it has no caller.
@@ -687,13 +733,13 @@ impl FrontEndDiagnosis<'_> {
             "the front end could not call the back end: {}",
             self.code
         ));
-        Evaluation::fail(self.code, sentences(&[self.message, self.hint]), evidence)
+        Evaluation::fail_as(self.code, sentences(&[self.message, self.hint]), evidence)
     }
 }
 
 fn caller_in(range: ipnet::IpNet, body: Option<&Value>, mut evidence: Vec<String>) -> Evaluation {
     let Some(body) = body else {
-        return Evaluation::fail("caller_unknown", "the response is not JSON: caller_in needs a body like the front end's /api/path or the back end's /api/caller.".into(), evidence);
+        return Evaluation::fail(Code::CallerUnknown, "the response is not JSON: caller_in needs a body like the front end's /api/path or the back end's /api/caller.".into(), evidence);
     };
     let seen = body["caller"]["client_ip"]
         .as_str()
@@ -703,7 +749,7 @@ fn caller_in(range: ipnet::IpNet, body: Option<&Value>, mut evidence: Vec<String
             return diagnosis.carried(evidence);
         }
         return Evaluation::fail(
-            "caller_unknown",
+            Code::CallerUnknown,
             "the body says nothing about the caller (no client_ip).".into(),
             evidence,
         );
@@ -718,7 +764,7 @@ fn caller_in(range: ipnet::IpNet, body: Option<&Value>, mut evidence: Vec<String
     match seen.parse::<IpAddr>() {
         Ok(ip) if range.contains(&ip.to_canonical()) => Evaluation::pass(evidence),
         Ok(ip) => Evaluation::fail(
-            "caller_not_in_subnet",
+            Code::CallerNotInSubnet,
             format!(
                 "the back end saw the front end as {ip} ({}), outside {range}: the call did not leave through the integration subnet. Check the front end's VNet integration and route-all.",
                 AddressClass::of(ip)
@@ -726,7 +772,7 @@ fn caller_in(range: ipnet::IpNet, body: Option<&Value>, mut evidence: Vec<String
             evidence,
         ),
         Err(_) => Evaluation::fail(
-            "caller_unknown",
+            Code::CallerUnknown,
             format!("client_ip {seen:?} is not an address."),
             evidence,
         ),
@@ -760,7 +806,7 @@ fn describe_http(action: &Action, report: &HttpCheckReport) -> String {
         text += &format!(", from {}", local.ip());
     }
     if let Some(finding) = &report.app_service {
-        text += &format!(" [App Service page: {}]", finding.code);
+        text += &format!(" [answered by the platform: {}]", finding.code);
     }
     if let Some(code) = &report.error_code {
         text += &format!(" [error code: {code}]");
@@ -840,7 +886,10 @@ mod tests {
         evaluate(
             &denial_action(),
             &denied(),
-            &Outcome::Http { report, body: None },
+            &Outcome::Http {
+                report: Box::new(report),
+                body: None,
+            },
         )
     }
 

@@ -17,7 +17,8 @@ use crate::smoke::config::{Action, Check, ConfigError, Instances, SmokeConfig, p
 use crate::smoke::evaluate::{Evaluation, Outcome, evaluate};
 use crate::smoke::report::{CheckResult, SuiteReport, Verdict};
 use diag::api::INSTANCE_HEADER;
-use diag::appservice::classify;
+use diag::appservice::{ResponseHead, classify};
+use diag::diagnosis::Code;
 use diag::dns::{DnsArgs, DnsResolver, QueryType, round_ms};
 use diag::httpcheck::{HttpCheckRequest, http_check, tls_client_config};
 use diag::tcpping::{TcpPingRequest, tcp_ping};
@@ -364,7 +365,7 @@ async fn perform(ctx: &Context, unit: &Unit) -> Answer {
     }
 }
 
-fn not_run(code: &'static str, message: impl Into<String>) -> Outcome {
+fn not_run(code: Code, message: impl Into<String>) -> Outcome {
     Outcome::NotRun {
         code,
         message: message.into(),
@@ -379,13 +380,13 @@ async fn perform_here(ctx: &Context, check: &Check) -> Outcome {
             ..
         } => match parse_dns_server(server) {
             Ok(addr) => vec![addr],
-            Err(e) => return not_run("config", e),
+            Err(e) => return not_run(Code::Config, e),
         },
         _ => ctx.here_servers.clone(),
     };
     let resolver = match here_resolver(&servers, timeout) {
         Ok(resolver) => resolver,
-        Err(e) => return not_run("config", format!("DNS set-up failed: {e}")),
+        Err(e) => return not_run(Code::Config, format!("DNS set-up failed: {e}")),
     };
     match &check.action {
         Action::Resolve {
@@ -406,14 +407,14 @@ async fn perform_here(ctx: &Context, check: &Check) -> Outcome {
                 Ok(request) => {
                     Outcome::TcpPing(tcp_ping(&resolver, &request, ctx.here_source, None).await)
                 }
-                Err(e) => not_run("config", e.to_string()),
+                Err(e) => not_run(Code::Config, e.to_string()),
             }
         }
         Action::Http { url } => {
             let timeout_ms = check.timeout_ms.min(10_000).to_string();
             let request = match HttpCheckRequest::parse(url.as_str(), Some(&timeout_ms)) {
                 Ok(request) => request,
-                Err(e) => return not_run("config", e.to_string()),
+                Err(e) => return not_run(Code::Config, e.to_string()),
             };
             let report = http_check(&resolver, &ctx.tls, &request, ctx.here_source, None).await;
             let needs_body = check.expect.caller_in.is_some() || check.expect.caller_auth.is_some();
@@ -422,7 +423,10 @@ async fn perform_here(ctx: &Context, check: &Check) -> Outcome {
             } else {
                 None
             };
-            Outcome::Http { report, body }
+            Outcome::Http {
+                report: Box::new(report),
+                body,
+            }
         }
     }
 }
@@ -521,7 +525,7 @@ async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Answer {
         Err(e) => {
             return Answer {
                 outcome: not_run(
-                    "diag_unreachable",
+                    Code::DiagUnreachable,
                     format!(
                         "could not call {app}'s /diag at {}: {}. Check the app's URL and that it is running.",
                         client.url,
@@ -538,17 +542,24 @@ async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Answer {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let status = response.status();
+    let headers = response.headers().clone();
+    let reason = diag::appservice::reason_phrase(response.extensions()).map(str::to_owned);
     let body = response.bytes().await.unwrap_or_default();
+    let head = ResponseHead {
+        status: status.as_u16(),
+        reason: reason.as_deref(),
+        headers: &headers,
+    };
     let outcome = match (&unit.instance, &answered_by) {
         (Some(pinned), Some(answered)) if pinned != answered => not_run(
-            "instance_not_pinned",
+            Code::InstanceNotPinned,
             format!(
                 "asked {app} for instance {pinned} (ARRAffinity cookie) but instance {answered} answered, so this result is not about {pinned}. \
                  Either {pinned} is gone (instances change with scaling, restarts and platform moves: use instances = \"all\" to find the current ones) \
                  or App Service does not pin this app's callers (clientAffinityEnabled is off)."
             ),
         ),
-        _ => diag_outcome(app, &check.action, status, &body),
+        _ => diag_outcome(app, &check.action, &head, &body),
     };
     Answer {
         outcome,
@@ -557,65 +568,69 @@ async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Answer {
 }
 
 /// What an app's `/diag` answer says: the report, or why there is none.
-fn diag_outcome(app: &str, action: &Action, status: StatusCode, body: &[u8]) -> Outcome {
+fn diag_outcome(app: &str, action: &Action, head: &ResponseHead<'_>, body: &[u8]) -> Outcome {
+    let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    // App Service (or a gateway) answering for the app comes first: its 503 is not /diag's.
+    if let Some(answer) = classify(head, body) {
+        return not_run(
+            answer.code,
+            format!(
+                "{app} itself cannot be reached from here: {}. {}",
+                answer.message(),
+                answer.code.next_step()
+            ),
+        );
+    }
     match status {
         StatusCode::OK => match action {
             Action::Resolve { .. } => {
-                decode(body).map_or_else(|e| not_run("diag_error", e), Outcome::Resolve)
+                decode(body).map_or_else(|e| not_run(Code::DiagError, e), Outcome::Resolve)
             }
             Action::TcpPing { .. } => {
-                decode(body).map_or_else(|e| not_run("diag_error", e), Outcome::TcpPing)
+                decode(body).map_or_else(|e| not_run(Code::DiagError, e), Outcome::TcpPing)
             }
             Action::Http { .. } => decode(body).map_or_else(
-                |e| not_run("diag_error", e),
-                |report| Outcome::Http { report, body: None },
+                |e| not_run(Code::DiagError, e),
+                |report| Outcome::Http {
+                    report: Box::new(report),
+                    body: None,
+                },
             ),
         },
         StatusCode::NOT_FOUND => not_run(
-            "diag_unavailable",
+            Code::DiagUnavailable,
             format!(
                 "{app} answers 404 on /diag: set DIAG_TOKEN on the app to turn /diag on (and check that the app runs lockdown)."
             ),
         ),
         StatusCode::UNAUTHORIZED => not_run(
-            "diag_unauthorized",
+            Code::DiagUnauthorized,
             format!(
                 "{app} refused the token: the token variable does not hold {app}'s DIAG_TOKEN."
             ),
         ),
         StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => not_run(
-            "diag_rate_limited",
+            Code::DiagRateLimited,
             format!(
                 "{app}'s /diag is busy or rate-limited even after waiting: run fewer checks from it at once."
             ),
         ),
         _ => {
-            let text = String::from_utf8_lossy(body);
-            if let Some(block) = classify(status.as_u16(), &text) {
-                return not_run(
-                    block.code(),
-                    format!(
-                        "{app} itself cannot be reached from here: {} {}",
-                        block.message(),
-                        block.hint()
-                    ),
-                );
-            }
             let code = serde_json::from_slice::<serde_json::Value>(body)
                 .ok()
                 .and_then(|v| v["error"]["code"].as_str().map(str::to_owned));
             match code.as_deref() {
                 Some("target_denied") => not_run(
-                    "diag_target_denied",
+                    Code::DiagTargetDenied,
                     format!(
                         "{app}'s /diag refused the target: add it to {app}'s DIAG_ALLOW to run this check."
                     ),
                 ),
                 Some(other) => not_run(
-                    "diag_error",
+                    Code::DiagError,
                     format!("{app}'s /diag answered {status} {other}."),
                 ),
-                None => not_run("diag_error", format!("{app}'s /diag answered {status}.")),
+                None => not_run(Code::DiagError, format!("{app}'s /diag answered {status}.")),
             }
         }
     }
@@ -627,11 +642,7 @@ fn root_cause(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         return "no answer in time".into();
     }
-    let mut cause: &dyn std::error::Error = error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
+    diag::failure::root_cause(error)
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {

@@ -1,0 +1,345 @@
+//! lockdown's one diagnosis vocabulary: every code the front end, `/diag`, the path report and
+//! `probe smoke` can give, each with one meaning and one next step. Callers add their context
+//! (which host, which address, what the check expected) in their own message; the meaning and
+//! the next step live here and nowhere else. `docs/deploy.md`'s troubleshooting tables are
+//! generated from this table ([`troubleshooting_markdown`]) and a test keeps them equal.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Where on the path a code belongs: groups the troubleshooting tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// The path itself: DNS, TCP, TLS, HTTP framing.
+    Network,
+    /// App Service (or a gateway in front of it) answered before the app.
+    Platform,
+    /// The front end's call to the back end.
+    Backend,
+    /// The back end refused the front end's Entra token.
+    Token,
+    /// A smoke check's expectation did not hold.
+    Expectation,
+    /// A smoke check could not run (nothing was verified).
+    NotRun,
+}
+
+macro_rules! codes {
+    ($( $variant:ident = $code:literal, $family:ident, meaning: $meaning:literal, next: $next:literal; )*) => {
+        /// A diagnosis code. Serialised as its `snake_case` string.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Code {
+            $( #[doc = $meaning] $variant, )*
+        }
+
+        impl Code {
+            /// Every code, in the order of the troubleshooting tables.
+            pub const ALL: &[Code] = &[$(Code::$variant),*];
+
+            /// The stable `snake_case` code.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $code),* }
+            }
+
+            /// What the code means, in one sentence.
+            pub const fn meaning(self) -> &'static str {
+                match self { $(Code::$variant => $meaning),* }
+            }
+
+            /// The next step.
+            pub const fn next_step(self) -> &'static str {
+                match self { $(Code::$variant => $next),* }
+            }
+
+            /// Where on the path it belongs.
+            pub const fn family(self) -> Family {
+                match self { $(Code::$variant => Family::$family),* }
+            }
+
+            /// The code named `code`, if it is one of lockdown's.
+            pub fn parse(code: &str) -> Option<Self> {
+                match code { $($code => Some(Code::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+codes! {
+    DnsFailure = "dns_failure", Network,
+        meaning: "the name did not resolve from where the check ran (NXDOMAIN, SERVFAIL, timeout)",
+        next: "On the front end, DNS goes through `127.0.0.11` to the VNet's DNS. With custom DNS servers on the VNet, they must forward `azurewebsites.net` (and `privatelink.azurewebsites.net`) to Azure DNS `168.63.129.16`. To override for the app only, set `WEBSITE_DNS_SERVER` (and `WEBSITE_DNS_ALT_SERVER`). Check with `GET /diag/resolve?host=...`.";
+    ConnectTimeout = "connect_timeout", Network,
+        meaning: "TCP connect did not complete. App Service's own tooling gives up after 21 s: a timeout of that length means something drops the packets.",
+        next: "An NSG rule on `snet-integration` (outbound) or on the private-endpoint subnet, a firewall or NVA behind a route table (route-all sends *all* outbound traffic through the VNet and its UDRs), or a missing route. Check the effective routes and NSG flow logs. `/diag/tcpping` shows the source address the kernel chose.";
+    ConnectRefused = "connect_refused", Network,
+        meaning: "the address answered with a reset",
+        next: "Nothing listens there. For a private endpoint IP, the endpoint may be pending or rejected (`az network private-endpoint show ... --query privateLinkServiceConnections[0].privateLinkServiceConnectionState`). For the app, see `app_stopped`, and check that the container listens on `PORT`/`WEBSITES_PORT`.";
+    NetworkUnreachable = "network_unreachable", Network,
+        meaning: "no route to the address",
+        next: "From an app: the VNet integration's routes (UDR, NSG) do not reach it. From here: this machine has no route to the address, so the check cannot tell anything about the lockdown.";
+    TlsFailure = "tls_failure", Network,
+        meaning: "the TLS handshake failed",
+        next: "You called the private IP or a custom name without a certificate for it. Call `https://<app>.azurewebsites.net` and let DNS give the private address. A TLS-intercepting firewall on the route-all path also shows up here.";
+    BadResponse = "bad_response", Network,
+        meaning: "something answered, but not HTTP",
+        next: "The port belongs to something else than the app.";
+    AccessRestricted = "access_restricted", Platform,
+        meaning: "App Service's access restrictions refused the caller: `403 Ip Forbidden`, with the caller's address as App Service saw it in `x-ms-forbidden-ip` (Premium plans may replace the page with a custom one)",
+        next: "An access rule denied the caller. `x-ms-forbidden-ip` says where App Service saw the call from: the service-endpoint IPv6 form of an integration-subnet address means the call came through the service endpoint and the rule does not allow that subnet (it must name the **integration subnet** by resource ID, taken from Azure, never typed); any other address means the call did not leave through the VNet (check VNet integration, route-all, and the `Microsoft.Web` service endpoint on the subnet). Right after the service endpoint was enabled this can last minutes, rarely hours: wait (`--wait`). `AppServiceIPSecAuditLogs` shows each decision.";
+    PublicAccessDisabled = "public_access_disabled", Platform,
+        meaning: "a call meant for the private endpoint reached the app's public address, which refused it (`403 Ip Forbidden`): the name goes through `privatelink.azurewebsites.net`, yet the caller's DNS gave the public address",
+        next: "Fix the DNS, not the access rules: link the `privatelink.azurewebsites.net` zone to the VNet the caller resolves through (with a zone group giving the endpoint's A record); with custom DNS servers, forward `azurewebsites.net` to Azure DNS `168.63.129.16`, or set `WEBSITE_DNS_SERVER`. `/diag/resolve` from the caller must then show the private address. From the internet, this denial is expected.";
+    AppStopped = "app_stopped", Platform,
+        meaning: "the app is stopped: App Service answered `403 Site Disabled` for it",
+        next: "Start the app (`az webapp start --resource-group RG --name APP`); check that the plan is not stopped and the subscription not disabled.";
+    AppUnavailable = "app_unavailable", Platform,
+        meaning: "no instance of the app answered, so App Service answered 503 itself (`Server: nginx`, the \"Application Error\" page, sometimes `Retry-After`)",
+        next: "The app's instances are down or still starting: read its log stream and container start-up, check that it listens on `PORT`/`WEBSITES_PORT`, and that its health check passes.";
+    GatewayRefused = "gateway_refused", Platform,
+        meaning: "a gateway in front of the app answered 403 itself (for example `Server: Microsoft-Azure-Application-Gateway/v2`): the app was not reached, so App Service's lockdown is not what refused",
+        next: "Look at the gateway: its WAF policy, listener and rules, and which backend pool it forwards to. App Service's access restrictions were not involved.";
+    BackendTimeout = "backend_timeout", Backend,
+        meaning: "the front end connected to the back end but got no answer in time / the call failed after connecting",
+        next: "The back end is starting, overloaded or crashing: its log stream and `/healthz`. `BACKEND_TIMEOUT_MS` (10 s) is the front end's limit.";
+    BackendUnreachable = "backend_unreachable", Backend,
+        meaning: "the front end connected to the back end but got no answer in time / the call failed after connecting",
+        next: "The back end is starting, overloaded or crashing: its log stream and `/healthz`. `BACKEND_TIMEOUT_MS` (10 s) is the front end's limit.";
+    BackendUnauthorized = "backend_unauthorized", Backend,
+        meaning: "the back end answered 401 `unauthorized`",
+        next: "`BACKEND_API_KEY` on the front end does not match `API_KEYS` on the back end. On the azd path, both come from the `backend-api-key` secret: check that the Key Vault references resolve (portal → Environment variables → status \"Resolved\"), and restart both apps after rotating.";
+    BackendForbidden = "backend_forbidden", Backend,
+        meaning: "403 from the back end with none of App Service's signals (status line, `x-ms-forbidden-ip`, `Server`, page)",
+        next: "Another layer in front of the back end refused (a WAF, a proxy, App Service Authentication with another configuration), or the app itself: `/diag/http` shows the status line and headers.";
+    BackendError = "backend_error", Backend,
+        meaning: "the back end answered 5xx",
+        next: "The back end itself failed: its log stream, with the request id from the front end's answer.";
+    CallerNotAllowed = "caller_not_allowed", Backend,
+        meaning: "the back end's own `ALLOWED_CALLERS` refused the caller's address (403 `caller_not_allowed`)",
+        next: "The call did not leave through the integration subnet: check the front end's VNet integration and route-all, and that `ALLOWED_CALLERS` names the integration subnet (service-endpoint callers are compared by the IPv4 address they carry).";
+    TokenUnavailable = "token_unavailable", Backend,
+        meaning: "the front end got no token from its managed identity (the message quotes the identity endpoint and its `correlationId`)",
+        next: "`AADSTS500011`: `BACKEND_TOKEN_RESOURCE` names no application in the tenant — use the application ID URI or client ID exactly, without `/.default`. \"No Managed Identity found\" / \"Unable to load the proper Managed Identity\": `AZURE_CLIENT_ID` must be the client ID of a user-assigned identity attached to the front end (unset it for the system-assigned one). `AADSTS501051` (not assigned to a role): assign `Backend.Call` to the identity. `IDENTITY_ENDPOINT is not set`: turn on a managed identity. A 500 that lasts: quote the `correlationId` to support.";
+    AppServiceAuthRefused = "app_service_auth_refused", Backend,
+        meaning: "the back end's platform answered 401/403 before the app",
+        next: "App Service Authentication on the back end refused the token: its `allowedAudiences` must include `BACKEND_TOKEN_RESOURCE`, and `allowedApplications` / `allowedPrincipals` must name the front end's identity (never an empty list). The issuer must be `https://sts.windows.net/{tenant}/` for managed-identity (v1) tokens.";
+    MissingToken = "missing_token", Token,
+        meaning: "the back end wants a token and got none",
+        next: "the back end wants an Entra token (AUTH_MODE=entra): set BACKEND_AUTH=entra and BACKEND_TOKEN_RESOURCE on the front end; if it is set, something between the apps strips the Authorization header";
+    MalformedAuthorization = "malformed_authorization", Token,
+        meaning: "the back end could not use the `Authorization` header (see [the credential](#the-credential-api-key-or-entra-id))",
+        next: "something between the front end and the back end alters the Authorization header (a gateway or proxy)";
+    MalformedToken = "malformed_token", Token,
+        meaning: "the back end could not use the `Authorization` header (see [the credential](#the-credential-api-key-or-entra-id))",
+        next: "the token the back end got is not an Entra access token: check that nothing between the apps rewrites Authorization";
+    UnsupportedAlgorithm = "unsupported_algorithm", Token,
+        meaning: "the back end could not use the `Authorization` header (see [the credential](#the-credential-api-key-or-entra-id))",
+        next: "the token the back end got is not signed with RS256: it did not come from this front end's managed identity";
+    UnknownKey = "unknown_key", Token,
+        meaning: "the token is not from the back end's tenant",
+        next: "the token was signed by another tenant's keys than the back end's: ENTRA_TENANT_ID (and ENTRA_AUTHORITY) on the back end must be the managed identity's tenant";
+    InvalidSignature = "invalid_signature", Token,
+        meaning: "the token is not from the back end's tenant",
+        next: "the token's signature does not verify: ENTRA_TENANT_ID and ENTRA_AUTHORITY on the back end must be the managed identity's tenant and cloud";
+    TokenExpired = "token_expired", Token,
+        meaning: "the token's times do not fit the back end's clock",
+        next: "the front end sent an expired token: check the clocks; the front end renews tokens 5 minutes before they expire";
+    TokenNotYetValid = "token_not_yet_valid", Token,
+        meaning: "the token's times do not fit the back end's clock",
+        next: "the back end's clock is behind the token's: check the clocks, or raise ENTRA_LEEWAY_S a little";
+    WrongTenant = "wrong_tenant", Token,
+        meaning: "the token is not from the back end's tenant",
+        next: "the front end's managed identity lives in another tenant than the back end's ENTRA_TENANT_ID";
+    WrongIssuer = "wrong_issuer", Token,
+        meaning: "the token is not from the back end's tenant",
+        next: "the token's issuer is not the back end's tenant: check ENTRA_TENANT_ID on the back end";
+    WrongAudience = "wrong_audience", Token,
+        meaning: "the back end's app refused a token issued for another resource",
+        next: "BACKEND_TOKEN_RESOURCE must be the back end's application ID URI (api://…) or client ID, without /.default, and the back end's ENTRA_AUDIENCES must list it";
+    DelegatedToken = "delegated_token", Token,
+        meaning: "the back end could not use the `Authorization` header (see [the credential](#the-credential-api-key-or-entra-id))",
+        next: "the front end must call with its managed identity's own app-only token, not a user's token";
+    AppNotAllowed = "app_not_allowed", Token,
+        meaning: "the token is from another identity than the one the back end allows",
+        next: "the back end's ENTRA_ALLOWED_APPS must list the client ID of this front end's managed identity (AZURE_CLIENT_ID for a user-assigned one)";
+    ObjectNotAllowed = "object_not_allowed", Token,
+        meaning: "the token is from another identity than the one the back end allows",
+        next: "the back end's ENTRA_ALLOWED_OBJECTS must list the object (principal) ID of this front end's managed identity";
+    RoleMissing = "role_missing", Token,
+        meaning: "the token carries no `Backend.Call`",
+        next: "assign the back end's app role (ENTRA_REQUIRED_ROLE) to the front end's managed identity (infra/scripts/auth.sh or the Bicep); a token fetched before the assignment lacks the role until it is renewed (managed-identity tokens are cached up to 24 h)";
+    SigningKeysUnavailable = "signing_keys_unavailable", Token,
+        meaning: "the back end cannot fetch Entra's signing keys",
+        next: "the back end cannot fetch Entra ID's signing keys: check its outbound access to login.microsoftonline.com (ENTRA_AUTHORITY)";
+    ReachableButShouldBeDenied = "reachable_but_should_be_denied", Expectation,
+        meaning: "the back end answered the internet",
+        next: "serviceEndpoint mode: the default action is still Allow, or a broader rule (an IP range, `Any`) wins by priority. privateEndpoint mode: `publicNetworkAccess` must be set to `Disabled` **explicitly**, because a private endpoint alone no longer blocks the public endpoint. In both modes, the **SCM site** (`<app>.scm.azurewebsites.net`) has its own rules: set `scmIpSecurityRestrictionsUseMain: true` (`--use-same-restrictions-for-scm-site true`).";
+    EgressNotInSubnet = "egress_not_in_subnet", Expectation,
+        meaning: "the connection left from a local address outside `source_in`",
+        next: "This instance's outbound traffic does not go through the VNet: check the VNet integration (`virtualNetworkSubnetId`) and route-all (`vnetRouteAllEnabled` / `outboundVnetRouting`). With `instances = \"all\"`, one instance failing means that instance (restart it). `source_in` compares the socket's own local address, as the lab's suite does; the deployed suites check `caller_in` (what the back end saw), which does not depend on how the platform translates addresses.";
+    CallerNotInSubnet = "caller_not_in_subnet", Expectation,
+        meaning: "the back end saw the caller at an address outside `INTEGRATION_SUBNET` (or answered 403 `caller_not_allowed`)",
+        next: "The front end's traffic does not leave through the integration subnet. Check VNet integration, route-all (`vnetRouteAllEnabled` / `outboundVnetRouting`), and in serviceEndpoint mode the `Microsoft.Web` service endpoint on that subnet. Without it, the back end sees a public outbound IP of the front end. Also check that `CLIENT_IP_SOURCE=x-client-ip`.";
+    CallerUnknown = "caller_unknown", Expectation,
+        meaning: "`caller_in` / `caller_auth` could not read the caller from the body",
+        next: "The URL is not the front end's `/api/path` or the back end's `/api/caller`, or the back end is older than credential reporting.";
+    UnexpectedCallerAuth = "unexpected_caller_auth", Expectation,
+        meaning: "the back end let the front end in by another credential than expected (`none`, `api-key`)",
+        next: "Set `AUTH_MODE=entra` on the back end and `BACKEND_AUTH=entra` on the front end (`auth.sh --mode entra`).";
+    ResolvesPublic = "resolves_public", Expectation,
+        meaning: "expected a private address, got a public one",
+        next: "The `privatelink.azurewebsites.net` zone is missing, not **linked** to the VNet the front end is integrated with, or has no A record (zone group missing). With custom DNS, forward the zone to `168.63.129.16` or set `WEBSITE_DNS_SERVER`.";
+    ResolvesPrivate = "resolves_private", Expectation,
+        meaning: "the name resolves to a private address where it must resolve publicly",
+        next: "A private endpoint or private DNS zone still answers for the name. With a private endpoint, service-endpoint access rules do not apply: remove the endpoint (`undo.sh`) or switch the suite to privateEndpoint mode.";
+    NoPrivatelink = "no_privatelink", Expectation,
+        meaning: "the answer has no `*.privatelink.*` CNAME",
+        next: "The back end has no (approved) private endpoint, so public DNS does not delegate to privatelink. Check the endpoint and its connection state. In serviceEndpoint mode the check expects *no* privatelink hop: a hop there means a stale private endpoint, and App Service does not support service-endpoint rules next to a private endpoint. Run `undo.sh` or delete the endpoint.";
+    UnexpectedPrivatelink = "unexpected_privatelink", Expectation,
+        meaning: "the answer goes through a `privatelink` hop where it must not",
+        next: "As `resolves_private`: a private endpoint exists for the back end.";
+    NoAddress = "no_address", Expectation,
+        meaning: "the name exists but has no address of the type asked",
+        next: "The record is missing (an A record in the private zone, or `type = \"AAAA\"` on a name with only IPv4).";
+    UnexpectedAnswer = "unexpected_answer", Expectation,
+        meaning: "the name resolved where it must not (`ok = false`)",
+        next: "The record the check expects to be gone still exists (a public record, or a zone still linked).";
+    UnexpectedAddress = "unexpected_address", Expectation,
+        meaning: "the name resolved, or the connection went, to an address outside the expected range (`address_in`)",
+        next: "privateEndpoint mode: the name goes through `privatelink.azurewebsites.net` but the answer is not the endpoint's address, so the private DNS zone is not linked to the VNet or its A record is stale (re-create the zone group). Otherwise the check's range is wrong.";
+    PartiallyReachable = "partially_reachable", Expectation,
+        meaning: "some of the connects succeeded, not all",
+        next: "One path or one instance behind the address fails: run the check with `instances = \"all\"` and more attempts to see which.";
+    UnexpectedStatus = "unexpected_status", Expectation,
+        meaning: "an HTTP answer with another status than `status`",
+        next: "What the evidence shows: the status line, and which gate answered.";
+    UnexpectedErrorCode = "unexpected_error_code", Expectation,
+        meaning: "the app refused (or let through) the call with another error code than `error_code`",
+        next: "Another gate than the one the check is about decided: for example `caller_not_allowed` (the network) where `unauthorized` (the credential) was expected.";
+    InstanceNotPinned = "instance_not_pinned", Expectation,
+        meaning: "a check pinned to one instance (`instances`) was answered by another (its `/diag` names itself in `X-Instance-Id`)",
+        next: "The instance is gone: instances change with scaling, restarts and platform moves, so list them with `instances = \"all\"` rather than by ID. Or the app does not pin callers: `clientAffinityEnabled` must be on for per-instance checks. The result is not reported as the pinned instance's.";
+    DiagUnreachable = "diag_unreachable", NotRun,
+        meaning: "`probe smoke` could not call the app's `/diag` (the message says why: refused, timed out, certificate, name)",
+        next: "The app's `url` in the suite, and that the app runs. From outside, a locked-down back end cannot be reached: run back-end checks from the front end.";
+    DiagUnavailable = "diag_unavailable", NotRun,
+        meaning: "the app answers 404 on `/diag`",
+        next: "Set `DIAG_TOKEN` on the app (the Bicep sets it from Key Vault), and check that the app runs lockdown.";
+    DiagUnauthorized = "diag_unauthorized", NotRun,
+        meaning: "the app refused the token",
+        next: "The suite's `token_env` variable must hold that app's `DIAG_TOKEN`.";
+    DiagRateLimited = "diag_rate_limited", NotRun,
+        meaning: "the app's `/diag` stayed busy (503) or rate-limited (429) after one wait",
+        next: "Run fewer checks from that app at once, or raise `DIAG_CONCURRENCY` / `DIAG_BURST` / `DIAG_RATE_PER_S` on it.";
+    DiagTargetDenied = "diag_target_denied", NotRun,
+        meaning: "the app's `/diag` policy refused the target",
+        next: "Add the target to the app's `DIAG_ALLOW` (the default allows RFC 1918, the app's own back end and Azure DNS).";
+    DiagError = "diag_error", NotRun,
+        meaning: "the app's `/diag` answered something `probe smoke` could not read",
+        next: "The app runs another version of lockdown than the probe: deploy the same version.";
+    Config = "config", NotRun,
+        meaning: "the check's own settings could not be used where it runs (its DNS servers, its source address)",
+        next: "Fix the suite or the machine running it: the message names the setting that failed.";
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Code {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(deserializer)?;
+        Self::parse(&code)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown diagnosis code {code:?}")))
+    }
+}
+
+/// The troubleshooting tables of `docs/deploy.md`, generated from [`Code::ALL`]: one table of the
+/// codes a failing check or call carries, one of the codes of a check that could not run.
+pub fn troubleshooting_markdown() -> String {
+    let table = |codes: &mut dyn Iterator<Item = &Code>| {
+        let mut out = String::from("| code | what it means | next step |\n|---|---|---|\n");
+        for code in codes {
+            out.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                code.as_str(),
+                code.meaning(),
+                code.next_step()
+            ));
+        }
+        out
+    };
+    format!(
+        "Each failing check, and each failed call of the front end, carries one of these codes.\n\n{}\nWhen a check cannot run, its code says why (the check fails: nothing was verified).\n\n{}",
+        table(&mut Code::ALL.iter().filter(|c| c.family() != Family::NotRun)),
+        table(&mut Code::ALL.iter().filter(|c| c.family() == Family::NotRun)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips_and_says_something() {
+        for &code in Code::ALL {
+            assert_eq!(Code::parse(code.as_str()), Some(code));
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+            let back: Code = serde_json::from_value(serde_json::json!(code.as_str())).unwrap();
+            assert_eq!(back, code);
+            assert!(
+                !code.meaning().is_empty() && !code.next_step().is_empty(),
+                "{code}"
+            );
+            assert!(
+                code.as_str()
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{code}"
+            );
+        }
+        assert_eq!(Code::parse("no_such_code"), None);
+        assert!(serde_json::from_value::<Code>(serde_json::json!("no_such_code")).is_err());
+    }
+
+    #[test]
+    fn codes_are_unique() {
+        let mut names: Vec<_> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
+        let count = names.len();
+        names.dedup();
+        assert_eq!(names.len(), count);
+    }
+
+    /// The docs' tables are this module's table: `UPDATE_GOLDEN=1` rewrites them.
+    #[test]
+    fn the_troubleshooting_tables_are_generated_from_the_codes() {
+        const START: &str = "<!-- diagnosis codes: generated from diag/src/diagnosis.rs -->\n";
+        const END: &str = "<!-- end of diagnosis codes -->";
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/deploy.md");
+        let docs = std::fs::read_to_string(&path).unwrap();
+        let start = docs
+            .find(START)
+            .expect("docs/deploy.md has the start marker")
+            + START.len();
+        let end = docs.find(END).expect("docs/deploy.md has the end marker");
+        let generated = troubleshooting_markdown();
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            let updated = format!("{}{generated}{}", &docs[..start], &docs[end..]);
+            std::fs::write(&path, updated).unwrap();
+            return;
+        }
+        assert!(
+            docs[start..end] == generated,
+            "docs/deploy.md's troubleshooting tables differ from diag::diagnosis (UPDATE_GOLDEN=1 cargo test -p diag rewrites them)"
+        );
+    }
+}
