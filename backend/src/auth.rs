@@ -250,8 +250,8 @@ pub async fn gate(
     next: Next,
 ) -> Result<Response, ApiError> {
     let client = client_addr(state.client_ip_source, request.headers(), peer);
-    if !state.callers.allows(client.ip) {
-        return Err(ApiError::CallerNotAllowed { client });
+    if let Err(refusal) = state.callers.check(client.ip) {
+        return Err(ApiError::CallerNotAllowed { client, refusal });
     }
     let mut auth = authenticate(&state.auth, request.headers()).await?;
     if state.app_service_auth {

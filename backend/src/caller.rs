@@ -1,5 +1,10 @@
 //! How the back end sees its caller: which address it takes as the client, from which source,
 //! and whether `ALLOWED_CALLERS` lets it in. This is what turns "why do I get 403?" into an answer.
+//!
+//! A service-endpoint caller arrives as an IPv6 address carrying its VNet IPv4 (see
+//! [`hosting::service_endpoint`]): IPv4 ranges are compared with that IPv4, IPv6 ranges with the
+//! address as seen, and an IPv6 caller in no known form is refused *as such*, never as if it had
+//! been compared with the IPv4 ranges and found outside.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -7,7 +12,7 @@ use axum::http::HeaderMap;
 use hosting::forwarded::{
     ForwardedHop, client_from_forwarded_for, parse_client_ip, parse_forwarded_for,
 };
-use hosting::{AddressClass, Instance};
+use hosting::{AddressClass, AddressForm, CallerAddr, Instance, Membership};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -72,7 +77,17 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The app-level network gate: `ALLOWED_CALLERS`.
+/// Why `ALLOWED_CALLERS` refused a caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The caller (its VNet IPv4, for a service-endpoint caller) lies in none of the ranges.
+    Outside,
+    /// An IPv6 caller that is not in the service-endpoint form, against a list with IPv4 ranges
+    /// that no IPv6 range of the list contains: it could not be compared, and is refused so.
+    Undecodable,
+}
+
+/// The app-level network gate: `ALLOWED_CALLERS` (IPv4 and IPv6 CIDRs).
 #[derive(Debug, Clone, Default)]
 pub struct CallerPolicy {
     allowed: Vec<IpNet>,
@@ -84,9 +99,32 @@ impl CallerPolicy {
         Self { allowed }
     }
 
-    /// True when the list is empty or `ip` lies in one of its networks.
+    /// Lets `ip` in when the list is empty or one of its ranges contains it: IPv4 ranges are
+    /// compared with the IPv4 (a service-endpoint caller's embedded one), IPv6 ranges with the
+    /// address as seen.
+    pub fn check(&self, ip: IpAddr) -> Result<(), Refusal> {
+        if self.allowed.is_empty() {
+            return Ok(());
+        }
+        let caller = CallerAddr::of(ip);
+        let mut undecodable = false;
+        for net in &self.allowed {
+            match caller.in_net(net) {
+                Membership::Inside => return Ok(()),
+                Membership::Undecodable => undecodable = true,
+                Membership::Outside => {}
+            }
+        }
+        Err(if undecodable {
+            Refusal::Undecodable
+        } else {
+            Refusal::Outside
+        })
+    }
+
+    /// True when [`Self::check`] lets `ip` in.
     pub fn allows(&self, ip: IpAddr) -> bool {
-        self.allowed.is_empty() || self.allowed.iter().any(|net| net.contains(&ip))
+        self.check(ip).is_ok()
     }
 
     /// True when a list is configured.
@@ -98,8 +136,17 @@ impl CallerPolicy {
 /// `GET /api/caller`: how the back end sees its caller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CallerView {
-    /// The client address the back end settled on.
+    /// The client address the back end settled on, as it arrived (IPv4-mapped IPv6 as its IPv4).
     pub client_ip: String,
+    /// The form of `client_ip`: `ipv4`, `service_endpoint` (an IPv6 address in App Service's
+    /// `fde4:8dba::/32` carrying the caller's VNet IPv4) or `ipv6` (any other IPv6 address).
+    pub address_form: AddressForm,
+    /// The VNet IPv4 a service-endpoint caller carries (the address IPv4 ranges are compared
+    /// with); null for other forms.
+    pub vnet_ip: Option<String>,
+    /// What the form means, for IPv6 callers: `the service-endpoint form of 10.0.1.4`, or that the
+    /// address cannot be compared with IPv4 ranges; null for IPv4.
+    pub client_ip_note: Option<String>,
     /// Where it came from: `x-client-ip`, `x-forwarded-for` or `peer`.
     pub source: ClientIpSource,
     /// The TCP peer (`ip:port`): on App Service, the platform's front end.
@@ -107,7 +154,8 @@ pub struct CallerView {
     /// The parsed `X-Forwarded-For` chain, leftmost first (informational: only the source above
     /// decides).
     pub forwarded_for: Vec<ForwardedHop>,
-    /// The client address's class (`private`, `public`, `loopback`, …).
+    /// The class of `client_ip` as it arrived (`private`, `public`, `loopback`, `unique_local` for
+    /// a service-endpoint caller, …).
     pub class: AddressClass,
     /// Whether `ALLOWED_CALLERS` lets this client in (always true when it is empty).
     pub allowed: bool,
@@ -130,8 +178,12 @@ impl CallerView {
         auth: CallerAuth,
         instance: Instance,
     ) -> Self {
+        let decoded = CallerAddr::of(client.ip);
         Self {
             client_ip: client.ip.to_string(),
+            address_form: decoded.form(),
+            vnet_ip: decoded.vnet_ip().map(|ip| ip.to_string()),
+            client_ip_note: decoded.note(),
             source: client.source,
             peer: peer.to_string(),
             forwarded_for: header_str(headers, "x-forwarded-for")
@@ -212,6 +264,70 @@ mod tests {
         );
         let policy = CallerPolicy::new(vec!["127.0.0.2/32".parse().unwrap()]);
         assert!(policy.allows(client.ip));
+    }
+
+    #[test]
+    fn service_endpoint_callers_are_judged_by_their_vnet_address() {
+        let policy = CallerPolicy::new(vec!["10.0.1.0/24".parse().unwrap()]);
+        // 10.0.1.4 and 10.9.9.9 in the service-endpoint form.
+        assert_eq!(
+            policy.check("fde4:8dba:2300:5457:6f23:200:a00:104".parse().unwrap()),
+            Ok(())
+        );
+        assert_eq!(
+            policy.check("fde4:8dba:2300:5457:6f23:200:a09:909".parse().unwrap()),
+            Err(Refusal::Outside)
+        );
+        assert_eq!(
+            policy.check("2603:1030::a00:104".parse().unwrap()),
+            Err(Refusal::Undecodable)
+        );
+        // With an IPv6 range as well, an IPv6 caller outside it is plainly outside.
+        let both = CallerPolicy::new(vec![
+            "10.0.1.0/24".parse().unwrap(),
+            "2603:1030::/32".parse().unwrap(),
+        ]);
+        assert!(both.allows("2603:1030::a00:104".parse().unwrap()));
+        assert_eq!(
+            both.check("2603:1031::1".parse().unwrap()),
+            Err(Refusal::Undecodable)
+        );
+        let only_v6 = CallerPolicy::new(vec!["2603:1030::/32".parse().unwrap()]);
+        assert_eq!(
+            only_v6.check("2603:1031::1".parse().unwrap()),
+            Err(Refusal::Outside)
+        );
+        assert_eq!(
+            only_v6.check("10.0.1.4".parse().unwrap()),
+            Err(Refusal::Outside)
+        );
+    }
+
+    #[test]
+    fn the_view_shows_both_forms() {
+        let ip: IpAddr = "fde4:8dba:2300:5457:6f23:200:a00:104".parse().unwrap();
+        let view = CallerView::new(
+            ClientAddr {
+                ip,
+                source: ClientIpSource::XForwardedFor,
+            },
+            &HeaderMap::new(),
+            PEER.parse().unwrap(),
+            &CallerPolicy::default(),
+            CallerAuth::plain(crate::auth::AuthModeName::None),
+            Instance {
+                site: "be".into(),
+                id: "i".into(),
+            },
+        );
+        assert_eq!(view.client_ip, "fde4:8dba:2300:5457:6f23:200:a00:104");
+        assert_eq!(view.address_form, AddressForm::ServiceEndpoint);
+        assert_eq!(view.vnet_ip.as_deref(), Some("10.0.1.4"));
+        assert_eq!(
+            view.client_ip_note.as_deref(),
+            Some("the service-endpoint form of 10.0.1.4")
+        );
+        assert_eq!(view.class, AddressClass::UniqueLocal);
     }
 
     #[test]

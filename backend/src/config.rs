@@ -70,8 +70,10 @@ pub struct BackendConfig {
     /// `X-MS-CLIENT-PRINCIPAL*` headers read (and only reported, never trusted instead of the token).
     #[arg(long, env = "WEBSITE_AUTH_ENABLED")]
     pub website_auth_enabled: Option<String>,
-    /// Networks allowed to call `/api`, comma-separated CIDRs (the integration subnet). Empty: no
-    /// app-level network check (the platform's access restriction still applies).
+    /// Networks allowed to call `/api`, comma-separated IPv4 or IPv6 CIDRs (the integration
+    /// subnet). A service-endpoint caller (IPv6 in `fde4:8dba::/32`) is compared with IPv4 ranges by
+    /// the VNet IPv4 it carries. Empty: no app-level network check (the platform's access
+    /// restriction still applies).
     #[arg(long, env = "ALLOWED_CALLERS", default_value = "")]
     pub allowed_callers: String,
     /// Where the client address comes from: `x-client-ip`, `x-forwarded-for` or `peer`
@@ -264,12 +266,13 @@ mod tests {
             "--api-keys",
             " k1 ,,k2 ",
             "--allowed-callers",
-            "10.20.1.0/24, 127.0.0.2",
+            "10.20.1.0/24, 127.0.0.2, fde4:8dba:2300::/48",
         ]);
         assert_eq!(config.api_keys(), vec!["k1", "k2"]);
         let nets = config.allowed_callers().unwrap();
         assert_eq!(nets[0].to_string(), "10.20.1.0/24");
         assert_eq!(nets[1].to_string(), "127.0.0.2/32");
+        assert_eq!(nets[2].to_string(), "fde4:8dba:2300::/48");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hosting::error_response;
 
-use crate::caller::ClientAddr;
+use crate::caller::{ClientAddr, Refusal};
 use crate::entra::TokenError;
 use crate::store::StoreError;
 
@@ -22,11 +22,15 @@ pub enum ApiError {
     /// [`TokenError`] for each code's status). 401s carry `WWW-Authenticate: Bearer`.
     #[error("{0}")]
     Token(TokenError),
-    /// 403 `caller_not_allowed`: the client address is outside `ALLOWED_CALLERS`.
-    #[error("caller {} is not in ALLOWED_CALLERS", client.ip)]
+    /// 403 `caller_not_allowed`: the client address is outside `ALLOWED_CALLERS`, or is an IPv6
+    /// address in no form that can be compared with its IPv4 ranges. The message names both forms
+    /// of a service-endpoint caller (the IPv6 address and the VNet IPv4 it carries).
+    #[error("{}", caller_refusal(client, *refusal))]
     CallerNotAllowed {
         /// The address the decision was made on, and its source.
         client: ClientAddr,
+        /// Why it was refused.
+        refusal: Refusal,
     },
     /// 400 `invalid_id`: the id in the path is not a UUID.
     #[error("item ids are UUIDs")]
@@ -43,6 +47,30 @@ pub enum ApiError {
     /// 500 `internal`: the store failed. Logged here, never detailed to the caller.
     #[error("store failure: {0}")]
     Store(StoreError),
+}
+
+/// `caller 10.9.9.9 (from x-client-ip) is not in ALLOWED_CALLERS`; a service-endpoint caller
+/// with both its forms; an undecodable IPv6 caller said so.
+fn caller_refusal(client: &ClientAddr, refusal: Refusal) -> String {
+    let caller = hosting::CallerAddr::of(client.ip);
+    let source = client.source.as_str();
+    match (refusal, caller.note()) {
+        (Refusal::Outside, None) => {
+            format!(
+                "caller {} (from {source}) is not in ALLOWED_CALLERS",
+                client.ip
+            )
+        }
+        (Refusal::Outside, Some(note)) => format!(
+            "caller {} ({note}, from {source}) is not in ALLOWED_CALLERS",
+            client.ip
+        ),
+        (Refusal::Undecodable, _) => format!(
+            "caller {} (from {source}) is {}, and no IPv6 range in ALLOWED_CALLERS contains it",
+            client.ip,
+            hosting::service_endpoint::UNDECODABLE
+        ),
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -85,17 +113,18 @@ impl IntoResponse for ApiError {
                 }
                 response
             }
-            Self::CallerNotAllowed { client } => error_response(
+            Self::CallerNotAllowed { refusal, .. } => error_response(
                 StatusCode::FORBIDDEN,
                 "caller_not_allowed",
-                format!(
-                    "caller {} (from {}) is not in ALLOWED_CALLERS",
-                    client.ip,
-                    client.source.as_str()
-                ),
-                Some(
-                    "call from the front end's integration subnet, or check ALLOWED_CALLERS and CLIENT_IP_SOURCE",
-                ),
+                message,
+                Some(match refusal {
+                    Refusal::Outside => {
+                        "call from the front end's integration subnet, or check ALLOWED_CALLERS and CLIENT_IP_SOURCE"
+                    }
+                    Refusal::Undecodable => {
+                        "add the caller's IPv6 range to ALLOWED_CALLERS, or set CLIENT_IP_SOURCE to a source that carries its IPv4 address"
+                    }
+                }),
             ),
             Self::InvalidId => error_response(StatusCode::BAD_REQUEST, "invalid_id", message, None),
             Self::InvalidItem(_) => {

@@ -180,6 +180,9 @@ codes! {
     CallerNotInSubnet = "caller_not_in_subnet", Expectation,
         meaning: "the back end saw the caller at an address outside `INTEGRATION_SUBNET` (or answered 403 `caller_not_allowed`)",
         next: "The front end's traffic does not leave through the integration subnet. Check VNet integration, route-all (`vnetRouteAllEnabled` / `outboundVnetRouting`), and in serviceEndpoint mode the `Microsoft.Web` service endpoint on that subnet. Without it, the back end sees a public outbound IP of the front end. Also check that `CLIENT_IP_SOURCE=x-client-ip`.";
+    CallerUndecodable = "caller_undecodable", Expectation,
+        meaning: "`caller_in` (what the back end saw) or `source_in` (the local address) is an IPv6 address that is not in App Service's service-endpoint form, so it cannot be compared with the check's IPv4 range",
+        next: "A service-endpoint caller arrives as IPv6 in `fde4:8dba::/32` with its VNet IPv4 in the low 32 bits, and is compared by that IPv4; any other IPv6 address is not guessed at. If the call went through a service endpoint, the platform used another form: note the address (the evidence shows it) and report it. If the caller really is IPv6 (a dual-stack VNet), write the expectation as an IPv6 range. On the back end, `ALLOWED_CALLERS` refuses such a caller with a `caller_not_allowed` that says the same.";
     CallerUnknown = "caller_unknown", Expectation,
         meaning: "`caller_in` / `caller_auth` could not read the caller from the body",
         next: "The URL is not the front end's `/api/path` or the back end's `/api/caller`, or the back end is older than credential reporting.";

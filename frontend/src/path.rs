@@ -3,13 +3,17 @@
 //! end saw as caller, whether that lies in the integration subnet, which credential let the
 //! front end in (in Entra mode: the back end's verdict on this front end's own token), and how
 //! long each step took.
+//!
+//! A service-endpoint caller reaches the back end as an IPv6 address carrying its VNet IPv4
+//! (`fde4:8dba::/32`, see [`hosting::service_endpoint`]): the in-subnet verdict compares that IPv4
+//! with `INTEGRATION_SUBNET`, and an IPv6 caller in no known form is said to be undecidable.
 
 use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::http::HeaderValue;
 use diag::dns::round_ms;
-use hosting::Instance;
+use hosting::{CallerAddr, Instance, Membership};
 use ipnet::IpNet;
 use serde::Serialize;
 
@@ -87,7 +91,12 @@ pub struct PathReport {
     pub dns: Option<PathDns>,
     /// What the back end saw as caller, when it answered.
     pub caller: Option<CallerSeen>,
-    /// Whether that caller lies in the integration subnet (`null` when it cannot be told).
+    /// The VNet IPv4 the caller carries when the back end saw it in App Service's
+    /// service-endpoint IPv6 form (decoded here from `caller.client_ip`): what
+    /// `caller_in_subnet` compares with an IPv4 `INTEGRATION_SUBNET`.
+    pub caller_vnet_ip: Option<String>,
+    /// Whether that caller lies in the integration subnet (`null` when it cannot be told: no
+    /// `INTEGRATION_SUBNET`, or an IPv6 caller that cannot be compared with an IPv4 subnet).
     pub caller_in_subnet: Option<bool>,
     /// Why the call failed, when it did.
     pub diagnosis: Option<Diagnosis>,
@@ -189,19 +198,30 @@ fn judge(
     if let Some(auth) = caller.as_ref().and_then(|seen| seen.auth.as_ref()) {
         checks.push(credential_check(state.backend.auth_mode(), auth));
     }
-    let caller_in_subnet = caller
+    let decoded = caller
         .as_ref()
-        .and_then(|seen| in_subnet(state.integration_subnet, &seen.client_ip));
+        .and_then(|seen| CallerAddr::parse(&seen.client_ip));
+    let membership = in_subnet(state.integration_subnet, decoded);
+    let caller_in_subnet = match membership {
+        Some(Membership::Inside) => Some(true),
+        Some(Membership::Outside) => Some(false),
+        Some(Membership::Undecodable) | None => None,
+    };
     if let Some(seen) = &caller {
+        // `fde4:…:104, the service-endpoint form of 10.0.1.4`, or the address as sent.
+        let saw = decoded.map_or_else(|| seen.client_ip.clone(), |c| c.to_string());
         checks.push(PathCheck {
             name: "caller_in_subnet",
             ok: caller_in_subnet,
-            detail: match (state.integration_subnet, caller_in_subnet) {
-                (None, _) => format!("the back end saw {} ({}); set INTEGRATION_SUBNET to judge it", seen.client_ip, seen.class),
-                (Some(net), Some(true)) => format!("the back end saw {} — inside {net}", seen.client_ip),
+            detail: match (state.integration_subnet, membership) {
+                (None, _) => format!("the back end saw {saw} ({}); set INTEGRATION_SUBNET to judge it", seen.class),
+                (Some(net), Some(Membership::Inside)) => format!("the back end saw {saw} — inside {net}"),
+                (Some(net), Some(Membership::Undecodable)) => format!(
+                    "the back end saw {saw}, so whether it is inside {net} cannot be told: check that the front end calls through the service endpoint or the private endpoint"
+                ),
                 (Some(net), _) => format!(
-                    "the back end saw {} ({}) — outside {net}: the call did not leave through the integration subnet",
-                    seen.client_ip, seen.class
+                    "the back end saw {saw} ({}) — outside {net}: the call did not leave through the integration subnet",
+                    seen.class
                 ),
             },
         });
@@ -215,6 +235,7 @@ fn judge(
     };
     let summary = match (verdict, &diagnosis) {
         (PathVerdict::Locked, _) => "The back end answers, and it sees the front end coming from the integration subnet.".to_owned(),
+        (PathVerdict::Unverified, _) if membership == Some(Membership::Undecodable) => "The back end answers, but it sees the front end as an IPv6 address that cannot be compared with INTEGRATION_SUBNET.".to_owned(),
         (PathVerdict::Unverified, _) => "The back end answers; set INTEGRATION_SUBNET to check where it sees the front end coming from.".to_owned(),
         (PathVerdict::Broken, Some(d)) => format!("{}. {}", capitalise(&d.message), capitalise(&d.hint)),
         (PathVerdict::Broken, None) => checks
@@ -232,6 +253,9 @@ fn judge(
         integration_subnet: state.integration_subnet.map(|n| n.to_string()),
         dns,
         caller,
+        caller_vnet_ip: decoded
+            .and_then(CallerAddr::vnet_ip)
+            .map(|ip| ip.to_string()),
         caller_in_subnet,
         diagnosis,
         checks,
@@ -278,9 +302,9 @@ fn credential_check(sent: &str, auth: &CallerAuthSeen) -> PathCheck {
     }
 }
 
-fn in_subnet(subnet: Option<IpNet>, client_ip: &str) -> Option<bool> {
-    let ip: IpAddr = client_ip.parse().ok()?;
-    subnet.map(|net| net.contains(&ip.to_canonical()))
+/// Where the caller lies against `INTEGRATION_SUBNET`; `None` without a subnet or an address.
+fn in_subnet(subnet: Option<IpNet>, caller: Option<CallerAddr>) -> Option<Membership> {
+    Some(caller?.in_net(&subnet?))
 }
 
 fn describe_dns(dns: &PathDns) -> String {
@@ -317,6 +341,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn subnet_membership_decodes_the_service_endpoint_form() {
+        let net: IpNet = "127.0.2.0/24".parse().unwrap();
+        let at = |ip: &str| in_subnet(Some(net), CallerAddr::parse(ip));
+        assert_eq!(at("127.0.2.7"), Some(Membership::Inside));
+        assert_eq!(at("::ffff:127.0.2.7"), Some(Membership::Inside));
+        assert_eq!(at("127.0.0.1"), Some(Membership::Outside));
+        assert_eq!(at("garbage"), None);
+        assert_eq!(in_subnet(None, CallerAddr::parse("127.0.2.7")), None);
+        let vnet: IpNet = "10.0.1.0/24".parse().unwrap();
+        let at = |ip: &str| in_subnet(Some(vnet), CallerAddr::parse(ip));
+        assert_eq!(
+            at("fde4:8dba:2300:5457:6f23:200:a00:104"),
+            Some(Membership::Inside)
+        );
+        assert_eq!(
+            at("fde4:8dba:2300:5457:6f23:200:a09:909"),
+            Some(Membership::Outside)
+        );
+        assert_eq!(at("fd00::a00:104"), Some(Membership::Undecodable));
+    }
+
+    #[test]
     fn the_credential_check_names_what_let_the_front_end_in() {
         let entra = CallerAuthSeen {
             mode: "entra".into(),
@@ -341,15 +387,5 @@ mod tests {
         };
         assert_eq!(credential_check("api-key", &none).ok, None);
         assert_eq!(credential_check("api-key", &entra).ok, Some(false));
-    }
-
-    #[test]
-    fn subnet_membership_handles_mapped_addresses_and_garbage() {
-        let net: IpNet = "127.0.2.0/24".parse().unwrap();
-        assert_eq!(in_subnet(Some(net), "127.0.2.7"), Some(true));
-        assert_eq!(in_subnet(Some(net), "::ffff:127.0.2.7"), Some(true));
-        assert_eq!(in_subnet(Some(net), "127.0.0.1"), Some(false));
-        assert_eq!(in_subnet(Some(net), "garbage"), None);
-        assert_eq!(in_subnet(None, "127.0.2.7"), None);
     }
 }

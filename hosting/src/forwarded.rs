@@ -1,5 +1,14 @@
 //! Parsing the client-address headers App Service adds: `X-Forwarded-For` is `ip:port`, may be a
 //! list, and may carry IPv6 in brackets; `X-Client-IP` is the bare address.
+//!
+//! The three paths a call can take hand over these header sets (parsed here, then decoded by
+//! [`crate::service_endpoint`] when the address is IPv6):
+//!
+//! | path | `X-Forwarded-For` | `X-Client-Ip` | `X-Client-Port` |
+//! |---|---|---|---|
+//! | public | `203.0.113.9:51234` | `203.0.113.9` | the port |
+//! | service endpoint | `…, [fde4:8dba:…:a00:104]:50451` | not confirmed: the IPv6 form, bare or bracketed, is accepted | the port |
+//! | private endpoint | `10.10.0.5` (no port) | `10.10.0.5` | `0` |
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -104,6 +113,43 @@ mod tests {
         );
         assert_eq!(client_from_forwarded_for("junk, "), None);
         assert_eq!(client_from_forwarded_for(""), None);
+    }
+
+    /// The header sets of the three paths, as captured on real Azure (parsed, never connected to).
+    #[test]
+    fn each_paths_header_set_gives_the_caller() {
+        // Public: ip:port in X-Forwarded-For, the bare address in X-Client-Ip.
+        assert_eq!(
+            client_from_forwarded_for("203.0.113.9:51234"),
+            Some("203.0.113.9".parse().unwrap())
+        );
+        assert_eq!(
+            parse_client_ip("203.0.113.9"),
+            Some("203.0.113.9".parse().unwrap())
+        );
+        // Service endpoint: the chain ends in the bracketed IPv6 form with a port.
+        let chain = "198.51.100.7:443, [fde4:8dba:1200:98db:6a12:300:a02:126]:27842";
+        let se: IpAddr = "fde4:8dba:1200:98db:6a12:300:a02:126".parse().unwrap();
+        assert_eq!(client_from_forwarded_for(chain), Some(se));
+        assert_eq!(parse_forwarded_for(chain)[1].port, Some(27842));
+        // X-Client-Ip may carry it too (unconfirmed): bare, bracketed, or bracketed with a port.
+        for value in [
+            "fde4:8dba:1200:98db:6a12:300:a02:126",
+            "[fde4:8dba:1200:98db:6a12:300:a02:126]",
+            "[fde4:8dba:1200:98db:6a12:300:a02:126]:27842",
+        ] {
+            assert_eq!(parse_client_ip(value), Some(se), "{value}");
+        }
+        // Private endpoint: the bare address, no port (X-Client-Port: 0 says so).
+        assert_eq!(
+            client_from_forwarded_for("10.10.0.5"),
+            Some("10.10.0.5".parse().unwrap())
+        );
+        assert_eq!(parse_forwarded_for("10.10.0.5")[0].port, None);
+        assert_eq!(
+            parse_client_ip("10.10.0.5"),
+            Some("10.10.0.5".parse().unwrap())
+        );
     }
 
     #[test]

@@ -7,3 +7,4 @@ mod helpers;
 mod items;
 mod openapi;
 mod security;
+mod service_endpoint;

@@ -240,3 +240,98 @@ async fn diag_is_mounted_and_reaches_the_back_end_from_inside() {
         .status();
     assert_eq!(status, 404);
 }
+
+/// What a back end behind a service endpoint answers on `/api/caller`: the caller in App
+/// Service's IPv6 form (header text the fake echoes; never an address anything connects to).
+fn caller_body(client_ip: &str) -> &'static str {
+    let body = serde_json::json!({
+        "client_ip": client_ip,
+        "source": "x-client-ip",
+        "peer": "127.0.0.1:50000",
+        "forwarded_for": [],
+        "class": "unique_local",
+        "allowed": true,
+        "allow_list_enforced": false,
+        "auth": {"mode": "api-key"},
+        "instance": {"site": "app-be", "id": "be-1"},
+    });
+    Box::leak(body.to_string().into_boxed_str())
+}
+
+/// The path report (and the page's panel) of a front end whose back end saw `client_ip`.
+async fn path_with_caller(client_ip: &str, subnet: &'static str) -> (serde_json::Value, String) {
+    let backend = spawn_fake(200, caller_body(client_ip), "application/json").await;
+    let mut front = Front::to(backend.url());
+    front.integration_subnet = Some(subnet);
+    let fe = front.spawn().await;
+    let (status, path) = get_json(&format!("{}/api/path", fe.url())).await;
+    assert_eq!(status, 200);
+    let page = client()
+        .get(fe.url())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (path, page)
+}
+
+fn subnet_check(path: &serde_json::Value) -> &serde_json::Value {
+    path["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "caller_in_subnet")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_service_endpoint_caller_is_judged_by_its_vnet_address() {
+    let (path, page) =
+        path_with_caller("fde4:8dba:2300:5457:6f23:200:a00:104", "10.0.1.0/24").await;
+    assert_eq!(path["verdict"], "locked", "{path:#}");
+    assert!(
+        page.contains("the service-endpoint form of <code>10.0.1.4</code>"),
+        "{page}"
+    );
+    assert_eq!(path["caller_in_subnet"], true);
+    assert_eq!(path["caller_vnet_ip"], "10.0.1.4");
+    assert_eq!(
+        subnet_check(&path)["detail"],
+        "the back end saw fde4:8dba:2300:5457:6f23:200:a00:104, the service-endpoint form of 10.0.1.4 — inside 10.0.1.0/24"
+    );
+
+    let (path, _) = path_with_caller("fde4:8dba:2300:5457:6f23:200:a09:909", "10.0.1.0/24").await;
+    assert_eq!(path["verdict"], "broken", "{path:#}");
+    assert_eq!(path["caller_in_subnet"], false);
+    assert!(
+        subnet_check(&path)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the service-endpoint form of 10.9.9.9 (unique_local) — outside 10.0.1.0/24")
+    );
+}
+
+#[tokio::test]
+async fn an_undecodable_ipv6_caller_is_said_not_compared() {
+    let (path, _) = path_with_caller("fd00:1:2:3::a00:104", "10.0.1.0/24").await;
+    assert_eq!(path["verdict"], "unverified", "{path:#}");
+    assert_eq!(path["caller_in_subnet"], serde_json::Value::Null);
+    assert_eq!(path["caller_vnet_ip"], serde_json::Value::Null);
+    let check = subnet_check(&path);
+    assert_eq!(check["ok"], serde_json::Value::Null);
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("an IPv6 caller that is not in App Service's service-endpoint form: it cannot be compared with IPv4 ranges"),
+        "{check}"
+    );
+    assert!(
+        path["summary"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be compared with INTEGRATION_SUBNET")
+    );
+}

@@ -3,7 +3,8 @@
 
 use std::net::IpAddr;
 
-use hosting::AddressClass;
+use hosting::service_endpoint::UNDECODABLE;
+use hosting::{AddressClass, CallerAddr, Membership};
 use ipnet::IpNet;
 use serde_json::Value;
 
@@ -300,8 +301,7 @@ fn tcpping(expect: &Expect, report: &TcpPingReport) -> Evaluation {
             .attempts
             .iter()
             .filter_map(|a| a.local_addr)
-            .map(|addr| addr.ip().to_canonical())
-            .find(|ip| !range.contains(ip))
+            .find_map(|addr| source_outside(addr.ip(), range))
     {
         return egress_not_in_subnet(outside, range, evidence);
     }
@@ -455,11 +455,44 @@ fn describe_ping(report: &TcpPingReport) -> String {
 
 // ---- http ----
 
-fn egress_not_in_subnet(outside: IpAddr, range: IpNet, evidence: Vec<String>) -> Evaluation {
+/// `source_in`: the local address decoded when it is not inside `range` (a service-endpoint
+/// IPv6 form is compared by the IPv4 it carries, as `caller_in` does), `None` when it is.
+fn source_outside(ip: IpAddr, range: IpNet) -> Option<(CallerAddr, Membership)> {
+    let source = CallerAddr::of(ip);
+    match source.in_net(&range) {
+        Membership::Inside => None,
+        other => Some((source, other)),
+    }
+}
+
+fn egress_not_in_subnet(
+    (outside, membership): (CallerAddr, Membership),
+    range: IpNet,
+    evidence: Vec<String>,
+) -> Evaluation {
+    if membership == Membership::Undecodable {
+        return undecodable(
+            &format!("the connection left from {}", outside.seen()),
+            range,
+            evidence,
+        );
+    }
     Evaluation::fail(
         Code::EgressNotInSubnet,
         format!(
             "the connection left from {outside}, outside {range}: this instance's outbound traffic does not go through the integration subnet. Check the app's VNet integration and that all outbound traffic is routed into the VNet (vnetRouteAllEnabled / outboundVnetRouting)."
+        ),
+        evidence,
+    )
+}
+
+/// `caller_undecodable`: an IPv6 address (`who` says whose) that cannot be compared with the
+/// IPv4 range of `caller_in` or `source_in`, said as such rather than failed as outside it.
+fn undecodable(who: &str, range: IpNet, evidence: Vec<String>) -> Evaluation {
+    Evaluation::fail(
+        Code::CallerUndecodable,
+        format!(
+            "{who}, {UNDECODABLE} such as {range}. A service-endpoint caller arrives as an IPv6 address in fde4:8dba::/32 carrying its VNet IPv4; this one is not in that form. If the call went through a service endpoint, the platform used another form: report the address. Otherwise write the expectation as an IPv6 range."
         ),
         evidence,
     )
@@ -656,10 +689,12 @@ fn http(
         }
     }
     if let Some(range) = expect.source_in
-        && let Some(ip) = report.target.local_addr.map(|a| a.ip().to_canonical())
-        && !range.contains(&ip)
+        && let Some(outside) = report
+            .target
+            .local_addr
+            .and_then(|a| source_outside(a.ip(), range))
     {
-        return egress_not_in_subnet(ip, range, evidence);
+        return egress_not_in_subnet(outside, range, evidence);
     }
     if let Some(range) = expect.caller_in {
         let verdict = caller_in(range, body, evidence);
@@ -757,23 +792,34 @@ fn caller_in(range: ipnet::IpNet, body: Option<&Value>, mut evidence: Vec<String
     let instance = body["caller"]["instance"]["id"]
         .as_str()
         .or_else(|| body["instance"]["id"].as_str());
+    // `fde4:…:104, the service-endpoint form of 10.0.1.4`: both forms in the evidence.
+    let caller = CallerAddr::parse(seen);
+    let described = caller.map_or_else(|| seen.to_owned(), |c| c.to_string());
     evidence.push(match instance {
-        Some(id) => format!("the back end (instance {id}) saw the caller as {seen}"),
-        None => format!("the back end saw the caller as {seen}"),
+        Some(id) => format!("the back end (instance {id}) saw the caller as {described}"),
+        None => format!("the back end saw the caller as {described}"),
     });
-    match seen.parse::<IpAddr>() {
-        Ok(ip) if range.contains(&ip.to_canonical()) => Evaluation::pass(evidence),
-        Ok(ip) => Evaluation::fail(
+    let Some(caller) = caller else {
+        return Evaluation::fail(
+            Code::CallerUnknown,
+            format!("client_ip {seen:?} is not an address."),
+            evidence,
+        );
+    };
+    match caller.in_net(&range) {
+        Membership::Inside => Evaluation::pass(evidence),
+        Membership::Outside => Evaluation::fail(
             Code::CallerNotInSubnet,
             format!(
-                "the back end saw the front end as {ip} ({}), outside {range}: the call did not leave through the integration subnet. Check the front end's VNet integration and route-all.",
-                AddressClass::of(ip)
+                "the back end saw the front end as {caller} ({}), outside {range}: the call did not leave through the integration subnet. Check the front end's VNet integration and route-all.",
+                // The class of the address compared: the VNet IPv4 of a service-endpoint caller.
+                AddressClass::of(caller.ipv4().map_or(caller.seen(), IpAddr::V4))
             ),
             evidence,
         ),
-        Err(_) => Evaluation::fail(
-            Code::CallerUnknown,
-            format!("client_ip {seen:?} is not an address."),
+        Membership::Undecodable => undecodable(
+            &format!("the back end saw the front end as {}", caller.seen()),
+            range,
             evidence,
         ),
     }
@@ -1106,5 +1152,108 @@ mod tests {
             "Blocked. You are outside."
         );
         assert_eq!(sentences(&["", "x"]), "X.");
+    }
+
+    /// The back end's `/api/caller` (or the front end's `/api/path`) with `client_ip`.
+    fn caller_in_with(client_ip: &str, range: &str) -> Evaluation {
+        let want = expect(&format!("status = 200\ncaller_in = \"{range}\""));
+        let body = json!({"caller": {"client_ip": client_ip, "instance": {"id": "be-1"}}});
+        http(&http_action(), &want, &http_report(200, None), Some(&body))
+    }
+
+    #[test]
+    fn caller_in_compares_a_service_endpoint_caller_by_its_vnet_address() {
+        let passed = caller_in_with("fde4:8dba:2300:5457:6f23:200:a00:104", "10.0.1.0/24");
+        assert!(passed.passed, "{passed:?}");
+        assert!(passed.evidence.contains(
+            &"the back end (instance be-1) saw the caller as fde4:8dba:2300:5457:6f23:200:a00:104, the service-endpoint form of 10.0.1.4".to_owned()
+        ), "{passed:?}");
+
+        let outside = caller_in_with("fde4:8dba:1200:98db:6a12:300:a02:126", "10.0.1.0/24");
+        assert_eq!(outside.code.as_deref(), Some("caller_not_in_subnet"));
+        assert!(
+            outside.diagnosis.as_deref().unwrap().contains(
+                "as fde4:8dba:1200:98db:6a12:300:a02:126, the service-endpoint form of 10.2.1.38 (private), outside 10.0.1.0/24"
+            ),
+            "{outside:?}"
+        );
+
+        // An IPv6 range compares the address as it arrived.
+        let v6 = caller_in_with(
+            "fde4:8dba:2300:5457:6f23:200:a00:104",
+            "fde4:8dba:2300::/48",
+        );
+        assert!(v6.passed, "{v6:?}");
+        let v6_outside = caller_in_with(
+            "fde4:8dba:1200:98db:6a12:300:a00:104",
+            "fde4:8dba:2300::/48",
+        );
+        assert_eq!(v6_outside.code.as_deref(), Some("caller_not_in_subnet"));
+    }
+
+    #[test]
+    fn caller_in_says_an_undecodable_ipv6_caller_cannot_be_compared() {
+        for client_ip in ["fd40:1f2e:3d4c:5b6a:7988:100:a0a:5", "2603:1030::a00:104"] {
+            let verdict = caller_in_with(client_ip, "10.0.1.0/24");
+            assert_eq!(
+                verdict.code.as_deref(),
+                Some("caller_undecodable"),
+                "{client_ip}"
+            );
+            let diagnosis = verdict.diagnosis.unwrap();
+            assert!(
+                diagnosis.contains(&format!(
+                    "the back end saw the front end as {client_ip}, an IPv6 caller that is not in App Service's service-endpoint form: it cannot be compared with IPv4 ranges such as 10.0.1.0/24."
+                )),
+                "{diagnosis}"
+            );
+        }
+        // Against an IPv6 range it is compared, and may pass.
+        assert!(caller_in_with("2603:1030::a00:104", "2603:1030::/32").passed);
+        // Mapped IPv4 is IPv4.
+        assert!(caller_in_with("::ffff:10.0.1.4", "10.0.1.0/24").passed);
+    }
+
+    #[test]
+    fn source_in_decodes_the_local_address_as_caller_in_does() {
+        let with_source = |local: &str| {
+            let mut report = http_report(200, None);
+            report.target.local_addr = Some(local.parse().unwrap());
+            http(
+                &http_action(),
+                &expect("status = 200\nsource_in = \"10.0.1.0/24\""),
+                &report,
+                None,
+            )
+        };
+        assert!(with_source("10.0.1.4:5000").passed);
+        assert!(with_source("[fde4:8dba:2300:5457:6f23:200:a00:104]:5000").passed);
+        let outside = with_source("[fde4:8dba:2300:5457:6f23:200:a09:909]:5000");
+        assert_eq!(outside.code.as_deref(), Some("egress_not_in_subnet"));
+        assert!(
+            outside
+                .diagnosis
+                .unwrap()
+                .contains("the service-endpoint form of 10.9.9.9, outside 10.0.1.0/24")
+        );
+        let undecodable = with_source("[fd00::1]:5000");
+        assert_eq!(undecodable.code.as_deref(), Some("caller_undecodable"));
+        assert!(
+            undecodable
+                .diagnosis
+                .unwrap()
+                .starts_with("the connection left from fd00::1, an IPv6 caller")
+        );
+
+        // tcpping: every attempt's local address is judged.
+        let mut ping = ping_report(Some("10.20.2.4"), None);
+        ping.attempts[0].local_addr = Some("[fd00::1]:5000".parse().unwrap());
+        let verdict = tcpping(&expect("source_in = \"10.20.1.0/24\""), &ping);
+        assert_eq!(verdict.code.as_deref(), Some("caller_undecodable"));
+        let inside = tcpping(
+            &expect("source_in = \"10.20.1.0/24\""),
+            &ping_report(Some("10.20.2.4"), None),
+        );
+        assert!(inside.passed, "{inside:?}");
     }
 }
