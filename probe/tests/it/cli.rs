@@ -1,5 +1,5 @@
-//! The CLI's public contract: `--help` pinned by golden files, both text formats pinned from
-//! fixed reports, and the exit codes of the real binary against loopback servers.
+//! The CLI's public contract: `--help` pinned by golden files, the Kudu and human texts pinned
+//! from fixed reports, and the exit codes of the real binary against loopback servers.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -110,6 +110,10 @@ fn resolve_text_follows_nameresolver() {
     };
     assert_eq!(
         resolution.to_text(),
+        "Server: 127.0.0.1:5353\r\n\r\nNon-authoritative answer:\r\nName:    app-be.privatelink.azurewebsites.net\r\nAddresses:\r\n\t10.20.2.4\r\nAliases:\r\n\tapp-be.azurewebsites.net\r\n"
+    );
+    assert_eq!(
+        resolution.to_human_text(),
         "Server: 127.0.0.1:5353\n\nNon-authoritative answer:\nName:    app-be.privatelink.azurewebsites.net\nAddresses:\n        10.20.2.4  (private)\nAliases:\n        app-be.azurewebsites.net\n"
     );
     let failed = Resolution {
@@ -132,7 +136,11 @@ fn resolve_text_follows_nameresolver() {
     };
     assert_eq!(
         failed.to_text(),
-        "Server: 127.0.0.1:5353\n\n*** 127.0.0.1:5353 can't find nosuch.example: Non-existent domain\n"
+        "Server: 127.0.0.1:5353\r\n\r\n*** 127.0.0.1:5353 can't find nosuch.example: Non-existent domain\r\n"
+    );
+    assert_eq!(
+        failed.to_human_text(),
+        "Server: 127.0.0.1:5353\n\n*** 127.0.0.1:5353 can't find nosuch.example: Non-existent domain\nnosuch.example does not exist (NXDOMAIN)\n"
     );
 }
 
@@ -146,6 +154,7 @@ fn tcpping_text_follows_kudu() {
         rtt_ms: Some(rtt),
         error: None,
         message: None,
+        dns_error: None,
     };
     let attempts = vec![
         ok(1, 12.4),
@@ -158,6 +167,7 @@ fn tcpping_text_follows_kudu() {
             rtt_ms: None,
             error: Some(AttemptError::Refused),
             message: Some("Connection refused".into()),
+            dns_error: None,
         },
         ok(4, 0.5),
     ];
@@ -176,11 +186,11 @@ fn tcpping_text_follows_kudu() {
     };
     assert_eq!(
         report.to_text(),
-        "Connected to app-be.azurewebsites.net:443, time taken: 12ms\n\
-         Connected to app-be.azurewebsites.net:443, time taken: <1ms\n\
-         Connection attempt failed: Connection refused (20.1.2.3:443)\n\
-         Connected to app-be.azurewebsites.net:443, time taken: <1ms\n\
-         Complete: 3/4 successful attempts (75%). Average success time: 4.5ms\n"
+        "Connected to app-be.azurewebsites.net:443, time taken: 12ms\r\n\
+         Connected to app-be.azurewebsites.net:443, time taken: <1ms\r\n\
+         Connection attempt failed: No connection could be made because the target machine actively refused it\r\n\
+         Connected to app-be.azurewebsites.net:443, time taken: <1ms\r\n\
+         Complete: 3/4 successful attempts (75%). Average success time: 4.5ms\r\n"
     );
 }
 
