@@ -1,5 +1,6 @@
 //! The CLI's public contract: `--help` pinned by golden files, the Kudu and human texts pinned
-//! from fixed reports, and the exit codes of the real binary against loopback servers.
+//! from fixed reports, the Kudu text of the real binary read as Microsoft's portal reads it, and
+//! the exit codes of the real binary against loopback servers.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,6 +13,9 @@ use diag::dns::{
 use diag::tcpping::{AttemptError, PingAttempt, PingTarget, PingVerdict, TcpPingReport, summarize};
 use probe::cli::Cli;
 
+use test_support::kudu_reader::{
+    Status, bare_addresses, read_complete, read_nameresolver, read_tcpping,
+};
 use test_support::{closed_port, spawn_accept_once, spawn_canary, spawn_dns};
 
 fn golden(name: &str) -> PathBuf {
@@ -324,6 +328,112 @@ async fn the_binary_exit_codes() {
         &["tcpping", "127.0.0.1:80", "81"],
         &["tcpping", "127.0.0.1", "-n", "21"],
         &["nosuch"],
+    ] {
+        let mut command = probe_bin();
+        command.env("DNS_SERVERS", &server).args(bad);
+        assert_eq!(run(command).await.0, 2, "{bad:?}");
+    }
+}
+
+/// What the binary prints by default is Kudu's text, read back as Microsoft's portal reads it;
+/// `--format human` is the richer text; `--json` and `--format` do not mix. DNS is the test zone
+/// on loopback, never the system resolver.
+#[tokio::test]
+async fn the_binary_prints_text_the_portal_reads() {
+    let dns = spawn_dns().await;
+    let server = dns.addr.to_string();
+
+    let mut command = probe_bin();
+    command.args(["resolve", "app-be.azurewebsites.net", &server]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 0, "{stdout}");
+    let (addresses, aliases) = read_nameresolver(&stdout).unwrap();
+    assert_eq!(
+        bare_addresses(&addresses).unwrap(),
+        ["10.20.2.4".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert_eq!(aliases, "app-be.azurewebsites.net\r\n");
+
+    let mut command = probe_bin();
+    command.args(["resolve", "nosuch.lockdown.test", &server]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 1);
+    assert_eq!(read_nameresolver(&stdout), None, "{stdout}");
+    assert!(stdout.ends_with("can't find nosuch.lockdown.test: Non-existent domain\r\n"));
+
+    let mut command = probe_bin();
+    command.args([
+        "resolve",
+        "app-be.azurewebsites.net",
+        &server,
+        "--format",
+        "human",
+    ]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("        10.20.2.4  (private)\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains('\r'), "{stdout:?}");
+
+    let mut command = probe_bin();
+    command.env("DNS_SERVERS", &server).args([
+        "tcpping",
+        "nosuch.lockdown.test:443",
+        "-n",
+        "3",
+        "-i",
+        "0",
+    ]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 1, "{stdout}");
+    let read = read_tcpping(&stdout).unwrap();
+    assert_eq!(read.statuses, vec![Status::HostNotFound; 3]);
+    let complete = read_complete(&read.complete).unwrap();
+    assert_eq!((complete.ok, complete.total, complete.percent), (0, 3, 0));
+
+    let canary = spawn_canary().await;
+    let target = format!("127.0.0.1:{}", canary.port());
+    let mut command = probe_bin();
+    command
+        .env("DNS_SERVERS", &server)
+        .args(["tcpping", &target, "-n", "2", "-i", "0"]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 0, "{stdout}");
+    let read = read_tcpping(&stdout).unwrap();
+    assert_eq!(read.statuses, vec![Status::Success; 2]);
+    assert_eq!(read_complete(&read.complete).unwrap().percent, 100);
+
+    let mut command = probe_bin();
+    command
+        .env("DNS_SERVERS", &server)
+        .args(["tcpping", &target, "-n", "1", "-f", "human"]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("#1 connected to {target} from 127.0.0.1:")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Verdict: reachable\n"), "{stdout}");
+
+    for bad in [
+        &["tcpping", &target, "--json", "--format", "human"][..],
+        &[
+            "resolve",
+            "public.lockdown.test",
+            &server,
+            "--json",
+            "-f",
+            "text",
+        ],
+        &[
+            "resolve",
+            "public.lockdown.test",
+            &server,
+            "--format",
+            "kudu",
+        ],
     ] {
         let mut command = probe_bin();
         command.env("DNS_SERVERS", &server).args(bad);
