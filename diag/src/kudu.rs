@@ -58,6 +58,9 @@ pub fn failure_line(attempt: &PingAttempt) -> String {
     let phrase = match attempt.error {
         Some(AttemptError::Timeout) => return TIMED_OUT.to_owned(),
         Some(AttemptError::Refused) => REFUSED,
+        // A failed attempt always has a kind; without one, say the connect was not allowed
+        // rather than invent a network cause (a timeout or a refusal would send people looking
+        // at the target).
         Some(AttemptError::Unreachable | AttemptError::Denied) | None => FORBIDDEN,
         Some(AttemptError::Dns) => match attempt.dns_error {
             Some(DnsErrorKind::Nxdomain | DnsErrorKind::Nodata | DnsErrorKind::InvalidInput)
