@@ -380,15 +380,24 @@ pub struct Resolution {
 }
 
 impl Resolution {
-    /// Text in the shape of Kudu's `nameresolver`.
+    /// The text of Kudu's `nameresolver.exe`, which Microsoft's Diagnostics portal can read
+    /// (`format=text`, the CLI's default): see [`crate::kudu`].
     pub fn to_text(&self) -> String {
+        crate::kudu::nameresolver_text(self)
+    }
+
+    /// A richer text for a person at a shell (`probe resolve --format human`): nslookup's layout
+    /// plus each address's class (the whole question is often "private or not"), the records of
+    /// other types, and the failure in full. Not for parsers.
+    pub fn to_human_text(&self) -> String {
         let server = self.resolver.display_servers();
         let mut out = format!("Server: {server}\n\n");
         if let Some(error) = &self.error {
             out.push_str(&format!(
-                "*** {server} can't find {}: {}\n",
+                "*** {server} can't find {}: {}\n{}\n",
                 self.query.name,
-                error.kind.phrase()
+                error.kind.phrase(),
+                error.message
             ));
             return out;
         }
@@ -398,7 +407,6 @@ impl Resolution {
         if !self.addresses.is_empty() {
             out.push_str("Addresses:\n");
             for address in &self.addresses {
-                // Kudu's layout, plus the class: the whole question is often "private or not".
                 out.push_str(&format!("        {}  ({})\n", address.ip, address.class));
             }
         }

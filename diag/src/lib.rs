@@ -9,7 +9,8 @@
 //! - [`api`]: the `/diag` router, its token, limits and state.
 //! - [`policy`], [`target`]: which targets `/diag` may reach, and parsing what users send.
 //! - [`dns`]: the resolver (no cache for diagnostics), the CNAME walk, the resolve report.
-//! - [`tcpping`]: TCP connects to exactly the resolved address, Kudu's `tcpping` text.
+//! - [`tcpping`]: TCP connects to exactly the resolved address.
+//! - [`kudu`]: the text of Kudu's `tcpping` and `nameresolver` that Microsoft's portal reads.
 //! - [`httpcheck`]: one HTTP request with phase timings and App Service's answers recognised.
 //! - [`appservice`]: what App Service's own refusals look like (status line, headers, pages).
 //! - [`outbound`]: outbound sockets bound to the integration-subnet source, the HTTP client.
@@ -26,6 +27,7 @@ pub mod envfacts;
 pub mod error;
 pub mod failure;
 pub mod httpcheck;
+pub mod kudu;
 pub mod outbound;
 pub mod policy;
 pub mod target;

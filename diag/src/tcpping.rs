@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::dns::{DnsResolver, round_ms};
+use crate::dns::{DnsErrorKind, DnsResolver, round_ms};
 use crate::outbound::{ConnectErrorKind, connect_tcp};
 use crate::policy::{Denied, Policy};
 use crate::target::{Host, InputError, parse_bounded, parse_host, parse_port};
@@ -151,11 +151,19 @@ pub struct PingAttempt {
     pub error: Option<AttemptError>,
     /// The failure in words.
     pub message: Option<String>,
+    /// How the lookup failed, when `error` is `dns` (`nxdomain`, `timeout`, `servfail`, …; the
+    /// `error.kind` of `/diag/resolve`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dns_error: Option<DnsErrorKind>,
 }
 
 /// Aggregates over the attempts (times over successful attempts only).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PingSummary {
+    /// Attempts asked for (`count`). More than `sent` when the name did not resolve or the policy
+    /// denied the address: then one failure stands for every attempt and nothing was sent.
+    #[serde(default)]
+    pub requested: u32,
     /// Attempts made.
     pub sent: u32,
     /// Attempts that connected.
@@ -225,7 +233,10 @@ pub async fn tcp_ping(
     let ips = match resolved {
         Ok(ips) => ips,
         Err(failure) => {
-            let attempt = failed_attempt(None, AttemptError::Dns, failure.message);
+            let attempt = PingAttempt {
+                dns_error: Some(failure.kind),
+                ..failed_attempt(None, AttemptError::Dns, failure.message)
+            };
             return finish(target, vec![attempt], None, req);
         }
     };
@@ -254,6 +265,7 @@ pub async fn tcp_ping(
                 rtt_ms: Some(round_ms(started.elapsed())),
                 error: None,
                 message: None,
+                dns_error: None,
             },
             Err(error) => PingAttempt {
                 seq,
@@ -275,6 +287,7 @@ fn failed_attempt(ip: Option<IpAddr>, error: AttemptError, message: String) -> P
         rtt_ms: None,
         error: Some(error),
         message: Some(message),
+        dns_error: None,
     }
 }
 
@@ -284,7 +297,10 @@ fn finish(
     denied: Option<Denied>,
     req: &TcpPingRequest,
 ) -> TcpPingReport {
-    let summary = summarize(&attempts);
+    let summary = PingSummary {
+        requested: req.count,
+        ..summarize(&attempts)
+    };
     let (verdict, hint) = verdict(&attempts, &summary, req);
     TcpPingReport {
         target,
@@ -296,7 +312,8 @@ fn finish(
     }
 }
 
-/// Computes the summary over attempts (public for tests and the smoke runner).
+/// Computes the summary over attempts (public for tests and the smoke runner); `requested` is
+/// the number of attempts given.
 pub fn summarize(attempts: &[PingAttempt]) -> PingSummary {
     let mut times: Vec<f64> = attempts.iter().filter_map(|a| a.rtt_ms).collect();
     times.sort_by(f64::total_cmp);
@@ -304,6 +321,7 @@ pub fn summarize(attempts: &[PingAttempt]) -> PingSummary {
     let avg = (!times.is_empty())
         .then(|| (times.iter().sum::<f64>() / times.len() as f64 * 1000.0).round() / 1000.0);
     PingSummary {
+        requested: attempts.len() as u32,
         sent: attempts.len() as u32,
         ok,
         min_ms: times.first().copied(),
@@ -367,51 +385,72 @@ fn error_word(error: AttemptError) -> &'static str {
 }
 
 impl TcpPingReport {
-    /// Text in the shape of Kudu's `tcpping`.
+    /// The text of Kudu's `tcpping.exe`, which Microsoft's Diagnostics portal can read
+    /// (`format=text`, the CLI's default): see [`crate::kudu`].
     pub fn to_text(&self) -> String {
+        crate::kudu::tcpping_text(self)
+    }
+
+    /// A richer text for a person at a shell (`probe tcpping --format human`): the address
+    /// tried, the source address the kernel chose, and the failure in this system's words, then
+    /// the verdict and the hint. Not for parsers.
+    pub fn to_human_text(&self) -> String {
         let mut out = String::new();
         let host = &self.target.host;
         let port = self.target.port;
         for attempt in &self.attempts {
+            let place = match attempt.ip {
+                Some(ip) => SocketAddr::new(ip, port).to_string(),
+                None => format!("{host}:{port}"),
+            };
             if attempt.ok {
-                let rtt = attempt.rtt_ms.unwrap_or(0.0);
-                let taken = if rtt < 1.0 {
-                    "<1ms".to_owned()
-                } else {
-                    format!("{}ms", rtt.floor() as u64)
-                };
+                let rtt = short_ms(attempt.rtt_ms.unwrap_or(0.0));
+                let from = attempt
+                    .local_addr
+                    .map(|local| format!(" from {local}"))
+                    .unwrap_or_default();
                 out.push_str(&format!(
-                    "Connected to {host}:{port}, time taken: {taken}\n"
+                    "#{} connected to {place}{from} in {rtt} ms\n",
+                    attempt.seq
                 ));
             } else {
                 let message = attempt.message.as_deref().unwrap_or("failed");
-                let place = match attempt.ip {
-                    Some(ip) => SocketAddr::new(ip, port).to_string(),
-                    None => format!("{host}:{port}"),
-                };
-                out.push_str(&format!("Connection attempt failed: {message} ({place})\n"));
+                let kind = attempt.error.map_or("failed", error_word);
+                out.push_str(&format!("#{} {kind}: {message} ({place})\n", attempt.seq));
             }
         }
-        let sent = self.summary.sent;
-        let ok = self.summary.ok;
-        let percent = if sent == 0 {
-            0
-        } else {
-            (u64::from(ok) * 100 + u64::from(sent) / 2) / u64::from(sent)
-        };
-        out.push_str(&format!(
-            "Complete: {ok}/{sent} successful attempts ({percent}%)."
-        ));
-        if let Some(avg) = self.summary.avg_ms {
-            out.push_str(&format!(" Average success time: {}ms", short_ms(avg)));
+        let summary = &self.summary;
+        out.push_str(&format!("{}/{} connected", summary.ok, summary.sent));
+        if let (Some(min), Some(avg), Some(max)) = (summary.min_ms, summary.avg_ms, summary.max_ms)
+        {
+            out.push_str(&format!(
+                ", min/avg/max {}/{}/{} ms",
+                short_ms(min),
+                short_ms(avg),
+                short_ms(max)
+            ));
         }
-        out.push('\n');
+        out.push_str(&format!(
+            "\nVerdict: {}\nHint: {}\n",
+            verdict_word(self.verdict),
+            self.hint
+        ));
         out
     }
 }
 
+fn verdict_word(verdict: PingVerdict) -> &'static str {
+    match verdict {
+        PingVerdict::Reachable => "reachable",
+        PingVerdict::PartiallyReachable => "partially reachable",
+        PingVerdict::Unreachable => "unreachable",
+        PingVerdict::Unresolved => "unresolved",
+        PingVerdict::Denied => "denied",
+    }
+}
+
 /// `4.5`, `12`, `0.34`: at most two decimals, no trailing zeros.
-fn short_ms(ms: f64) -> String {
+pub(crate) fn short_ms(ms: f64) -> String {
     let text = format!("{ms:.2}");
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
@@ -429,6 +468,7 @@ mod tests {
             rtt_ms: Some(rtt),
             error: None,
             message: None,
+            dns_error: None,
         }
     }
 
@@ -475,6 +515,38 @@ mod tests {
         assert_eq!(summary.p50_ms, Some(1.0));
         let none = summarize(&[]);
         assert_eq!((none.sent, none.avg_ms, none.p50_ms), (0, None, None));
+    }
+
+    #[test]
+    fn the_human_text_keeps_what_the_kudu_text_leaves_out() {
+        let mut failed = failed_attempt(
+            Some("127.0.0.1".parse().unwrap()),
+            AttemptError::Refused,
+            "Connection refused".into(),
+        );
+        failed.seq = 2;
+        let attempts = vec![ok(1, 1.5), failed];
+        let report = TcpPingReport {
+            target: PingTarget {
+                host: "loopback.lockdown.test".into(),
+                port: 8080,
+                ip: Some("127.0.0.1".parse().unwrap()),
+                resolved: vec!["127.0.0.1".parse().unwrap()],
+            },
+            summary: summarize(&attempts),
+            attempts,
+            verdict: PingVerdict::PartiallyReachable,
+            hint: "one path fails".into(),
+            denied: None,
+        };
+        assert_eq!(
+            report.to_human_text(),
+            "#1 connected to 127.0.0.1:8080 from 127.0.0.1:50000 in 1.5 ms\n\
+             #2 refused: Connection refused (127.0.0.1:8080)\n\
+             1/2 connected, min/avg/max 1.5/1.5/1.5 ms\n\
+             Verdict: partially reachable\n\
+             Hint: one path fails\n"
+        );
     }
 
     #[test]

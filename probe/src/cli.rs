@@ -36,7 +36,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve /diag and /healthz (enable /diag with DIAG_TOKEN).
     Serve(ServeArgs),
-    /// Look a name up like Kudu's nameresolver: CNAME chain, addresses and their class.
+    /// Look a name up like Kudu's nameresolver (--format human adds address classes).
     Resolve(ResolveArgs),
     /// Open TCP connections like Kudu's tcpping.
     Tcpping(TcppingArgs),
@@ -53,6 +53,24 @@ pub enum SmokeFormat {
     Json,
     /// JUnit XML for CI systems.
     Junit,
+}
+
+/// Output formats of `probe resolve` and `probe tcpping`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Kudu's text (CRLF line ends), which Microsoft's Diagnostics portal reads: the same as
+    /// /diag's format=text.
+    Text,
+    /// More for a person at a shell: address classes, the address tried, the source address,
+    /// this system's error text, the verdict. Not for parsers.
+    Human,
+    /// The /diag body as JSON.
+    Json,
+}
+
+/// The format asked for: `--json` is short for `--format json`.
+fn output_format(format: OutputFormat, json: bool) -> OutputFormat {
+    if json { OutputFormat::Json } else { format }
 }
 
 /// `probe smoke [--config FILE] [--format text|json|junit] [--output FILE] [--wait DURATION]`.
@@ -93,7 +111,7 @@ pub struct ServeArgs {
     pub limits: diag::api::DiagLimitArgs,
 }
 
-/// `probe resolve HOST [SERVER] [--type T] [--json]`.
+/// `probe resolve HOST [SERVER] [--type T] [--format text|human|json] [--json]`.
 #[derive(Debug, Args)]
 pub struct ResolveArgs {
     /// The name to look up (an IP address looks up its PTR record).
@@ -103,15 +121,18 @@ pub struct ResolveArgs {
     /// Record type: A, AAAA, CNAME, TXT, MX, SRV or PTR [default: A and AAAA].
     #[arg(long = "type", short = 't', value_name = "T")]
     pub record_type: Option<String>,
-    /// Print JSON (the /diag/resolve body) instead of text.
-    #[arg(long)]
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Print JSON (the /diag/resolve body): the same as --format json.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
     /// DNS servers.
     #[command(flatten)]
     pub dns: DnsArgs,
 }
 
-/// `probe tcpping HOST[:PORT] [PORT] [-n COUNT] [-w TIMEOUT_MS] [--json]`.
+/// `probe tcpping HOST[:PORT] [PORT] [-n COUNT] [-w TIMEOUT_MS] [--format text|human|json] [--json]`.
 #[derive(Debug, Args)]
 pub struct TcppingArgs {
     /// HOST or HOST:PORT ([v6]:PORT for IPv6).
@@ -128,8 +149,11 @@ pub struct TcppingArgs {
     /// Pause between attempts in milliseconds, 0-5000 [default: 1000].
     #[arg(short = 'i', long = "interval-ms", value_name = "INTERVAL_MS")]
     pub interval_ms: Option<String>,
-    /// Print JSON (the /diag/tcpping body) instead of text.
-    #[arg(long)]
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Print JSON (the /diag/tcpping body): the same as --format json.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
     /// DNS servers.
     #[command(flatten)]
@@ -197,10 +221,10 @@ pub async fn resolve(args: ResolveArgs) -> u8 {
         };
     }
     let resolution = resolver.resolve_request(&request).await;
-    if args.json {
-        print_json(&resolution);
-    } else {
-        print_out(&resolution.to_text());
+    match output_format(args.format, args.json) {
+        OutputFormat::Text => print_out(&resolution.to_text()),
+        OutputFormat::Human => print_out(&resolution.to_human_text()),
+        OutputFormat::Json => print_json(&resolution),
     }
     if resolution.ok { EXIT_OK } else { EXIT_FAILED }
 }
@@ -251,10 +275,10 @@ pub async fn tcpping(args: TcppingArgs) -> u8 {
         None,
     )
     .await;
-    if args.json {
-        print_json(&report);
-    } else {
-        print_out(&report.to_text());
+    match output_format(args.format, args.json) {
+        OutputFormat::Text => print_out(&report.to_text()),
+        OutputFormat::Human => print_out(&report.to_human_text()),
+        OutputFormat::Json => print_json(&report),
     }
     if report.summary.sent > 0 && report.summary.ok == report.summary.sent {
         EXIT_OK

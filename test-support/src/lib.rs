@@ -1,6 +1,7 @@
 //! Fixtures shared by the tests of every crate: an in-process DNS server with the test zones, tiny scripted DNS responders,
 //! a canary listener that counts connections, a listener whose accept queue is full, and the
-//! `/diag` server. Everything listens on loopback only.
+//! `/diag` server. Everything listens on loopback only. [`kudu_reader`] reads Kudu's text as
+//! Microsoft's Diagnostics portal does.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -21,6 +22,8 @@ use hickory_server::net::runtime::TokioRuntimeProvider;
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
+
+pub mod kudu_reader;
 
 /// The token the test `/diag` servers accept.
 pub const TOKEN: &str = "test-diag-token-0123456789";

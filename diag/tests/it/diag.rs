@@ -159,7 +159,7 @@ async fn with_the_token_the_diagnostics_answer() {
     assert_eq!(
         text,
         format!(
-            "Server: {}\n\nNon-authoritative answer:\nName:    app-be.privatelink.azurewebsites.net\nAddresses:\n        10.20.2.4  (private)\nAliases:\n        app-be.azurewebsites.net\n",
+            "Server: {}\r\n\r\nNon-authoritative answer:\r\nName:    app-be.privatelink.azurewebsites.net\r\nAddresses:\r\n\t10.20.2.4\r\nAliases:\r\n\tapp-be.azurewebsites.net\r\n",
             dns.addr
         )
     );
@@ -190,9 +190,10 @@ async fn with_the_token_the_diagnostics_answer() {
         "{text}"
     );
     assert!(
-        text.contains("Complete: 1/1 successful attempts (100%). Average success time: "),
+        text.contains("\r\nComplete: 1/1 successful attempts (100%). Average success time: "),
         "{text}"
     );
+    assert!(text.ends_with("ms\r\n"), "{text}");
 
     let response = diag.get("/diag/env").await;
     assert_eq!(response.status(), 200);

@@ -5,4 +5,5 @@ mod diag;
 mod dns;
 mod guard;
 mod http;
+mod kudu;
 mod tcpping;

@@ -1,5 +1,6 @@
-//! The CLI's public contract: `--help` pinned by golden files, both text formats pinned from
-//! fixed reports, and the exit codes of the real binary against loopback servers.
+//! The CLI's public contract: `--help` pinned by golden files, the Kudu and human texts pinned
+//! from fixed reports, the Kudu text of the real binary read as Microsoft's portal reads it, and
+//! the exit codes of the real binary against loopback servers.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,6 +13,9 @@ use diag::dns::{
 use diag::tcpping::{AttemptError, PingAttempt, PingTarget, PingVerdict, TcpPingReport, summarize};
 use probe::cli::Cli;
 
+use test_support::kudu_reader::{
+    Status, bare_addresses, read_complete, read_nameresolver, read_tcpping,
+};
 use test_support::{closed_port, spawn_accept_once, spawn_canary, spawn_dns};
 
 fn golden(name: &str) -> PathBuf {
@@ -110,6 +114,10 @@ fn resolve_text_follows_nameresolver() {
     };
     assert_eq!(
         resolution.to_text(),
+        "Server: 127.0.0.1:5353\r\n\r\nNon-authoritative answer:\r\nName:    app-be.privatelink.azurewebsites.net\r\nAddresses:\r\n\t10.20.2.4\r\nAliases:\r\n\tapp-be.azurewebsites.net\r\n"
+    );
+    assert_eq!(
+        resolution.to_human_text(),
         "Server: 127.0.0.1:5353\n\nNon-authoritative answer:\nName:    app-be.privatelink.azurewebsites.net\nAddresses:\n        10.20.2.4  (private)\nAliases:\n        app-be.azurewebsites.net\n"
     );
     let failed = Resolution {
@@ -132,7 +140,11 @@ fn resolve_text_follows_nameresolver() {
     };
     assert_eq!(
         failed.to_text(),
-        "Server: 127.0.0.1:5353\n\n*** 127.0.0.1:5353 can't find nosuch.example: Non-existent domain\n"
+        "Server: 127.0.0.1:5353\r\n\r\n*** 127.0.0.1:5353 can't find nosuch.example: Non-existent domain\r\n"
+    );
+    assert_eq!(
+        failed.to_human_text(),
+        "Server: 127.0.0.1:5353\n\n*** 127.0.0.1:5353 can't find nosuch.example: Non-existent domain\nnosuch.example does not exist (NXDOMAIN)\n"
     );
 }
 
@@ -146,6 +158,7 @@ fn tcpping_text_follows_kudu() {
         rtt_ms: Some(rtt),
         error: None,
         message: None,
+        dns_error: None,
     };
     let attempts = vec![
         ok(1, 12.4),
@@ -158,6 +171,7 @@ fn tcpping_text_follows_kudu() {
             rtt_ms: None,
             error: Some(AttemptError::Refused),
             message: Some("Connection refused".into()),
+            dns_error: None,
         },
         ok(4, 0.5),
     ];
@@ -176,11 +190,11 @@ fn tcpping_text_follows_kudu() {
     };
     assert_eq!(
         report.to_text(),
-        "Connected to app-be.azurewebsites.net:443, time taken: 12ms\n\
-         Connected to app-be.azurewebsites.net:443, time taken: <1ms\n\
-         Connection attempt failed: Connection refused (20.1.2.3:443)\n\
-         Connected to app-be.azurewebsites.net:443, time taken: <1ms\n\
-         Complete: 3/4 successful attempts (75%). Average success time: 4.5ms\n"
+        "Connected to app-be.azurewebsites.net:443, time taken: 12ms\r\n\
+         Connected to app-be.azurewebsites.net:443, time taken: <1ms\r\n\
+         Connection attempt failed: No connection could be made because the target machine actively refused it\r\n\
+         Connected to app-be.azurewebsites.net:443, time taken: <1ms\r\n\
+         Complete: 3/4 successful attempts (75%). Average success time: 4.5ms\r\n"
     );
 }
 
@@ -314,6 +328,112 @@ async fn the_binary_exit_codes() {
         &["tcpping", "127.0.0.1:80", "81"],
         &["tcpping", "127.0.0.1", "-n", "21"],
         &["nosuch"],
+    ] {
+        let mut command = probe_bin();
+        command.env("DNS_SERVERS", &server).args(bad);
+        assert_eq!(run(command).await.0, 2, "{bad:?}");
+    }
+}
+
+/// What the binary prints by default is Kudu's text, read back as Microsoft's portal reads it;
+/// `--format human` is the richer text; `--json` and `--format` do not mix. DNS is the test zone
+/// on loopback, never the system resolver.
+#[tokio::test]
+async fn the_binary_prints_text_the_portal_reads() {
+    let dns = spawn_dns().await;
+    let server = dns.addr.to_string();
+
+    let mut command = probe_bin();
+    command.args(["resolve", "app-be.azurewebsites.net", &server]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 0, "{stdout}");
+    let (addresses, aliases) = read_nameresolver(&stdout).unwrap();
+    assert_eq!(
+        bare_addresses(&addresses).unwrap(),
+        ["10.20.2.4".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert_eq!(aliases, "app-be.azurewebsites.net\r\n");
+
+    let mut command = probe_bin();
+    command.args(["resolve", "nosuch.lockdown.test", &server]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 1);
+    assert_eq!(read_nameresolver(&stdout), None, "{stdout}");
+    assert!(stdout.ends_with("can't find nosuch.lockdown.test: Non-existent domain\r\n"));
+
+    let mut command = probe_bin();
+    command.args([
+        "resolve",
+        "app-be.azurewebsites.net",
+        &server,
+        "--format",
+        "human",
+    ]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("        10.20.2.4  (private)\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains('\r'), "{stdout:?}");
+
+    let mut command = probe_bin();
+    command.env("DNS_SERVERS", &server).args([
+        "tcpping",
+        "nosuch.lockdown.test:443",
+        "-n",
+        "3",
+        "-i",
+        "0",
+    ]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 1, "{stdout}");
+    let read = read_tcpping(&stdout).unwrap();
+    assert_eq!(read.statuses, vec![Status::HostNotFound; 3]);
+    let complete = read_complete(&read.complete).unwrap();
+    assert_eq!((complete.ok, complete.total, complete.percent), (0, 3, 0));
+
+    let canary = spawn_canary().await;
+    let target = format!("127.0.0.1:{}", canary.port());
+    let mut command = probe_bin();
+    command
+        .env("DNS_SERVERS", &server)
+        .args(["tcpping", &target, "-n", "2", "-i", "0"]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 0, "{stdout}");
+    let read = read_tcpping(&stdout).unwrap();
+    assert_eq!(read.statuses, vec![Status::Success; 2]);
+    assert_eq!(read_complete(&read.complete).unwrap().percent, 100);
+
+    let mut command = probe_bin();
+    command
+        .env("DNS_SERVERS", &server)
+        .args(["tcpping", &target, "-n", "1", "-f", "human"]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("#1 connected to {target} from 127.0.0.1:")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Verdict: reachable\n"), "{stdout}");
+
+    for bad in [
+        &["tcpping", &target, "--json", "--format", "human"][..],
+        &[
+            "resolve",
+            "public.lockdown.test",
+            &server,
+            "--json",
+            "-f",
+            "text",
+        ],
+        &[
+            "resolve",
+            "public.lockdown.test",
+            &server,
+            "--format",
+            "kudu",
+        ],
     ] {
         let mut command = probe_bin();
         command.env("DNS_SERVERS", &server).args(bad);
