@@ -16,6 +16,8 @@
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
+use hosting::service_endpoint::CallerAddr;
+
 use crate::diagnosis::Code;
 
 /// The header in which App Service names the caller it refused, as it saw it.
@@ -119,11 +121,42 @@ impl PlatformAnswer {
         text + &format!(", recognised by {}", self.signal.phrase())
     }
 
-    /// "App Service saw this call as coming from …", when it said so.
+    /// The refused caller as App Service saw it, decoded: a service-endpoint IPv6 form carries
+    /// the VNet address it came from.
+    pub fn forbidden_caller(&self) -> Option<CallerAddr> {
+        let text = self.forbidden_ip.as_deref()?.trim();
+        CallerAddr::parse(text).or_else(|| {
+            text.parse::<std::net::SocketAddr>()
+                .ok()
+                .map(|addr| CallerAddr::of(addr.ip()))
+        })
+    }
+
+    /// "App Service saw this call as coming from …", when it said so, with both forms of a
+    /// service-endpoint address and what the form tells about the path.
     pub fn seen_as(&self) -> Option<String> {
-        self.forbidden_ip
-            .as_ref()
-            .map(|ip| format!("App Service saw this call as coming from {ip}"))
+        let ip = self.forbidden_ip.as_deref()?;
+        let Some(caller) = self.forbidden_caller() else {
+            return Some(format!("App Service saw this call as coming from {ip}"));
+        };
+        let path = match caller {
+            CallerAddr::ServiceEndpoint { vnet_ip, .. } => format!(
+                ": it came through a service endpoint from {vnet_ip}, so that subnet has the endpoint and the rule does not allow it"
+            ),
+            CallerAddr::V4(_) => {
+                ": not a service-endpoint address, so the call did not come through the integration subnet's service endpoint"
+                    .to_owned()
+            }
+            CallerAddr::V6(_) => String::new(),
+        };
+        Some(format!(
+            "App Service saw this call as coming from {caller}{}",
+            if self.code == Code::AccessRestricted {
+                path
+            } else {
+                String::new()
+            }
+        ))
     }
 
     /// What happened: the code's meaning, what came back, and whom App Service saw calling.
@@ -358,6 +391,54 @@ mod tests {
         );
         let unavailable = answer(503, None, &[], APP_ERROR_PAGE).unwrap();
         assert_eq!(unavailable.code, Code::AppUnavailable);
+    }
+
+    #[test]
+    fn the_forbidden_ip_tells_which_path_the_call_took() {
+        let through_endpoint = answer(
+            403,
+            Some("Ip Forbidden"),
+            &[("x-ms-forbidden-ip", "fde4:8dba:2300:5457:6f23:200:a00:104")],
+            "",
+        )
+        .unwrap();
+        let seen = through_endpoint.seen_as().unwrap();
+        assert!(
+            seen.contains("the service-endpoint form of 10.0.1.4"),
+            "{seen}"
+        );
+        assert!(seen.contains("the rule does not allow it"), "{seen}");
+        let public = answer(
+            403,
+            Some("Ip Forbidden"),
+            &[("x-ms-forbidden-ip", "20.1.2.3")],
+            "",
+        )
+        .unwrap()
+        .seen_as()
+        .unwrap();
+        assert!(public.contains("did not come through"), "{public}");
+        let with_port = answer(
+            403,
+            Some("Ip Forbidden"),
+            &[(
+                "x-ms-forbidden-ip",
+                "[fde4:8dba:1200:98db:6a12:300:a02:126]:27842",
+            )],
+            "",
+        )
+        .unwrap();
+        assert!(with_port.seen_as().unwrap().contains("10.2.1.38"));
+        let odd = answer(
+            403,
+            Some("Ip Forbidden"),
+            &[("x-ms-forbidden-ip", "unknown")],
+            "",
+        )
+        .unwrap()
+        .seen_as()
+        .unwrap();
+        assert_eq!(odd, "App Service saw this call as coming from unknown");
     }
 
     #[test]

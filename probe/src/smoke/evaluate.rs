@@ -550,7 +550,13 @@ fn refused_by_platform(
     // Where the call left from splits the two usual causes of an access restriction: the call
     // did not leave through the subnet, or the rule names another. With the subnet
     // (`source_in`) the check knows which one it is.
-    let source = report.target.local_addr.map(|a| a.ip().to_canonical());
+    // App Service's own word (`x-ms-forbidden-ip`, already in the finding's message) is
+    // stronger than the socket's local address: it is what the rule was checked against.
+    let source = report
+        .target
+        .local_addr
+        .map(|a| a.ip().to_canonical())
+        .filter(|_| finding.forbidden_ip.is_none());
     let context = match (finding.code(), source, expect.source_in) {
         (Some(Code::AccessRestricted), Some(ip), Some(range)) if range.contains(&ip) => format!(
             "the call left from {ip}, inside the integration subnet {range}, so the rule does not allow that subnet: check its vnetSubnetResourceId, and that the subnet has the Microsoft.Web service endpoint; {RULE_CHANGES_TAKE_MINUTES}"
