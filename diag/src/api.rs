@@ -6,6 +6,7 @@
 //! [`crate::policy`]). Every answer past the token check names the instance that gave it in
 //! [`INSTANCE_HEADER`], so `probe smoke` can tell whether an `ARRAffinity` pin held.
 
+use crate::failure::FailureKind;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,7 +25,7 @@ use tokio::sync::Semaphore;
 use crate::dns::{DnsResolver, ResolveRequest};
 use crate::envfacts::{DiagPolicyView, EnvFacts, EnvReport, interfaces, parse_resolv_conf};
 use crate::error::DiagError;
-use crate::httpcheck::{HttpCheckRequest, HttpErrorKind, http_check, tls_client_config};
+use crate::httpcheck::{HttpCheckRequest, http_check, tls_client_config};
 use crate::outbound::OutboundArgs;
 use crate::policy::{Policy, PolicyError, PolicySource};
 use crate::target::{InputError, parse_ip_port, truncate};
@@ -582,7 +583,7 @@ async fn http(
     if report
         .error
         .as_ref()
-        .is_some_and(|e| e.kind == HttpErrorKind::Denied)
+        .is_some_and(|e| e.kind == FailureKind::Denied)
         && let Some(denied) = report.denied
     {
         tracing::warn!(diag.action = "http", %denied, "diag target denied");

@@ -1,10 +1,65 @@
-//! Reading an error chain: the innermost cause in words, the `io::ErrorKind` inside, and whether
-//! a given error type is wrapped somewhere (rustls and the resolver's failures travel inside
-//! nested `io::Error`s, whose `source()` skips the error they wrap). One walk, used by the front
-//! end's diagnosis, the token client and `probe smoke`.
+//! How network operations fail, in one taxonomy: [`FailureKind`] names a failed connect, lookup,
+//! TLS handshake or HTTP exchange the same way in tcpping attempts, the HTTP check and `probe
+//! smoke`, and maps each to its diagnosis [`Code`]. Also the one walk down an error chain: the
+//! innermost cause in words, the `io::ErrorKind` inside, and whether a given error type is
+//! wrapped somewhere (rustls and the resolver's failures travel inside nested `io::Error`s, whose
+//! `source()` skips the error they wrap).
 
 use std::error::Error as StdError;
 use std::io;
+
+use serde::{Deserialize, Serialize};
+
+use crate::diagnosis::Code;
+
+/// How a network operation failed (`attempts[].error` of tcpping, `error.kind` of the HTTP
+/// check; a connect can fail only as `refused`, `timeout` or `unreachable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The name did not resolve.
+    Dns,
+    /// The target policy forbids the address; nothing was sent.
+    Denied,
+    /// The address answered with a reset: nothing listens on that port.
+    Refused,
+    /// No answer within the time allowed: a firewall or NSG drops the packets.
+    Timeout,
+    /// No route, or the local side could not even send (a source address not on this machine).
+    Unreachable,
+    /// The TLS handshake failed (certificate, protocol).
+    Tls,
+    /// The peer did not speak HTTP/1.1 properly.
+    Http,
+}
+
+impl FailureKind {
+    /// The diagnosis code of this failure.
+    pub const fn code(self) -> Code {
+        match self {
+            Self::Dns => Code::DnsFailure,
+            Self::Denied => Code::DiagTargetDenied,
+            Self::Refused => Code::ConnectRefused,
+            Self::Timeout => Code::ConnectTimeout,
+            Self::Unreachable => Code::NetworkUnreachable,
+            Self::Tls => Code::TlsFailure,
+            Self::Http => Code::BadResponse,
+        }
+    }
+
+    /// The `snake_case` name, as in the JSON.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Dns => "dns",
+            Self::Denied => "denied",
+            Self::Refused => "refused",
+            Self::Timeout => "timeout",
+            Self::Unreachable => "unreachable",
+            Self::Tls => "tls",
+            Self::Http => "http",
+        }
+    }
+}
 
 /// Every error in the chain below `error`, outermost first, following `io::Error`'s wrapped
 /// error where `source()` would skip it.
@@ -53,6 +108,23 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("the marker")]
     struct Marker;
+
+    #[test]
+    fn kinds_serialise_as_their_names_and_map_to_codes() {
+        for kind in [
+            FailureKind::Dns,
+            FailureKind::Denied,
+            FailureKind::Refused,
+            FailureKind::Timeout,
+            FailureKind::Unreachable,
+            FailureKind::Tls,
+            FailureKind::Http,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+            assert!(!kind.code().next_step().is_empty());
+        }
+        assert_eq!(FailureKind::Timeout.code(), Code::ConnectTimeout);
+    }
 
     #[test]
     fn the_walk_follows_errors_wrapped_in_io_errors() {

@@ -6,6 +6,7 @@
 //! `{"error":{"code":"missing_token",…}}`); the body itself is never returned, only that code —
 //! a `snake_case` word of at most 64 characters, or nothing.
 
+use crate::failure::FailureKind;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use tokio_rustls::TlsConnector;
 use crate::appservice::{PlatformAnswer, ResponseHead, Signal, classify, reason_phrase};
 use crate::diagnosis::Code;
 use crate::dns::{DnsResolver, QueryType, round_ms};
-use crate::outbound::{ConnectErrorKind, connect_tcp};
+use crate::outbound::connect_tcp;
 use crate::policy::{Denied, Policy};
 use crate::target::{Host, InputError, parse_bounded, parse_host, parse_port};
 
@@ -140,31 +141,11 @@ fn authority_text(host: &Host, port: u16, scheme: HttpScheme) -> String {
     }
 }
 
-/// How the check failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HttpErrorKind {
-    /// The name did not resolve.
-    Dns,
-    /// The target policy forbids the address; nothing was sent.
-    Denied,
-    /// Nothing listens on the port.
-    Refused,
-    /// No answer within the budget (connect, TLS or first byte).
-    Timeout,
-    /// No route, or the source address is unusable.
-    Unreachable,
-    /// The TLS handshake failed (certificate, protocol).
-    Tls,
-    /// The peer did not speak HTTP/1.1 properly.
-    Http,
-}
-
 /// A failed check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpCheckError {
     /// The kind.
-    pub kind: HttpErrorKind,
+    pub kind: FailureKind,
     /// What happened.
     pub message: String,
 }
@@ -351,14 +332,14 @@ async fn run(
                 .await
                 .map_err(|_| {
                     fail(
-                        HttpErrorKind::Dns,
+                        FailureKind::Dns,
                         format!(
                             "no DNS answer for {name} within {} ms (the check's time)",
                             left.as_millis()
                         ),
                     )
                 })?
-                .map_err(|failure| fail(HttpErrorKind::Dns, failure.message))?;
+                .map_err(|failure| fail(FailureKind::Dns, failure.message))?;
             ips.iter().copied().find(IpAddr::is_ipv4).unwrap_or(ips[0])
         }
     };
@@ -367,7 +348,7 @@ async fn run(
     if let Some(policy) = policy
         && let Err(denied) = policy.check(req.host.name(), ip, req.port)
     {
-        let error = fail(HttpErrorKind::Denied, denied.to_string());
+        let error = fail(FailureKind::Denied, denied.to_string());
         report.denied = Some(denied);
         return Err(error);
     }
@@ -377,14 +358,7 @@ async fn run(
     let remaining = deadline.saturating_duration_since(Instant::now());
     let stream = connect_tcp(SocketAddr::new(ip, req.port), source, remaining)
         .await
-        .map_err(|e| {
-            let kind = match e.kind {
-                ConnectErrorKind::Refused => HttpErrorKind::Refused,
-                ConnectErrorKind::Timeout => HttpErrorKind::Timeout,
-                ConnectErrorKind::Unreachable => HttpErrorKind::Unreachable,
-            };
-            fail(kind, e.message)
-        })?;
+        .map_err(|e| fail(e.kind, e.message))?;
     report.timings_ms.connect = Some(round_ms(phase.elapsed()));
     report.target.local_addr = stream.local_addr().ok();
 
@@ -394,14 +368,13 @@ async fn run(
             let phase = Instant::now();
             let server_name = match &req.host {
                 Host::Ip(ip) => ServerName::IpAddress((*ip).into()),
-                Host::Name(name) => ServerName::try_from(name.clone()).map_err(|e| {
-                    fail(HttpErrorKind::Tls, format!("invalid TLS server name: {e}"))
-                })?,
+                Host::Name(name) => ServerName::try_from(name.clone())
+                    .map_err(|e| fail(FailureKind::Tls, format!("invalid TLS server name: {e}")))?,
             };
             let connector = TlsConnector::from(tls.clone());
             let stream = within(deadline, connector.connect(server_name, stream))
                 .await?
-                .map_err(|e| fail(HttpErrorKind::Tls, format!("TLS handshake failed: {e}")))?;
+                .map_err(|e| fail(FailureKind::Tls, format!("TLS handshake failed: {e}")))?;
             report.timings_ms.tls = Some(round_ms(phase.elapsed()));
             exchange(stream, req, deadline, report).await?
         }
@@ -434,7 +407,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let http_error =
-        |e: hyper::Error| fail(HttpErrorKind::Http, format!("HTTP exchange failed: {e}"));
+        |e: hyper::Error| fail(FailureKind::Http, format!("HTTP exchange failed: {e}"));
     let phase = Instant::now();
     let (mut sender, connection) = within(
         deadline,
@@ -457,12 +430,7 @@ where
         .header("accept", "*/*")
         .header("connection", "close")
         .body(Empty::<Bytes>::new())
-        .map_err(|e| {
-            fail(
-                HttpErrorKind::Http,
-                format!("cannot build the request: {e}"),
-            )
-        })?;
+        .map_err(|e| fail(FailureKind::Http, format!("cannot build the request: {e}")))?;
     let response = within(deadline, sender.send_request(request))
         .await?
         .map_err(http_error)?;
@@ -565,7 +533,7 @@ fn cookie_names(headers: &http::HeaderMap) -> Vec<String> {
         .collect()
 }
 
-fn fail(kind: HttpErrorKind, message: String) -> HttpCheckError {
+fn fail(kind: FailureKind, message: String) -> HttpCheckError {
     HttpCheckError { kind, message }
 }
 
@@ -575,12 +543,9 @@ async fn within<F: std::future::Future>(
     future: F,
 ) -> Result<F::Output, HttpCheckError> {
     let remaining = deadline.saturating_duration_since(Instant::now());
-    tokio::time::timeout(remaining, future).await.map_err(|_| {
-        fail(
-            HttpErrorKind::Timeout,
-            "the check ran out of time".to_owned(),
-        )
-    })
+    tokio::time::timeout(remaining, future)
+        .await
+        .map_err(|_| fail(FailureKind::Timeout, "the check ran out of time".to_owned()))
 }
 
 impl HttpCheckReport {
@@ -655,15 +620,15 @@ impl HttpCheckReport {
     }
 }
 
-fn error_hint(kind: HttpErrorKind, req: &HttpCheckRequest) -> String {
+fn error_hint(kind: FailureKind, req: &HttpCheckRequest) -> String {
     match kind {
-        HttpErrorKind::Dns => "the name does not resolve with this app's DNS settings: check the name, DNS_SERVERS / WEBSITE_DNS_SERVER, and the private DNS zone link".to_owned(),
-        HttpErrorKind::Denied => "the diag target policy forbids this address; nothing was sent: allow it in DIAG_ALLOW".to_owned(),
-        HttpErrorKind::Refused => format!("nothing listens on port {}: check the port and that the service runs", req.port),
-        HttpErrorKind::Timeout => "no answer in time: a firewall, an NSG or a route drops the packets (App Service's own tooling waits 21 s), or the app is very slow".to_owned(),
-        HttpErrorKind::Unreachable => "no route from this instance, or OUTBOUND_SOURCE_ADDR is unusable: check the VNet integration and route-all".to_owned(),
-        HttpErrorKind::Tls => "the TLS handshake failed: check the certificate (name, issuer, expiry) and that the port speaks TLS".to_owned(),
-        HttpErrorKind::Http => "the peer does not speak HTTP/1.1 on this port".to_owned(),
+        FailureKind::Dns => "the name does not resolve with this app's DNS settings: check the name, DNS_SERVERS / WEBSITE_DNS_SERVER, and the private DNS zone link".to_owned(),
+        FailureKind::Denied => "the diag target policy forbids this address; nothing was sent: allow it in DIAG_ALLOW".to_owned(),
+        FailureKind::Refused => format!("nothing listens on port {}: check the port and that the service runs", req.port),
+        FailureKind::Timeout => "no answer in time: a firewall, an NSG or a route drops the packets (App Service's own tooling waits 21 s), or the app is very slow".to_owned(),
+        FailureKind::Unreachable => "no route from this instance, or OUTBOUND_SOURCE_ADDR is unusable: check the VNet integration and route-all".to_owned(),
+        FailureKind::Tls => "the TLS handshake failed: check the certificate (name, issuer, expiry) and that the port speaks TLS".to_owned(),
+        FailureKind::Http => "the peer does not speak HTTP/1.1 on this port".to_owned(),
     }
 }
 

@@ -32,7 +32,8 @@
 //! for (`summary.requested`), as `tcpping.exe` does, and counts them all in `Complete`.
 
 use crate::dns::{DnsErrorKind, Resolution};
-use crate::tcpping::{AttemptError, PingAttempt, TcpPingReport, short_ms};
+use crate::failure::FailureKind;
+use crate::tcpping::{PingAttempt, TcpPingReport, short_ms};
 
 /// Line end of Kudu's text (its reader splits on it).
 pub const CRLF: &str = "\r\n";
@@ -56,13 +57,17 @@ pub const NON_RECOVERABLE: &str = "A non-recoverable error occurred during a dat
 /// The `tcpping.exe` line of one failed attempt (see the table above).
 pub fn failure_line(attempt: &PingAttempt) -> String {
     let phrase = match attempt.error {
-        Some(AttemptError::Timeout) => return TIMED_OUT.to_owned(),
-        Some(AttemptError::Refused) => REFUSED,
+        Some(FailureKind::Timeout) => return TIMED_OUT.to_owned(),
+        Some(FailureKind::Refused) => REFUSED,
         // A failed attempt always has a kind; without one, say the connect was not allowed
         // rather than invent a network cause (a timeout or a refusal would send people looking
         // at the target).
-        Some(AttemptError::Unreachable | AttemptError::Denied) | None => FORBIDDEN,
-        Some(AttemptError::Dns) => match attempt.dns_error {
+        // A connect never fails as TLS or HTTP; were one to, it is no network cause either.
+        Some(
+            FailureKind::Unreachable | FailureKind::Denied | FailureKind::Tls | FailureKind::Http,
+        )
+        | None => FORBIDDEN,
+        Some(FailureKind::Dns) => match attempt.dns_error {
             Some(DnsErrorKind::Nxdomain | DnsErrorKind::Nodata | DnsErrorKind::InvalidInput)
             // A report from an older app says `dns` without the kind: the name did not resolve.
             | None => HOST_NOT_FOUND,
@@ -157,7 +162,7 @@ mod tests {
     use super::*;
     use crate::tcpping::{PingSummary, PingTarget, PingVerdict, summarize};
 
-    fn failed(error: AttemptError, dns_error: Option<DnsErrorKind>) -> PingAttempt {
+    fn failed(error: FailureKind, dns_error: Option<DnsErrorKind>) -> PingAttempt {
         PingAttempt {
             seq: 1,
             ip: None,
@@ -177,14 +182,14 @@ mod tests {
         let non_recoverable = format!("{ATTEMPT_FAILED}{NON_RECOVERABLE}");
         for (error, dns_error, line) in [
             (
-                AttemptError::Refused,
+                FailureKind::Refused,
                 None,
                 format!("{ATTEMPT_FAILED}{REFUSED}"),
             ),
-            (AttemptError::Timeout, None, TIMED_OUT.to_owned()),
-            (AttemptError::Unreachable, None, forbidden.clone()),
-            (AttemptError::Denied, None, forbidden),
-            (AttemptError::Dns, None, not_found.clone()),
+            (FailureKind::Timeout, None, TIMED_OUT.to_owned()),
+            (FailureKind::Unreachable, None, forbidden.clone()),
+            (FailureKind::Denied, None, forbidden),
+            (FailureKind::Dns, None, not_found.clone()),
         ] {
             assert_eq!(failure_line(&failed(error, dns_error)), line, "{error:?}");
         }
@@ -193,7 +198,7 @@ mod tests {
             DnsErrorKind::Nodata,
             DnsErrorKind::InvalidInput,
         ] {
-            let line = failure_line(&failed(AttemptError::Dns, Some(kind)));
+            let line = failure_line(&failed(FailureKind::Dns, Some(kind)));
             assert_eq!(line, not_found, "{kind:?}");
         }
         for kind in [
@@ -206,7 +211,7 @@ mod tests {
             DnsErrorKind::Rcode,
             DnsErrorKind::Other,
         ] {
-            let line = failure_line(&failed(AttemptError::Dns, Some(kind)));
+            let line = failure_line(&failed(FailureKind::Dns, Some(kind)));
             assert_eq!(line, non_recoverable, "{kind:?}");
         }
     }
@@ -232,7 +237,7 @@ mod tests {
 
     #[test]
     fn one_failure_before_any_connect_stands_for_every_attempt() {
-        let attempt = failed(AttemptError::Dns, Some(DnsErrorKind::Servfail));
+        let attempt = failed(FailureKind::Dns, Some(DnsErrorKind::Servfail));
         assert_eq!(
             tcpping_text(&report(vec![attempt.clone()], 3)),
             format!("{ATTEMPT_FAILED}{NON_RECOVERABLE}\r\n").repeat(3)

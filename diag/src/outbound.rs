@@ -3,11 +3,11 @@
 //! way), one connect to exactly the address that was checked. Both the diagnostics and the app's
 //! HTTP clients go through here, so they leave the same way.
 
+use crate::failure::FailureKind;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::dns::DnsResolver;
@@ -20,25 +20,12 @@ pub struct OutboundArgs {
     pub outbound_source_addr: Option<IpAddr>,
 }
 
-/// Why a TCP connect failed (`error` in tcpping attempts and http checks).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConnectErrorKind {
-    /// The address answered with a reset: nothing listens on that port.
-    Refused,
-    /// No answer within the timeout: a firewall or NSG drops the packets, or no route.
-    Timeout,
-    /// No route, or the local side could not even send (including a source address that is not
-    /// on this machine).
-    Unreachable,
-}
-
 /// A failed connect.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ConnectError {
     /// The kind.
-    pub kind: ConnectErrorKind,
+    pub kind: FailureKind,
     /// What the OS or the timer said.
     pub message: String,
 }
@@ -68,7 +55,7 @@ pub async fn connect_tcp(
         Ok(Ok(stream)) => Ok(stream),
         Ok(Err(error)) => Err(classify_io(&error, timeout)),
         Err(_) => Err(ConnectError {
-            kind: ConnectErrorKind::Timeout,
+            kind: FailureKind::Timeout,
             message: format!("Connection timed out after {}ms", timeout.as_millis()),
         }),
     }
@@ -76,7 +63,7 @@ pub async fn connect_tcp(
 
 fn unreachable(message: String) -> ConnectError {
     ConnectError {
-        kind: ConnectErrorKind::Unreachable,
+        kind: FailureKind::Unreachable,
         message,
     }
 }
@@ -84,11 +71,11 @@ fn unreachable(message: String) -> ConnectError {
 fn classify_io(error: &io::Error, timeout: Duration) -> ConnectError {
     match error.kind() {
         io::ErrorKind::ConnectionRefused => ConnectError {
-            kind: ConnectErrorKind::Refused,
+            kind: FailureKind::Refused,
             message: "Connection refused".to_owned(),
         },
         io::ErrorKind::TimedOut => ConnectError {
-            kind: ConnectErrorKind::Timeout,
+            kind: FailureKind::Timeout,
             message: format!("Connection timed out after {}ms", timeout.as_millis()),
         },
         _ => unreachable(error.to_string()),
@@ -145,7 +132,7 @@ mod tests {
         let error = connect_tcp(closed, None, Duration::from_secs(2))
             .await
             .unwrap_err();
-        assert_eq!(error.kind, ConnectErrorKind::Refused);
+        assert_eq!(error.kind, FailureKind::Refused);
     }
 
     #[tokio::test]
@@ -164,6 +151,6 @@ mod tests {
         let error = connect_tcp(addr, Some(v6), Duration::from_secs(2))
             .await
             .unwrap_err();
-        assert_eq!(error.kind, ConnectErrorKind::Unreachable);
+        assert_eq!(error.kind, FailureKind::Unreachable);
     }
 }

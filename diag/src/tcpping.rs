@@ -2,13 +2,14 @@
 //! address against the target policy, then open `count` connections to exactly that address (no
 //! second lookup), each from the app's outbound source, and say what the result means.
 
+use crate::failure::FailureKind;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::dns::{DnsErrorKind, DnsResolver, round_ms};
-use crate::outbound::{ConnectErrorKind, connect_tcp};
+use crate::outbound::connect_tcp;
 use crate::policy::{Denied, Policy};
 use crate::target::{Host, InputError, parse_bounded, parse_host, parse_port};
 
@@ -94,32 +95,6 @@ impl TcpPingRequest {
     }
 }
 
-/// Why an attempt failed (`attempts[].error`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttemptError {
-    /// Nothing listens on the port (the address answered with a reset).
-    Refused,
-    /// No answer within the timeout.
-    Timeout,
-    /// No route, or the source address could not be used.
-    Unreachable,
-    /// The name does not resolve.
-    Dns,
-    /// The target policy forbids the address.
-    Denied,
-}
-
-impl From<ConnectErrorKind> for AttemptError {
-    fn from(kind: ConnectErrorKind) -> Self {
-        match kind {
-            ConnectErrorKind::Refused => Self::Refused,
-            ConnectErrorKind::Timeout => Self::Timeout,
-            ConnectErrorKind::Unreachable => Self::Unreachable,
-        }
-    }
-}
-
 /// What was pinged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PingTarget {
@@ -148,7 +123,7 @@ pub struct PingAttempt {
     /// Time to open the connection, in milliseconds.
     pub rtt_ms: Option<f64>,
     /// Why it failed.
-    pub error: Option<AttemptError>,
+    pub error: Option<FailureKind>,
     /// The failure in words.
     pub message: Option<String>,
     /// How the lookup failed, when `error` is `dns` (`nxdomain`, `timeout`, `servfail`, …; the
@@ -235,7 +210,7 @@ pub async fn tcp_ping(
         Err(failure) => {
             let attempt = PingAttempt {
                 dns_error: Some(failure.kind),
-                ..failed_attempt(None, AttemptError::Dns, failure.message)
+                ..failed_attempt(None, FailureKind::Dns, failure.message)
             };
             return finish(target, vec![attempt], None, req);
         }
@@ -246,7 +221,7 @@ pub async fn tcp_ping(
     if let Some(policy) = policy
         && let Err(denied) = policy.check(req.host.name(), ip, req.port)
     {
-        let attempt = failed_attempt(Some(ip), AttemptError::Denied, denied.to_string());
+        let attempt = failed_attempt(Some(ip), FailureKind::Denied, denied.to_string());
         return finish(target, vec![attempt], Some(denied), req);
     }
     let addr = SocketAddr::new(ip, req.port);
@@ -269,7 +244,7 @@ pub async fn tcp_ping(
             },
             Err(error) => PingAttempt {
                 seq,
-                ..failed_attempt(Some(ip), error.kind.into(), error.message)
+                ..failed_attempt(Some(ip), error.kind, error.message)
             },
         };
         tracing::debug!(seq, ok = attempt.ok, ip = %ip, port = req.port, "tcpping attempt");
@@ -278,7 +253,7 @@ pub async fn tcp_ping(
     finish(target, attempts, None, req)
 }
 
-fn failed_attempt(ip: Option<IpAddr>, error: AttemptError, message: String) -> PingAttempt {
+fn failed_attempt(ip: Option<IpAddr>, error: FailureKind, message: String) -> PingAttempt {
     PingAttempt {
         seq: 1,
         ip,
@@ -348,22 +323,22 @@ fn verdict(
             format!(
                 "{ok} of {} attempts connected, the others failed ({}): an intermittent drop, an overloaded target, or one broken instance or path among several",
                 summary.sent,
-                error.map_or("unknown", error_word)
+                error.map_or("unknown", FailureKind::as_str)
             ),
         ),
-        (_, Some(AttemptError::Dns)) => (
+        (_, Some(FailureKind::Dns)) => (
             PingVerdict::Unresolved,
             "the name does not resolve with this app's DNS settings: check the name, DNS_SERVERS / WEBSITE_DNS_SERVER, and that the private DNS zone is linked to the VNet".to_owned(),
         ),
-        (_, Some(AttemptError::Denied)) => (
+        (_, Some(FailureKind::Denied)) => (
             PingVerdict::Denied,
             "the diag target policy forbids this address; nothing was sent: allow it in DIAG_ALLOW".to_owned(),
         ),
-        (_, Some(AttemptError::Timeout)) => (
+        (_, Some(FailureKind::Timeout)) => (
             PingVerdict::Unreachable,
             format!("no answer within {} ms: a firewall, an NSG or a route drops the packets (App Service's own tooling waits 21 s before it gives up); check the NSG and route table of the integration subnet, route-all, and the target's access rules", req.timeout.as_millis()),
         ),
-        (_, Some(AttemptError::Refused)) => (
+        (_, Some(FailureKind::Refused)) => (
             PingVerdict::Unreachable,
             format!("the address answered but nothing listens on port {port}: check the port, and that the service is running"),
         ),
@@ -371,16 +346,6 @@ fn verdict(
             PingVerdict::Unreachable,
             "no route to the address from this instance, or the source address is unusable: check the VNet integration, route-all, the route table and OUTBOUND_SOURCE_ADDR".to_owned(),
         ),
-    }
-}
-
-fn error_word(error: AttemptError) -> &'static str {
-    match error {
-        AttemptError::Refused => "refused",
-        AttemptError::Timeout => "timeout",
-        AttemptError::Unreachable => "unreachable",
-        AttemptError::Dns => "dns",
-        AttemptError::Denied => "denied",
     }
 }
 
@@ -415,7 +380,7 @@ impl TcpPingReport {
                 ));
             } else {
                 let message = attempt.message.as_deref().unwrap_or("failed");
-                let kind = attempt.error.map_or("failed", error_word);
+                let kind = attempt.error.map_or("failed", FailureKind::as_str);
                 out.push_str(&format!("#{} {kind}: {message} ({place})\n", attempt.seq));
             }
         }
@@ -504,7 +469,7 @@ mod tests {
 
     #[test]
     fn summary_statistics() {
-        let mut failed = failed_attempt(None, AttemptError::Refused, "Connection refused".into());
+        let mut failed = failed_attempt(None, FailureKind::Refused, "Connection refused".into());
         failed.seq = 4;
         let attempts = vec![ok(1, 12.0), ok(2, 0.5), ok(3, 1.0), failed];
         let summary = summarize(&attempts);
@@ -521,7 +486,7 @@ mod tests {
     fn the_human_text_keeps_what_the_kudu_text_leaves_out() {
         let mut failed = failed_attempt(
             Some("127.0.0.1".parse().unwrap()),
-            AttemptError::Refused,
+            FailureKind::Refused,
             "Connection refused".into(),
         );
         failed.seq = 2;

@@ -1,6 +1,7 @@
 //! The HTTP check against a loopback fixture that answers like App Service: the three 403 pages,
 //! cookies, redirects (not followed), plus refused and TLS failures.
 
+use diag::failure::FailureKind;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -10,7 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use diag::appservice::{ACCESS_RESTRICTED_PAGE, APP_ERROR_PAGE, APP_STOPPED_PAGE};
-use diag::httpcheck::{HttpCheckRequest, HttpErrorKind, http_check, tls_client_config};
+use diag::httpcheck::{HttpCheckRequest, http_check, tls_client_config};
 use diag::policy::Policy;
 
 use test_support::{DiagConfig, closed_port, spawn_diag, spawn_dns};
@@ -280,7 +281,7 @@ async fn redirects_are_reported_not_followed() {
 async fn connection_failures_are_told_apart() {
     let report = check(&format!("http://127.0.0.1:{}/", closed_port())).await;
     assert!(!report.ok);
-    assert_eq!(report.error.unwrap().kind, HttpErrorKind::Refused);
+    assert_eq!(report.error.unwrap().kind, FailureKind::Refused);
 
     // https to a port that speaks plain HTTP: the TLS handshake fails.
     let fixture = spawn_fixture().await;
@@ -288,13 +289,13 @@ async fn connection_failures_are_told_apart() {
     let report = check(&format!("{https}/ok")).await;
     assert_eq!(
         report.error.as_ref().unwrap().kind,
-        HttpErrorKind::Tls,
+        FailureKind::Tls,
         "{report:?}"
     );
     assert!(report.timings_ms.connect.is_some());
 
     let report = check("http://nosuch.lockdown.test/").await;
-    assert_eq!(report.error.unwrap().kind, HttpErrorKind::Dns);
+    assert_eq!(report.error.unwrap().kind, FailureKind::Dns);
 }
 
 #[tokio::test]

@@ -1,11 +1,12 @@
 //! The Kudu text of every tcpping and resolve outcome, read back the way Microsoft's Diagnostics
 //! portal reads it (`test_support::kudu_reader`): the classes it sees, the counts and the summary.
 
+use diag::failure::FailureKind;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use diag::dns::{DnsErrorKind, DnsResolver, QueryType};
-use diag::tcpping::{AttemptError, PingVerdict, TcpPingReport, TcpPingRequest, tcp_ping};
+use diag::tcpping::{PingVerdict, TcpPingReport, TcpPingRequest, tcp_ping};
 use diag::{Policy, Resolution};
 
 use test_support::kudu_reader::{
@@ -126,7 +127,7 @@ async fn a_full_accept_queue_reads_as_timeout() {
         report
             .attempts
             .iter()
-            .all(|a| a.error == Some(AttemptError::Timeout)),
+            .all(|a| a.error == Some(FailureKind::Timeout)),
         "{report:?}"
     );
     assert_all_failed(&report, Status::Timeout, 2);
@@ -231,7 +232,7 @@ async fn an_unusable_source_address_reads_as_blocked() {
         report
             .attempts
             .iter()
-            .all(|a| a.error == Some(AttemptError::Unreachable)),
+            .all(|a| a.error == Some(FailureKind::Unreachable)),
         "{report:?}"
     );
     assert_all_failed(&report, Status::Blocked, 2);

@@ -1,10 +1,11 @@
 //! TCP ping against loopback listeners: open, closed, a full accept queue (a timeout), source
 //! binding, one lookup only.
 
+use diag::failure::FailureKind;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use diag::tcpping::{AttemptError, PingVerdict, TcpPingRequest, tcp_ping};
+use diag::tcpping::{PingVerdict, TcpPingRequest, tcp_ping};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
@@ -66,7 +67,7 @@ async fn a_closed_port_is_refused() {
         report
             .attempts
             .iter()
-            .all(|a| a.error == Some(AttemptError::Refused))
+            .all(|a| a.error == Some(FailureKind::Refused))
     );
     assert!(report.hint.contains("nothing listens"), "{}", report.hint);
     assert_eq!(report.summary.avg_ms, None);
@@ -88,7 +89,7 @@ async fn a_full_accept_queue_times_out() {
         report
             .attempts
             .iter()
-            .all(|a| a.error == Some(AttemptError::Timeout)),
+            .all(|a| a.error == Some(FailureKind::Timeout)),
         "{report:?}"
     );
     assert!(
@@ -175,7 +176,7 @@ async fn a_name_that_does_not_resolve_sends_nothing() {
     .await;
     assert_eq!(report.verdict, PingVerdict::Unresolved);
     assert_eq!(report.attempts.len(), 1);
-    assert_eq!(report.attempts[0].error, Some(AttemptError::Dns));
+    assert_eq!(report.attempts[0].error, Some(FailureKind::Dns));
     assert!(report.hint.contains("does not resolve"));
     assert_eq!(report.target.ip, None);
 }

@@ -1,6 +1,7 @@
 //! Judging one outcome against its expectations: a verdict, the evidence in plain words, and —
 //! when it fails — a diagnosis code and what to do next.
 
+use diag::failure::FailureKind;
 use std::net::IpAddr;
 
 use hosting::service_endpoint::UNDECODABLE;
@@ -11,8 +12,8 @@ use serde_json::Value;
 use crate::smoke::config::{Action, Expect};
 use diag::diagnosis::Code;
 use diag::dns::{DnsErrorKind, Resolution};
-use diag::httpcheck::{AppServiceFinding, HttpCheckReport, HttpErrorKind};
-use diag::tcpping::{AttemptError, TcpPingReport};
+use diag::httpcheck::{AppServiceFinding, HttpCheckReport};
+use diag::tcpping::TcpPingReport;
 
 /// What an action produced, wherever it ran.
 #[derive(Debug, Clone)]
@@ -274,7 +275,7 @@ fn tcpping(expect: &Expect, report: &TcpPingReport) -> Evaluation {
             .ip
             .is_some_and(|ip| AddressClass::of(ip).is_private());
         return denied_by_network(
-            first_error.unwrap_or(AttemptError::Timeout),
+            first_error.unwrap_or(FailureKind::Timeout),
             false,
             private,
             evidence,
@@ -284,7 +285,7 @@ fn tcpping(expect: &Expect, report: &TcpPingReport) -> Evaluation {
     let needs_connect =
         expect.reachable == Some(true) || expect.ok == Some(true) || expect.source_in.is_some();
     if needs_connect && connected == 0 {
-        return connect_failed(first_error.unwrap_or(AttemptError::Timeout), "", evidence);
+        return connect_failed(first_error.unwrap_or(FailureKind::Timeout), "", evidence);
     }
     if expect.ok == Some(true) && !all_ok {
         return Evaluation::fail(
@@ -336,73 +337,72 @@ fn tcpping(expect: &Expect, report: &TcpPingReport) -> Evaluation {
 /// address with no route from here. A name that does not resolve, a timeout after the
 /// connection was made, or no route to a public address prove nothing about the lockdown.
 fn denied_by_network(
-    error: AttemptError,
+    error: FailureKind,
     connected: bool,
     private: bool,
     mut evidence: Vec<String>,
 ) -> Evaluation {
     match (error, connected) {
-        (AttemptError::Timeout | AttemptError::Refused, true) => reachable(
+        (FailureKind::Timeout | FailureKind::Refused, true) => reachable(
             "a connection was made, then the server did not answer in time",
             evidence,
         ),
-        (AttemptError::Refused | AttemptError::Timeout, false) => {
+        (FailureKind::Refused | FailureKind::Timeout, false) => {
             evidence.push(if private {
                 "denied: a private address that does not route from here".into()
-            } else if error == AttemptError::Refused {
+            } else if error == FailureKind::Refused {
                 "denied by the network: connection refused".into()
             } else {
                 "denied by the network: the connect timed out".into()
             });
             Evaluation::pass(evidence)
         }
-        (AttemptError::Unreachable, _) if private => {
+        (FailureKind::Unreachable, _) if private => {
             evidence.push("denied: a private address that does not route from here".into());
             Evaluation::pass(evidence)
         }
-        (AttemptError::Dns, _) => Evaluation::fail(Code::DnsFailure,
+        (FailureKind::Dns, _) => Evaluation::fail(Code::DnsFailure,
             "the name does not resolve from here, so this check cannot tell whether the lockdown holds: check the URL and this machine's DNS.".into(),
             evidence,
         ),
-        (AttemptError::Unreachable, _) => Evaluation::fail(Code::NetworkUnreachable,
+        (FailureKind::Unreachable, _) => Evaluation::fail(Code::NetworkUnreachable,
             "there is no route from here to a public address: that is this machine's network, not the lockdown, so this check cannot tell.".into(),
             evidence,
         ),
-        (AttemptError::Denied, _) => Evaluation::fail(Code::DiagTargetDenied,
+        (FailureKind::Denied, _) => Evaluation::fail(Code::DiagTargetDenied,
             "the app's /diag refused this target: add it to the app's DIAG_ALLOW to run this check.".into(),
+            evidence,
+        ),
+        // A TLS or HTTP failure comes after the connection was made: the target is reachable.
+        (FailureKind::Tls | FailureKind::Http, _) => reachable(
+            "a connection was made (the failure came after it, in TLS or HTTP)",
             evidence,
         ),
     }
 }
 
-/// A connect that failed: its code, and what was seen in the check's words (the next step is
-/// the code's own, from the one vocabulary).
-fn connect_failure(error: AttemptError) -> (Code, &'static str) {
+/// What a failure looked like from the check, in its words (the code and its next step come
+/// from the one taxonomy and vocabulary).
+fn seen_failing(error: FailureKind) -> &'static str {
     match error {
-        AttemptError::Timeout => (Code::ConnectTimeout, "nothing answered the TCP handshake"),
-        AttemptError::Refused => (
-            Code::ConnectRefused,
-            "the address answered but nothing listens on that port",
-        ),
-        AttemptError::Unreachable => (
-            Code::NetworkUnreachable,
-            "there is no route to the address from where the check ran",
-        ),
-        AttemptError::Dns => (
-            Code::DnsFailure,
-            "the name does not resolve where this check ran",
-        ),
-        AttemptError::Denied => (
-            Code::DiagTargetDenied,
-            "the app's /diag refused this target",
-        ),
+        FailureKind::Timeout => "nothing answered the TCP handshake",
+        FailureKind::Refused => "the address answered but nothing listens on that port",
+        FailureKind::Unreachable => "there is no route to the address from where the check ran",
+        FailureKind::Dns => "the name does not resolve where this check ran",
+        FailureKind::Denied => "the app's /diag refused this target",
+        FailureKind::Tls => "the TLS handshake failed",
+        FailureKind::Http => "something answered, but not with HTTP",
     }
 }
 
-/// Fails a check whose connect failed: what was seen, the detail, the code's next step.
-fn connect_failed(error: AttemptError, detail: &str, evidence: Vec<String>) -> Evaluation {
-    let (code, seen) = connect_failure(error);
-    Evaluation::fail(code, sentences(&[seen, detail, code.next_step()]), evidence)
+/// Fails a check whose connection failed: what was seen, the detail, the code's next step.
+fn connect_failed(error: FailureKind, detail: &str, evidence: Vec<String>) -> Evaluation {
+    let code = error.code();
+    Evaluation::fail(
+        code,
+        sentences(&[seen_failing(error), detail, code.next_step()]),
+        evidence,
+    )
 }
 
 /// The must-not-reach check that was reached: what let the call in, then the next step.
@@ -598,14 +598,9 @@ fn http(
             return denied_by_platform(finding, evidence);
         }
         if let Some(error) = &report.error {
-            let attempt = match error.kind {
-                HttpErrorKind::Refused => Some(AttemptError::Refused),
-                HttpErrorKind::Timeout => Some(AttemptError::Timeout),
-                HttpErrorKind::Unreachable => Some(AttemptError::Unreachable),
-                HttpErrorKind::Dns => Some(AttemptError::Dns),
-                _ => None,
-            };
-            if let Some(attempt) = attempt {
+            // A policy refusal says nothing about the target; the rest are the network's answer.
+            if error.kind != FailureKind::Denied {
+                let attempt = error.kind;
                 let connected = report.timings_ms.connect.is_some();
                 let private = report
                     .target
@@ -627,29 +622,7 @@ fn http(
         return reachable(&seen, evidence);
     }
     if let Some(error) = &report.error {
-        let detail = format!("({})", error.message);
-        let code = match error.kind {
-            HttpErrorKind::Dns => return connect_failed(AttemptError::Dns, &detail, evidence),
-            HttpErrorKind::Refused => {
-                return connect_failed(AttemptError::Refused, &detail, evidence);
-            }
-            HttpErrorKind::Timeout => {
-                return connect_failed(AttemptError::Timeout, &detail, evidence);
-            }
-            HttpErrorKind::Unreachable => {
-                return connect_failed(AttemptError::Unreachable, &detail, evidence);
-            }
-            HttpErrorKind::Denied => {
-                return connect_failed(AttemptError::Denied, &detail, evidence);
-            }
-            HttpErrorKind::Tls => Code::TlsFailure,
-            HttpErrorKind::Http => Code::BadResponse,
-        };
-        return Evaluation::fail(
-            code,
-            sentences(&[code.meaning(), &detail, code.next_step()]),
-            evidence,
-        );
+        return connect_failed(error.kind, &format!("({})", error.message), evidence);
     }
     if let Some(finding) = &report.app_service
         && (expect.reachable == Some(true)
@@ -831,7 +804,7 @@ fn caller_in(range: ipnet::IpNet, body: Option<&Value>, mut evidence: Vec<String
     }
 }
 
-fn kind_name(kind: HttpErrorKind) -> String {
+fn kind_name(kind: FailureKind) -> String {
     serde_json::to_value(kind)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))

@@ -2,6 +2,7 @@
 //! from fixed reports, the Kudu text of the real binary read as Microsoft's portal reads it, and
 //! the exit codes of the real binary against loopback servers.
 
+use diag::failure::FailureKind;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -10,7 +11,7 @@ use diag::dns::{
     ChainHop, DnsErrorKind, LookupFailure, Resolution, ResolveQuery, ResolvedAddress, ResolverInfo,
     ResolverSource,
 };
-use diag::tcpping::{AttemptError, PingAttempt, PingTarget, PingVerdict, TcpPingReport, summarize};
+use diag::tcpping::{PingAttempt, PingTarget, PingVerdict, TcpPingReport, summarize};
 use probe::cli::Cli;
 
 use test_support::kudu_reader::{
@@ -169,7 +170,7 @@ fn tcpping_text_follows_kudu() {
             local_addr: None,
             ok: false,
             rtt_ms: None,
-            error: Some(AttemptError::Refused),
+            error: Some(FailureKind::Refused),
             message: Some("Connection refused".into()),
             dns_error: None,
         },
