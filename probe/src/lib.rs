@@ -7,7 +7,7 @@
 //!
 //! - [`cli`]: the command line (clap) and what each verb prints.
 //! - [`smoke`]: the suite's TOML ([`smoke::config`]), running checks here or through an app's
-//!   `/diag` ([`smoke::run`]), judging outcomes ([`smoke::evaluate`]), and the text, JSON and
+//!   `/diag` ([`smoke::run`](mod@smoke::run)), judging outcomes ([`smoke::evaluate`]), and the text, JSON and
 //!   JUnit reports ([`smoke::report`]).
 
 pub mod cli;

@@ -12,9 +12,9 @@
 //!
 //! # Layout
 //!
-//! - [`settings`]: where the servers come from (`DnsArgs`, `ResolverInfo`).
-//! - [`query`]: what a request asks (`QueryType`, `ResolveRequest`).
-//! - [`report`]: what a lookup found (`Resolution`, `DnsErrorKind`, the nameresolver text).
+//! - `settings`: where the servers come from (`DnsArgs`, `ResolverInfo`).
+//! - `query`: what a request asks (`QueryType`, `ResolveRequest`).
+//! - `report`: what a lookup found (`Resolution`, `DnsErrorKind`, the nameresolver text).
 //! - `walk`: the CNAME walk, one query per hop.
 //! - this file: the resolver itself (`DnsResolver`).
 
