@@ -156,14 +156,7 @@ pub(super) fn http(
 ) -> Evaluation {
     let evidence = vec![describe_http(action, report)];
     if let Some(denied) = &report.denied {
-        return Evaluation::fail(
-            Code::DiagTargetDenied,
-            format!(
-                "the app's /diag refused this target ({:?}): add it to the app's DIAG_ALLOW to run this check.",
-                denied.reason
-            ),
-            evidence,
-        );
+        return target_denied(denied, evidence);
     }
     if expect.denied == Some(true) {
         return must_not_reach(report, evidence);

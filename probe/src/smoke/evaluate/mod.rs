@@ -96,6 +96,18 @@ use http::*;
 use resolve::*;
 use tcpping::*;
 
+/// The app's `/diag` policy refused the check's target: nothing was checked.
+fn target_denied(denied: &diag::policy::Denied, evidence: Vec<String>) -> Evaluation {
+    Evaluation::fail(
+        Code::DiagTargetDenied,
+        format!(
+            "the app's /diag refused this target ({:?}): add it to the app's DIAG_ALLOW to run this check.",
+            denied.reason
+        ),
+        evidence,
+    )
+}
+
 /// Joins parts into sentences: each starts with a capital and ends with a full stop.
 fn sentences(parts: &[&str]) -> String {
     parts

@@ -13,14 +13,7 @@ use super::*;
 pub(super) fn tcpping(expect: &Expect, report: &TcpPingReport) -> Evaluation {
     let evidence = vec![describe_ping(report)];
     if let Some(denied) = &report.denied {
-        return Evaluation::fail(
-            Code::DiagTargetDenied,
-            format!(
-                "the app's /diag refused this target ({:?}): add it to the app's DIAG_ALLOW to run this check.",
-                denied.reason
-            ),
-            evidence,
-        );
+        return target_denied(denied, evidence);
     }
     let first_error = report.attempts.iter().find_map(|a| a.error);
     let connected = report.summary.ok;
