@@ -190,3 +190,31 @@ async fn a_tls_failure_is_diagnosed() {
             .contains("azurewebsites.net")
     );
 }
+
+/// What App Service said about the refused caller reaches the path report and the page.
+#[tokio::test]
+async fn the_path_panel_shows_whom_app_service_refused() {
+    let fake = spawn_platform(
+        403,
+        Some("Ip Forbidden"),
+        &[("x-ms-forbidden-ip", "fde4:8dba:2300:5457:6f23:200:a00:104")],
+        "",
+    )
+    .await;
+    let fe = Front::to(fake.url()).spawn().await;
+    let (status, path) = get_json(&format!("{}/api/path", fe.url())).await;
+    assert_eq!(status, 200, "{path}");
+    assert_eq!(path["diagnosis"]["code"], "access_restricted", "{path}");
+    assert_eq!(
+        path["diagnosis"]["forbidden_ip"],
+        "fde4:8dba:2300:5457:6f23:200:a00:104"
+    );
+    let message = path["diagnosis"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the service-endpoint form of 10.0.1.4"),
+        "{message}"
+    );
+    let page = reqwest::get(fe.url()).await.unwrap().text().await.unwrap();
+    assert!(page.contains("App Service saw"), "{page}");
+    assert!(page.contains("fde4:8dba:2300:5457:6f23:200:a00:104"));
+}
