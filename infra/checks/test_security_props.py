@@ -188,6 +188,11 @@ def check_site_baseline(text: str, origin: str, role: str) -> Declaration:
         assert config.get("numberOfWorkers") == 1, \
             f"{origin}: siteConfig.numberOfWorkers must be 1: the back end's store (redb on the shared /home) admits one process"
 
+    # A custom container's stdout (the apps' JSON logs) lands in AppServiceConsoleLogs only.
+    diagnostics = one(resources(text, origin, "Microsoft.Insights/diagnosticSettings"), f"diagnostic settings in {origin}")
+    categories = [log.get("category") for log in dig(diagnostics.body, "properties", "logs", default=[]) if log.get("enabled") is True]
+    assert "AppServiceConsoleLogs" in categories, f"{origin}: the diagnostic settings must send AppServiceConsoleLogs (where the apps' JSON logs land)"
+
     policies = {
         d.body.get("name"): d
         for d in resources(text, origin, "Microsoft.Web/sites/basicPublishingCredentialsPolicies")
@@ -205,10 +210,18 @@ def check_frontend(text: str, origin: str = "frontend.bicep") -> None:
     props = site.body["properties"]
     config = props["siteConfig"]
     assert isinstance(props.get("virtualNetworkSubnetId"), Expr), f"{origin}: the front end must be VNet-integrated (virtualNetworkSubnetId)"
-    assert config.get("vnetRouteAllEnabled") is True, f"{origin}: siteConfig.vnetRouteAllEnabled must be true (route all outbound traffic into the VNet)"
+    # Route-all is outboundVnetRouting.applicationTraffic, honoured from API 2024-11-01 on; the
+    # older siteConfig.vnetRouteAllEnabled is not honoured there and would only mislead.
+    version = site.target.split("@")[1]
+    assert version >= "2024-11-01", f"{origin}: Microsoft.Web/sites@{version} predates outboundVnetRouting (2024-11-01)"
     routing = props.get("outboundVnetRouting", {})
     assert routing.get("applicationTraffic") is True or routing.get("allTraffic") is True, \
-        f"{origin}: outboundVnetRouting.applicationTraffic must be true"
+        f"{origin}: outboundVnetRouting.applicationTraffic must be true (route all outbound traffic into the VNet)"
+    assert "vnetRouteAllEnabled" not in config and "vnetRouteAllEnabled" not in props, \
+        f"{origin}: vnetRouteAllEnabled is not honoured by this API version: route-all is outboundVnetRouting.applicationTraffic"
+    workers = config.get("numberOfWorkers")
+    assert isinstance(workers, Expr) and workers.text == "instanceCount", \
+        f"{origin}: siteConfig.numberOfWorkers must be instanceCount (the plan's capacity): with per-app scaling the front end gets one instance otherwise"
     assert props.get("clientAffinityEnabled") is True, f"{origin}: ARRAffinity must stay on: the smoke test pins each instance with it"
 
 
@@ -335,11 +348,16 @@ def check_main(text: str, origin: str = "main.bicep") -> None:
         f"{origin}: ENTRA_ALLOWED_OBJECTS must be the front end's identity's principal ID"
     for key in ("ENTRA_AUDIENCES", "ENTRA_REQUIRED_ROLE"):
         assert isinstance(back_entra.get(key), Expr), f"{origin}: back end {key} must come from the app registration"
-    for module in ("modules/entra-app.bicep", "modules/backend-auth.bicep"):
-        decl = modules.get(module)
-        assert decl is not None and decl.condition == "(backendAuth == 'entra')", \
-            f"{origin}: {module} must be deployed exactly when backendAuth == 'entra'"
-    auth = modules["modules/backend-auth.bicep"]
+    entra_app = modules.get("modules/entra-app.bicep")
+    assert entra_app is not None and entra_app.condition == "(backendAuth == 'entra')", \
+        f"{origin}: modules/entra-app.bicep must be deployed exactly when backendAuth == 'entra'"
+    # authsettingsV2 in both modes (a deployment never removes what it leaves out), on in entra only.
+    auth = modules.get("modules/backend-auth.bicep")
+    assert auth is not None and auth.condition is None, \
+        f"{origin}: modules/backend-auth.bicep must be deployed in both modes (switched off for apiKey), condition is {auth and auth.condition!r}"
+    switch = dig(auth.body, "params", "enabled")
+    assert isinstance(switch, Expr) and switch.text == "usesEntra", \
+        f"{origin}: backend-auth enabled must be usesEntra (on in entra mode only), is {switch}"
     for param, source in (("allowedApplications", "frontendClientId"), ("allowedPrincipalIds", "frontendPrincipalId")):
         values = dig(auth.body, "params", param)
         assert isinstance(values, list) and values and all(isinstance(v, Expr) and source in v.text for v in values), \
@@ -367,7 +385,11 @@ def check_backend_auth(text: str, origin: str = "backend-auth.bicep") -> None:
     config = one(resources(text, origin, "Microsoft.Web/sites/config"), f"site config in {origin}")
     assert config.body.get("name") == "authsettingsV2", f"{origin}: the config must be authsettingsV2"
     props = config.body.get("properties", {})
-    assert dig(props, "platform", "enabled") is True, f"{origin}: platform.enabled must be true"
+    for path in (("platform", "enabled"), ("identityProviders", "azureActiveDirectory", "enabled")):
+        switch = dig(props, *path)
+        assert isinstance(switch, Expr) and switch.text == "enabled", \
+            f"{origin}: {'.'.join(path)} must follow the enabled parameter (on for entra, off for apiKey), is {switch!r}"
+    assert re.search(r"^param enabled bool$", text, re.M), f"{origin}: param enabled bool is missing"
     validation = props.get("globalValidation", {})
     assert validation.get("requireAuthentication") is True, f"{origin}: globalValidation.requireAuthentication must be true"
     assert validation.get("unauthenticatedClientAction") == "Return401", \
@@ -377,7 +399,6 @@ def check_backend_auth(text: str, origin: str = "backend-auth.bicep") -> None:
     assert dig(props, "login", "tokenStore", "enabled") is False, f"{origin}: the token store must be off"
     assert dig(props, "httpSettings", "requireHttps") is True, f"{origin}: httpSettings.requireHttps must be true"
     aad = dig(props, "identityProviders", "azureActiveDirectory", default={})
-    assert aad.get("enabled") is True, f"{origin}: the Microsoft Entra provider must be enabled"
     issuer = dig(aad, "registration", "openIdIssuer")
     assert isinstance(issuer, Expr) and issuer.text.startswith("'https://sts.windows.net/"), \
         f"{origin}: openIdIssuer must be the tenant's v1 issuer https://sts.windows.net/{{tenant}}/"
@@ -507,7 +528,10 @@ MUTATIONS = [
     ("frontend.bicep", check_frontend, "httpsOnly: true", "httpsOnly: false", "httpsOnly"),
     ("frontend.bicep", check_frontend, "      minTlsVersion: '1.2'", "      minTlsVersion: '1.0'", "minTlsVersion"),
     ("frontend.bicep", check_frontend, "ftpsState: 'Disabled'", "ftpsState: 'AllAllowed'", "ftpsState"),
-    ("frontend.bicep", check_frontend, "      vnetRouteAllEnabled: true\n", "", "vnetRouteAllEnabled"),
+    ("frontend.bicep", check_frontend, "      healthCheckPath: '/healthz'\n", "      healthCheckPath: '/healthz'\n      vnetRouteAllEnabled: true\n", "vnetRouteAllEnabled"),
+    ("frontend.bicep", check_frontend, "      applicationTraffic: true\n", "", "outboundVnetRouting"),
+    ("frontend.bicep", check_frontend, "'Microsoft.Web/sites@2025-03-01'", "'Microsoft.Web/sites@2024-04-01'", "predates outboundVnetRouting"),
+    ("frontend.bicep", check_frontend, "numberOfWorkers: instanceCount", "numberOfWorkers: 1", "numberOfWorkers"),
     ("frontend.bicep", check_frontend, "applicationTraffic: true", "applicationTraffic: false", "outboundVnetRouting"),
     ("frontend.bicep", check_frontend, "      healthCheckPath: '/healthz'\n", "", "healthCheckPath"),
     ("frontend.bicep", check_frontend, "http20Enabled: true", "http20Enabled: false", "http20Enabled"),
@@ -535,7 +559,8 @@ MUTATIONS = [
     ("main.bicep", check_main, "value: 'x-client-ip'", "value: 'x-forwarded-for'", "CLIENT_IP_SOURCE"),
     ("main.bicep", check_main, "    value: diagTokenRef\n", "    value: diagToken\n", "Key Vault reference"),
     ("network.bicep", check_network, "serviceName: 'Microsoft.Web/serverFarms'", "serviceName: 'Microsoft.Web/hostingEnvironments'", "delegated"),
-    ("main.bicep", check_main, "if (backendAuth == 'entra') {\n  name: 'backend-auth'", "if (backendAuth != 'apiKey') {\n  name: 'backend-auth'", "backend-auth.bicep"),
+    ("main.bicep", check_main, "module backendAuthSettings 'modules/backend-auth.bicep' = {", "module backendAuthSettings 'modules/backend-auth.bicep' = if (usesEntra) {", "both modes"),
+    ("main.bicep", check_main, "    enabled: usesEntra\n", "    enabled: true\n", "backend-auth enabled"),
     ("main.bicep", check_main, "    name: 'ENTRA_ALLOWED_APPS'\n    value: identities.outputs.frontendClientId",
      "    name: 'ENTRA_ALLOWED_APPS'\n    value: identities.outputs.backendClientId", "ENTRA_ALLOWED_APPS"),
     ("main.bicep", check_main, "    name: 'BACKEND_TOKEN_RESOURCE'\n    value: backendAppIdUri",
@@ -549,12 +574,15 @@ MUTATIONS = [
     ("backend-auth.bicep", check_backend_auth, "@minLength(1)\n@description('Client IDs", "@description('Client IDs", "allowedApplications"),
     ("backend-auth.bicep", check_backend_auth, "allowedApplications: allowedApplications", "allowedApplications: []", "allowedApplications"),
     ("backend-auth.bicep", check_backend_auth, "identities: allowedPrincipalIds", "identities: []", "allowedPrincipalIds"),
-    ("backend-auth.bicep", check_backend_auth, "      enabled: true\n      runtimeVersion", "      enabled: false\n      runtimeVersion", "platform.enabled"),
+    ("backend-auth.bicep", check_backend_auth, "      enabled: enabled\n      runtimeVersion", "      enabled: true\n      runtimeVersion", "platform.enabled"),
+    ("backend-auth.bicep", check_backend_auth, "        enabled: enabled\n        isAutoProvisioned", "        enabled: true\n        isAutoProvisioned", "azureActiveDirectory.enabled"),
     ("entra-app.bicep", check_entra_app, "appRoleAssignmentRequired: true", "appRoleAssignmentRequired: false", "appRoleAssignmentRequired"),
     ("entra-app.bicep", check_entra_app, "  principalId: frontendPrincipalId", "  principalId: backendServicePrincipal.id", "front end's managed identity"),
     ("entra-app.bicep", check_entra_app, "        'Application'\n", "        'User'\n", "applications only"),
     ("keyvault.bicep", check_keyvault, "enableRbacAuthorization: true", "enableRbacAuthorization: false", "RBAC"),
     ("registry.bicep", check_registry, "adminUserEnabled: false", "adminUserEnabled: true", "admin user"),
+    ("registry.bicep", check_registry, "anonymousPullEnabled: false", "anonymousPullEnabled: true", "anonymous pull"),
+    ("backend-open.bicep", check_backend_open, "category: 'AppServiceConsoleLogs'", "category: 'AppServiceAppLogs'", "AppServiceConsoleLogs"),
 ]
 
 

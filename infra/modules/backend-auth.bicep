@@ -1,9 +1,14 @@
-// App Service Authentication on the back end (authsettingsV2), for backendAuth = 'entra': the
-// platform's gate in front of the app's own token check. Every request needs a valid Entra token
+// App Service Authentication on the back end (authsettingsV2). On (`enabled`) for
+// backendAuth = 'entra': the platform's gate in front of the app's own token check. Deployed off
+// for apiKey, so that switching back from entra really turns the gate off (deployments are
+// incremental: a config left out of the template keeps its last value). Every request needs a valid Entra token
 // (401 otherwise, never a login redirect), for one of the allowed audiences, from the front
 // end's managed identity only; no token store; /healthz stays open for the platform's health
 // check. The app still validates every token itself (AUTH_MODE=entra).
 // Empty allowed lists would mean "nobody" to App Service: every list needs at least one entry.
+
+@description('App Service Authentication on (backendAuth = entra) or off (apiKey)')
+param enabled bool
 
 @description('The back end\'s app name')
 param siteName string
@@ -26,11 +31,11 @@ param allowedApplications array
 @description('Object IDs of the identities allowed to call: the front end\'s managed identity')
 param allowedPrincipalIds array
 
-resource site 'Microsoft.Web/sites@2024-04-01' existing = {
+resource site 'Microsoft.Web/sites@2025-03-01' existing = {
   name: siteName
 }
 
-resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+resource authSettings 'Microsoft.Web/sites/config@2025-03-01' = {
   parent: site
   name: 'authsettingsV2'
   properties: {
@@ -42,7 +47,7 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // checkov:skip=CKV_AZURE_88: storage mounts are a setting of the site, not of its authentication settings.
     // checkov:skip=CKV_AZURE_222: public network access is a property of the site, decided per lockdown mode in the back-end modules.
     platform: {
-      enabled: true
+      enabled: enabled
       runtimeVersion: '~1'
     }
     globalValidation: {
@@ -60,7 +65,7 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     }
     identityProviders: {
       azureActiveDirectory: {
-        enabled: true
+        enabled: enabled
         isAutoProvisioned: false
         registration: {
           clientId: clientId
