@@ -262,6 +262,11 @@ for name in ("frontend", "backend"):
         problems.append(f"azure.yaml: service {name}: {dockerfile} does not exist")
     if f"'azd-service-name': '{name}'" not in "".join(p.read_text() for p in Path("infra/modules").glob("*.bicep")):
         problems.append(f"no site carries the tag azd-service-name: {name}")
+# azd before 1.29 cannot deploy this layout and overwrites unrelated site configuration on deploy.
+required = str(azure.get("requiredVersions", {}).get("azd", ""))
+match = re.fullmatch(r">=\s*(\d+)\.(\d+)\.(\d+)", required.strip())
+if not match or tuple(map(int, match.groups())) < (1, 29, 0):
+    problems.append(f"azure.yaml: requiredVersions.azd must be '>= 1.29.0' or later, is {required!r}")
 hook = azure.get("hooks", {}).get("postprovision", {}).get("posix", {}).get("run", "")
 if "infra/scripts/smoke-config.sh" not in hook:
     problems.append("azure.yaml: the postprovision hook must write the smoke config")
