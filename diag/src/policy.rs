@@ -552,6 +552,36 @@ mod tests {
     }
 
     #[test]
+    fn the_default_allows_a_backend_with_a_unique_default_host_name() {
+        // `<app>-<hash>.<region>-01.azurewebsites.net`: the whole name, neither its app nor its
+        // region's other apps, on the back end's port only.
+        let unique = "app-be-c4bqa2hxgzf3dvep.westeurope-01.azurewebsites.net";
+        let policy = Policy::default_for(Some(&format!("https://{unique}"))).unwrap();
+        assert_eq!(reason(&policy, Some(unique), "20.1.2.3", 443), None);
+        assert_eq!(
+            reason(&policy, Some(&unique.to_ascii_uppercase()), "20.1.2.3", 443),
+            None
+        );
+        assert_eq!(
+            reason(&policy, Some(unique), "20.1.2.3", 80),
+            Some(DeniedReason::NotAllowed)
+        );
+        for other in [
+            "app-be.azurewebsites.net",
+            "app-be-c4bqa2hxgzf3dvep.azurewebsites.net",
+            "other-0123456789abcdef.westeurope-01.azurewebsites.net",
+        ] {
+            assert_eq!(
+                reason(&policy, Some(other), "20.1.2.3", 443),
+                Some(DeniedReason::NotAllowed),
+                "{other}"
+            );
+        }
+        // Through its private endpoint the address is private: RFC 1918 is allowed anyway.
+        assert_eq!(reason(&policy, Some(unique), "10.20.2.4", 443), None);
+    }
+
+    #[test]
     fn the_default_backend_entry_is_limited_to_the_backend_port() {
         let backend = |configured: &str, name: Option<&str>, addr: &str, port: u16| {
             let policy = Policy::default_for(Some(configured)).unwrap();

@@ -587,6 +587,16 @@ mod tests {
     fn privatelink_is_a_label() {
         assert!(is_privatelink("app-be.privatelink.azurewebsites.net"));
         assert!(!is_privatelink("app-be-privatelink.azurewebsites.net"));
+        // Unique default host names: the record under the region's privatelink name.
+        assert!(is_privatelink(
+            "app-be-c4bqa2hxgzf3dvep.privatelink.westeurope-01.azurewebsites.net"
+        ));
+        assert!(is_privatelink(
+            "app-be-c4bqa2hxgzf3dvep.westeurope-01.privatelink.azurewebsites.net"
+        ));
+        assert!(!is_privatelink(
+            "app-be-c4bqa2hxgzf3dvep.westeurope-01.azurewebsites.net"
+        ));
     }
 
     #[tokio::test]
