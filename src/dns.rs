@@ -1,5 +1,6 @@
 //! The lab's DNS: two hickory servers, as in Azure. The **VNet** view (what the apps use) links
-//! the `privatelink.azurewebsites.net` zone in private-endpoint mode; the **public** view (what
+//! the privatelink zone (`privatelink.azurewebsites.net`, or the region's with unique default
+//! host names: see [`HostNames`]) in private-endpoint mode; the **public** view (what
 //! the internet sees) never does. A "down" server reads queries and never answers.
 
 use std::net::SocketAddr;
@@ -16,8 +17,7 @@ use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
 use tokio::net::{TcpListener, UdpSocket};
 
 use crate::topology::{
-    BACKEND_HOST, BACKEND_PRIVATE_ENDPOINT, BACKEND_PRIVATELINK_HOST, BACKEND_PUBLIC, DNS_HOST,
-    FRONTEND_HOST, FRONTEND_PUBLIC,
+    BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, DNS_HOST, FRONTEND_PUBLIC, HostNames,
 };
 
 /// What one DNS view holds.
@@ -31,37 +31,44 @@ pub struct ZoneView {
 
 const SOA: &str = "@ 3600 IN SOA ns1.lab.test. hostmaster.lab.test. 1 3600 600 86400 60";
 
-/// The `azurewebsites.net` zone text for a view.
-pub fn public_zone(view: ZoneView) -> String {
+/// The `azurewebsites.net` zone text for a view, with the apps named `hosts`.
+pub fn public_zone(view: ZoneView, hosts: &HostNames) -> String {
+    let relative = |host: &str| relative(host, "azurewebsites.net").to_owned();
     let mut zone = format!("$ORIGIN azurewebsites.net.\n{SOA}\n");
-    zone += &format!("{} 60 IN A {FRONTEND_PUBLIC}\n", relative(FRONTEND_HOST));
+    zone += &format!("{} 60 IN A {FRONTEND_PUBLIC}\n", relative(&hosts.frontend));
     if view.private_endpoint {
         zone += &format!(
-            "{} 60 IN CNAME {BACKEND_PRIVATELINK_HOST}.\n",
-            relative(BACKEND_HOST)
+            "{} 60 IN CNAME {}.\n",
+            relative(&hosts.backend),
+            hosts.backend_privatelink
         );
         if !view.privatelink_linked {
             // Unlinked: public DNS answers the privatelink name with the public address.
             zone += &format!(
                 "{} 60 IN A {BACKEND_PUBLIC}\n",
-                relative(BACKEND_PRIVATELINK_HOST)
+                relative(&hosts.backend_privatelink)
             );
         }
     } else {
-        zone += &format!("{} 60 IN A {BACKEND_PUBLIC}\n", relative(BACKEND_HOST));
+        zone += &format!("{} 60 IN A {BACKEND_PUBLIC}\n", relative(&hosts.backend));
     }
     zone
 }
 
-/// The `privatelink.azurewebsites.net` zone text (linked views only).
-pub fn privatelink_zone() -> String {
+/// The privatelink zone text (linked views only): the back end's private endpoint record.
+pub fn privatelink_zone(hosts: &HostNames) -> String {
     format!(
-        "$ORIGIN privatelink.azurewebsites.net.\n{SOA}\napp-be 10 IN A {BACKEND_PRIVATE_ENDPOINT}\n"
+        "$ORIGIN {zone}.\n{SOA}\n{record} 10 IN A {BACKEND_PRIVATE_ENDPOINT}\n",
+        zone = hosts.privatelink_zone,
+        record = relative(&hosts.backend_privatelink, &hosts.privatelink_zone),
     )
 }
 
-fn relative(host: &str) -> &str {
-    host.strip_suffix(".azurewebsites.net").unwrap_or(host)
+/// `host` relative to `origin` (`app-be` in `azurewebsites.net`).
+fn relative<'a>(host: &'a str, origin: &str) -> &'a str {
+    host.strip_suffix(origin)
+        .and_then(|rest| rest.strip_suffix('.'))
+        .unwrap_or(host)
 }
 
 fn zone_handler(
@@ -105,13 +112,13 @@ impl Drop for DnsServer {
 }
 
 impl DnsServer {
-    /// Serves `view` on a fresh loopback port, UDP and TCP.
-    pub async fn start(view: ZoneView) -> anyhow::Result<Self> {
+    /// Serves `view`, the apps named `hosts`, on a fresh loopback port, UDP and TCP.
+    pub async fn start(view: ZoneView, hosts: &HostNames) -> anyhow::Result<Self> {
         let mut catalog = Catalog::new();
-        let (name, handler) = zone_handler(&public_zone(view))?;
+        let (name, handler) = zone_handler(&public_zone(view, hosts))?;
         catalog.upsert(name, vec![handler]);
         if view.privatelink_linked {
-            let (name, handler) = zone_handler(&privatelink_zone())?;
+            let (name, handler) = zone_handler(&privatelink_zone(hosts))?;
             catalog.upsert(name, vec![handler]);
         }
         let (udp, tcp) = bind_udp_and_tcp().await?;
@@ -145,25 +152,45 @@ mod tests {
 
     #[test]
     fn zones_parse_for_every_view() {
-        for private_endpoint in [false, true] {
-            for privatelink_linked in [false, true] {
-                let view = ZoneView {
-                    private_endpoint,
-                    privatelink_linked,
-                };
-                zone_handler(&public_zone(view)).unwrap();
+        for hosts in [HostNames::classic(), HostNames::unique()] {
+            for private_endpoint in [false, true] {
+                for privatelink_linked in [false, true] {
+                    let view = ZoneView {
+                        private_endpoint,
+                        privatelink_linked,
+                    };
+                    zone_handler(&public_zone(view, &hosts)).unwrap();
+                }
             }
+            zone_handler(&privatelink_zone(&hosts)).unwrap();
         }
-        zone_handler(&privatelink_zone()).unwrap();
     }
 
     #[test]
     fn an_unlinked_view_answers_the_privatelink_name_with_the_public_address() {
-        let zone = public_zone(ZoneView {
+        let view = ZoneView {
             private_endpoint: true,
             privatelink_linked: false,
-        });
+        };
+        let zone = public_zone(view, &HostNames::classic());
         assert!(zone.contains("app-be 60 IN CNAME app-be.privatelink.azurewebsites.net."));
         assert!(zone.contains(&format!("app-be.privatelink 60 IN A {BACKEND_PUBLIC}")));
+        let zone = public_zone(view, &HostNames::unique());
+        assert!(zone.contains(
+            "app-be-c4bqa2hxgzf3dvep.westeurope-01 60 IN CNAME app-be-c4bqa2hxgzf3dvep.privatelink.westeurope-01.azurewebsites.net."
+        ));
+        assert!(zone.contains(&format!(
+            "app-be-c4bqa2hxgzf3dvep.privatelink.westeurope-01 60 IN A {BACKEND_PUBLIC}"
+        )));
+    }
+
+    #[test]
+    fn the_private_endpoint_record_sits_in_its_zone() {
+        assert!(privatelink_zone(&HostNames::classic()).contains(&format!(
+            "$ORIGIN privatelink.azurewebsites.net.\n{SOA}\napp-be 10 IN A"
+        )));
+        assert!(privatelink_zone(&HostNames::unique()).contains(&format!(
+            "$ORIGIN privatelink.westeurope-01.azurewebsites.net.\n{SOA}\napp-be-c4bqa2hxgzf3dvep 10 IN A"
+        )));
     }
 }

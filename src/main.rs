@@ -10,7 +10,7 @@ use clap::Parser;
 use lockdown::stack::TOKEN_ENV;
 use lockdown::suite::suite_toml;
 use lockdown::topology::{
-    BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, INTEGRATION_SUBNET, frontend_private_ip,
+    BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, HostNames, INTEGRATION_SUBNET, frontend_private_ip,
 };
 use lockdown::{Break, Lab, LabAuth, LabOptions, Mode, Plan};
 use probe::cli::print_out;
@@ -51,6 +51,11 @@ struct LabArgs {
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Name the apps with unique default host names, as Azure can
+    /// (`app-be-<hash>.westeurope-01.azurewebsites.net`, the private endpoint's record under
+    /// `privatelink.westeurope-01.azurewebsites.net`), instead of `app-be.azurewebsites.net`.
+    #[arg(long)]
+    unique_hostnames: bool,
     /// Also write the suite the lab runs (the TOML `probe smoke` reads) to this file.
     #[arg(long, value_name = "FILE")]
     write_suite: Option<PathBuf>,
@@ -94,6 +99,11 @@ async fn run(mut args: LabArgs) -> anyhow::Result<ExitCode> {
     let plan = Plan::new(args.mode, &args.breaks)?;
     let lab = Lab::start(LabOptions {
         auth: args.auth,
+        hosts: if args.unique_hostnames {
+            HostNames::unique()
+        } else {
+            HostNames::classic()
+        },
         ..LabOptions::new(plan, args.port)
     })
     .await?;
@@ -141,8 +151,8 @@ async fn run(mut args: LabArgs) -> anyhow::Result<ExitCode> {
         lab.frontend_url
     );
     eprintln!(
-        "Try /diag by hand:  curl -H 'Authorization: Bearer {}' '{}/diag/tcpping?host=app-be.azurewebsites.net&port={}'",
-        lab.diag_token, lab.frontend_url, lab.backend_port
+        "Try /diag by hand:  curl -H 'Authorization: Bearer {}' '{}/diag/tcpping?host={}&port={}'",
+        lab.diag_token, lab.frontend_url, lab.hosts.backend, lab.backend_port
     );
     eprintln!("Ctrl-C to stop.");
     hosting::shutdown_signal().await;

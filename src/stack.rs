@@ -23,7 +23,7 @@ use crate::breaks::{Mode, Plan};
 use crate::dns::DnsServer;
 use crate::emulator::{self, Entry, Site, SiteInstance, SiteNetworking};
 use crate::topology::{
-    BACKEND_HOST, BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, FRONTEND_PUBLIC, INTEGRATION_SUBNET,
+    BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, FRONTEND_PUBLIC, HostNames, INTEGRATION_SUBNET,
     frontend_private_ip, in_vnet, net,
 };
 
@@ -125,6 +125,8 @@ pub struct LabOptions {
     pub data_dir: Option<PathBuf>,
     /// The front end's credential.
     pub auth: LabAuth,
+    /// The apps' host names: classic, or unique default host names (`--unique-hostnames`).
+    pub hosts: HostNames,
 }
 
 impl LabOptions {
@@ -138,6 +140,7 @@ impl LabOptions {
             unintegrated_instances: Vec::new(),
             data_dir: None,
             auth: LabAuth::ApiKey,
+            hosts: HostNames::classic(),
         }
     }
 }
@@ -148,6 +151,8 @@ pub struct Lab {
     pub plan: Plan,
     /// The front end's credential.
     pub auth: LabAuth,
+    /// The apps' host names (in DNS, `BACKEND_URL` and the suite).
+    pub hosts: HostNames,
     /// Entra mode: the fake tenant's keys endpoint (`ENTRA_AUTHORITY`).
     pub entra_authority: Option<String>,
     /// The front end as a browser reaches it.
@@ -190,9 +195,10 @@ impl Lab {
         let api_key = format!("lab-key-{}", &secret[..16]);
         let diag_token = format!("lab-diag-{}", &secret[16..]);
 
-        let public_dns = DnsServer::start(plan.public_dns).await?;
+        let hosts = options.hosts.clone();
+        let public_dns = DnsServer::start(plan.public_dns, &hosts).await?;
         let vnet_dns = match plan.vnet_dns {
-            Some(view) => DnsServer::start(view).await?,
+            Some(view) => DnsServer::start(view, &hosts).await?,
             None => DnsServer::mute().await?,
         };
 
@@ -288,7 +294,7 @@ impl Lab {
             }
             port
         };
-        let backend_url = format!("http://{BACKEND_HOST}:{backend_port}");
+        let backend_url = format!("http://{}:{backend_port}", hosts.backend);
 
         let mut frontend_instances = Vec::new();
         for n in 0..options.frontend_instances {
@@ -346,6 +352,7 @@ impl Lab {
         Ok(Self {
             plan,
             auth: options.auth,
+            hosts,
             entra_authority: entra.as_ref().map(|e| e.keys.authority()),
             frontend_url,
             backend_url,

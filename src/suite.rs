@@ -3,7 +3,7 @@
 
 use crate::breaks::Mode;
 use crate::stack::{Lab, LabAuth, TOKEN_ENV};
-use crate::topology::{BACKEND_HOST, INTEGRATION_SUBNET, PRIVATE_ENDPOINT_SUBNET, PUBLIC_RANGE};
+use crate::topology::{INTEGRATION_SUBNET, PRIVATE_ENDPOINT_SUBNET, PUBLIC_RANGE};
 
 /// The check names, in the order the suite runs them (the tests pin which ones each break fails).
 pub mod checks {
@@ -23,7 +23,7 @@ pub mod checks {
 
 /// The suite for a running lab, as TOML.
 pub fn suite_toml(lab: &Lab) -> String {
-    let backend = format!("{BACKEND_HOST}:{}", lab.backend_port);
+    let backend = format!("{}:{}", lab.hosts.backend, lab.backend_port);
     let resolve_expect = match lab.plan.mode {
         Mode::ServiceEndpoint => format!(r#"{{ ok = true, address_in = "{PUBLIC_RANGE}" }}"#),
         Mode::PrivateEndpoint => {
@@ -66,7 +66,7 @@ token_env = "{TOKEN_ENV}"
 [[check]]
 name = "{RESOLVE}"
 from = "frontend"
-resolve = "{BACKEND_HOST}"
+resolve = "{backend_host}"
 expect = {resolve_expect}
 
 [[check]]
@@ -98,6 +98,7 @@ expect = {{ denied = true }}
 {entra_checks}"#,
         mode = lab.plan.mode,
         public_dns = lab.public_dns,
+        backend_host = lab.hosts.backend,
         frontend = lab.frontend_url,
         RESOLVE = checks::RESOLVE,
         EGRESS = checks::EGRESS,

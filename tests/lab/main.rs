@@ -6,3 +6,4 @@ mod configs;
 mod entra;
 mod helpers;
 mod suite;
+mod unique_hostnames;
