@@ -23,10 +23,13 @@ pub fn run(max_seconds: u64) -> anyhow::Result<String> {
 }
 
 async fn serve(max_seconds: u64) -> anyhow::Result<String> {
-    let dns = DnsServer::start(ZoneView {
-        private_endpoint: false,
-        privatelink_linked: false,
-    })
+    let dns = DnsServer::start(
+        ZoneView {
+            private_endpoint: false,
+            privatelink_linked: false,
+        },
+        &lockdown::topology::HostNames::classic(),
+    )
     .await?;
     let sink = TcpListener::bind("127.0.0.1:0").await?;
     let tcp = sink.local_addr()?;
