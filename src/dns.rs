@@ -99,6 +99,7 @@ async fn bind_udp_and_tcp() -> anyhow::Result<(UdpSocket, TcpListener)> {
 }
 
 /// A running DNS server (or a mute one), stopped when dropped.
+#[derive(Debug)]
 pub struct DnsServer {
     /// Where it listens (UDP and TCP on the same port).
     pub addr: SocketAddr,

@@ -117,7 +117,7 @@ pub struct SiteInstance {
 }
 
 /// A site: its networking and its instances. Cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Site {
     /// The site's name.
     pub name: String,

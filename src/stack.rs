@@ -61,6 +61,16 @@ struct LabEntra {
     identity_secret: String,
 }
 
+// By hand: the identity endpoint's secret stays out of debug prints.
+impl std::fmt::Debug for LabEntra {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LabEntra")
+            .field("keys", &self.keys)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
 impl LabEntra {
     async fn start(secret: &str) -> anyhow::Result<Self> {
         let key = SigningKey::generate(format!("lab-{}", &secret[..8]));
@@ -178,6 +188,18 @@ pub struct Lab {
     _silent: Vec<SilentListener>,
     _data: Option<tempfile::TempDir>,
     _entra: Option<LabEntra>,
+}
+
+// By hand: the `/diag` token stays out of debug prints.
+impl std::fmt::Debug for Lab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lab")
+            .field("plan", &self.plan)
+            .field("auth", &self.auth)
+            .field("frontend_url", &self.frontend_url)
+            .field("backend_url", &self.backend_url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for Lab {
@@ -533,6 +555,7 @@ async fn closed_port() -> anyhow::Result<SocketAddr> {
 /// A listener whose accept queue is full and that never accepts: connects to it time out, as
 /// when an NSG or a firewall drops the traffic, without a packet leaving loopback. The lab's
 /// `egress-blocked` break and the benchmark's timing-out checks use it.
+#[derive(Debug)]
 pub struct SilentListener {
     addr: SocketAddr,
     _listener: TcpListener,

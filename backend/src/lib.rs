@@ -36,7 +36,7 @@ pub use store::ItemStore;
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The back end's shared state: cheap handles, built once.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AppState {
     /// The items store.
     pub store: ItemStore,

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// Items by id (UUID v7, so keys sort by creation time), stored as JSON.
-const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
+const ITEMS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("items");
 
 /// The most items the sample store holds; beyond it creation answers 409 `store_full`.
 pub const MAX_ITEMS: u64 = 1_000;
@@ -57,7 +57,7 @@ fn db_error(error: impl std::fmt::Display) -> StoreError {
 }
 
 /// A cheap handle to the database, shared by every request.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ItemStore {
     db: Arc<Database>,
 }

@@ -98,6 +98,15 @@ pub struct FakeIdentity {
     task: tokio::task::JoinHandle<()>,
 }
 
+// By hand: the state holds signing keys, which a debug print must not show.
+impl std::fmt::Debug for FakeIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeIdentity")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for FakeIdentity {
     fn drop(&mut self) {
         self.task.abort();

@@ -30,6 +30,15 @@ pub struct FakeKeys {
     task: tokio::task::JoinHandle<()>,
 }
 
+// By hand: the state holds signing keys, which a debug print must not show.
+impl std::fmt::Debug for FakeKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeKeys")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for FakeKeys {
     fn drop(&mut self) {
         self.task.abort();

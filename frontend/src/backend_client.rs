@@ -112,7 +112,8 @@ pub struct CallerAuthSeen {
 }
 
 /// The credential as the client holds it.
-#[derive(Clone)]
+// Debug is safe: the key's header value is marked sensitive, and the token source redacts.
+#[derive(Clone, Debug)]
 enum Credential {
     None,
     ApiKey(HeaderValue),
@@ -121,11 +122,12 @@ enum Credential {
 
 /// Typed client for the back-end API. Cheap to clone (one `Arc`): the front end's state is
 /// cloned for every request.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct BackendClient {
     inner: Arc<ClientInner>,
 }
 
+#[derive(Debug)]
 struct ClientInner {
     http: reqwest::Client,
     resolver: DnsResolver,

@@ -33,7 +33,7 @@ pub use token::{TokenSettings, TokenSource};
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The front end's shared state: cheap handles, built once.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AppState {
     /// The typed back-end client.
     pub backend: BackendClient,
@@ -46,6 +46,7 @@ pub struct AppState {
 }
 
 /// Everything built from the configuration: the app state and the `/diag` state.
+#[derive(Debug)]
 pub struct Built {
     /// The front end's state.
     pub state: AppState,

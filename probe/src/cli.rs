@@ -116,6 +116,11 @@ pub struct ServeArgs {
 pub struct ResolveArgs {
     /// The name to look up (an IP address looks up its PTR record).
     pub host: String,
+    // The text is also `--help` (pinned by a golden): the brackets are not links.
+    #[allow(
+        rustdoc::broken_intra_doc_links,
+        reason = "clap help text, not rustdoc"
+    )]
     /// Ask this DNS server (IP[:PORT]) instead of the configured ones.
     pub server: Option<String>,
     /// Record type: A, AAAA, CNAME, TXT, MX, SRV or PTR [default: A and AAAA].
@@ -135,6 +140,11 @@ pub struct ResolveArgs {
 /// `probe tcpping HOST[:PORT] [PORT] [-n COUNT] [-w TIMEOUT_MS] [--format text|human|json] [--json]`.
 #[derive(Debug, Args)]
 pub struct TcppingArgs {
+    // The text is also `--help` (pinned by a golden): the brackets are not links.
+    #[allow(
+        rustdoc::broken_intra_doc_links,
+        reason = "clap help text, not rustdoc"
+    )]
     /// HOST or HOST:PORT ([v6]:PORT for IPv6).
     #[arg(value_name = "HOST[:PORT]")]
     pub target: String,

@@ -44,6 +44,15 @@ pub struct TestDns {
     _server: Server<Catalog>,
 }
 
+// By hand: hickory's server is not `Debug`.
+impl std::fmt::Debug for TestDns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDns")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
 impl TestDns {
     /// A resolver that asks only this server.
     pub fn resolver(&self) -> DnsResolver {
@@ -103,6 +112,7 @@ pub async fn spawn_dns() -> TestDns {
 
 /// A scripted UDP DNS responder: `answer(query number, query type)` gives the response code and
 /// the A addresses of each answer. Counts the queries it received.
+#[derive(Debug)]
 pub struct ScriptedDns {
     /// Where it listens.
     pub addr: SocketAddr,
@@ -182,6 +192,7 @@ pub async fn spawn_silent_dns() -> ScriptedDns {
 
 /// A loopback listener that accepts and counts every connection: the proof that a denied target
 /// was never connected to.
+#[derive(Debug)]
 pub struct Canary {
     /// Where it listens.
     pub addr: SocketAddr,
@@ -233,6 +244,7 @@ pub async fn spawn_canary() -> Canary {
 
 /// A loopback listener that accepts one connection and then closes, so later connects to its
 /// port are refused (a target that is reachable only some of the time).
+#[derive(Debug)]
 pub struct AcceptOnce {
     /// Where it listened.
     pub addr: SocketAddr,
@@ -267,6 +279,7 @@ pub fn closed_port() -> u16 {
 
 /// A loopback listener with backlog 0 that never accepts, its queue filled: further connects
 /// time out, as they do behind a firewall that drops packets. Keep it alive while testing.
+#[derive(Debug)]
 pub struct FullQueue {
     /// Where it listens.
     pub addr: SocketAddr,
@@ -296,6 +309,7 @@ pub async fn spawn_full_queue() -> FullQueue {
 }
 
 /// How to build a test `/diag` server.
+#[derive(Debug)]
 pub struct DiagConfig {
     /// `DIAG_TOKEN`.
     pub token: Option<String>,
@@ -345,6 +359,7 @@ impl DiagConfig {
 }
 
 /// A running `/diag` server, mounted as the apps mount it.
+#[derive(Debug)]
 pub struct TestDiag {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
