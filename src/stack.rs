@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::serve::{Listener, ListenerExt};
 use backend::{ApiKeys, AuthMode, CallerPolicy, ClientIpSource, ItemStore};
-use diag::api::DiagArgs;
+use diag::api::{DiagArgs, DiagSettings};
 use diag::dns::DnsArgs;
 use diag::outbound::OutboundArgs;
 use fake_entra::{FakeIdentity, FakeKeys, ManagedIdentity, SigningKey};
@@ -255,18 +255,16 @@ impl Lab {
                         id: id.clone(),
                     }),
                 };
-                let diag = diag::api::DiagState::new(
-                    &DiagArgs {
-                        diag_token: Some(diag_token.clone()),
-                        diag_allow: Some("127.0.0.0/8".into()),
-                    },
-                    diag::dns::DnsResolver::with_servers(
-                        vec![vnet_dns.addr],
-                        Duration::from_secs(1),
-                    )?,
-                    OutboundArgs::default(),
-                    None,
-                    diag::envfacts::EnvFacts {
+                let diag_args = DiagArgs {
+                    diag_token: Some(diag_token.clone()),
+                    diag_allow: Some("127.0.0.0/8".into()),
+                };
+                let resolver = diag::dns::DnsResolver::with_servers(
+                    vec![vnet_dns.addr],
+                    Duration::from_secs(1),
+                )?;
+                let diag = diag::api::DiagState::new(DiagSettings {
+                    facts: diag::envfacts::EnvFacts {
                         site_name: Some("app-be".into()),
                         instance_id: Some(id.clone()),
                         auth: diag::envfacts::AuthFacts {
@@ -281,7 +279,8 @@ impl Lab {
                         },
                         ..Default::default()
                     },
-                )?;
+                    ..DiagSettings::new(diag_args, resolver)
+                })?;
                 let app = backend::app(state, diag, Duration::from_secs(30));
                 serve_instance(app, &stop).await?
             } else {

@@ -9,15 +9,11 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::http::HeaderMap;
-use hosting::forwarded::{
-    ForwardedHop, client_from_forwarded_for, parse_client_ip, parse_forwarded_for,
-};
-use hosting::{AddressClass, AddressForm, CallerAddr, Instance, Membership};
+use hosting::forwarded::{client_from_forwarded_for, parse_client_ip};
+use hosting::{CallerAddr, Membership};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-
-use crate::auth::CallerAuth;
 
 /// Where the client address is read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, clap::ValueEnum)]
@@ -133,71 +129,6 @@ impl CallerPolicy {
     }
 }
 
-/// `GET /api/caller`: how the back end sees its caller.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct CallerView {
-    /// The client address the back end settled on, as it arrived (IPv4-mapped IPv6 as its IPv4).
-    pub client_ip: String,
-    /// The form of `client_ip`: `ipv4`, `service_endpoint` (an IPv6 address in App Service's
-    /// `fde4:8dba::/32` carrying the caller's VNet IPv4) or `ipv6` (any other IPv6 address).
-    pub address_form: AddressForm,
-    /// The VNet IPv4 a service-endpoint caller carries (the address IPv4 ranges are compared
-    /// with); null for other forms.
-    pub vnet_ip: Option<String>,
-    /// What the form means, for IPv6 callers: `the service-endpoint form of 10.0.1.4`, or that the
-    /// address cannot be compared with IPv4 ranges; null for IPv4.
-    pub client_ip_note: Option<String>,
-    /// Where it came from: `x-client-ip`, `x-forwarded-for` or `peer`.
-    pub source: ClientIpSource,
-    /// The TCP peer (`ip:port`): on App Service, the platform's front end.
-    pub peer: String,
-    /// The parsed `X-Forwarded-For` chain, leftmost first (informational: only the source above
-    /// decides).
-    pub forwarded_for: Vec<ForwardedHop>,
-    /// The class of `client_ip` as it arrived (`private`, `public`, `loopback`, `unique_local` for
-    /// a service-endpoint caller, …).
-    pub class: AddressClass,
-    /// Whether `ALLOWED_CALLERS` lets this client in (always true when it is empty).
-    pub allowed: bool,
-    /// Whether an `ALLOWED_CALLERS` list is configured at all.
-    pub allow_list_enforced: bool,
-    /// How the credential gate let the caller in (`mode`; in Entra mode the calling `app_id`,
-    /// `object_id` and `roles` — never the token).
-    pub auth: CallerAuth,
-    /// Which back-end instance answered.
-    pub instance: Instance,
-}
-
-impl CallerView {
-    /// Builds the view from what the request carried.
-    pub fn new(
-        client: ClientAddr,
-        headers: &HeaderMap,
-        peer: SocketAddr,
-        policy: &CallerPolicy,
-        auth: CallerAuth,
-        instance: Instance,
-    ) -> Self {
-        let decoded = CallerAddr::of(client.ip);
-        Self {
-            client_ip: client.ip.to_string(),
-            address_form: decoded.form(),
-            vnet_ip: decoded.vnet_ip().map(|ip| ip.to_string()),
-            client_ip_note: decoded.note(),
-            source: client.source,
-            peer: peer.to_string(),
-            forwarded_for: header_str(headers, "x-forwarded-for")
-                .map(parse_forwarded_for)
-                .unwrap_or_default(),
-            class: AddressClass::of(client.ip),
-            allowed: policy.allows(client.ip),
-            allow_list_enforced: policy.is_enforced(),
-            auth,
-            instance,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,33 +232,6 @@ mod tests {
             only_v6.check("10.0.1.4".parse().unwrap()),
             Err(Refusal::Outside)
         );
-    }
-
-    #[test]
-    fn the_view_shows_both_forms() {
-        let ip: IpAddr = "fde4:8dba:2300:5457:6f23:200:a00:104".parse().unwrap();
-        let view = CallerView::new(
-            ClientAddr {
-                ip,
-                source: ClientIpSource::XForwardedFor,
-            },
-            &HeaderMap::new(),
-            PEER.parse().unwrap(),
-            &CallerPolicy::default(),
-            CallerAuth::plain(crate::auth::AuthModeName::None),
-            Instance {
-                site: "be".into(),
-                id: "i".into(),
-            },
-        );
-        assert_eq!(view.client_ip, "fde4:8dba:2300:5457:6f23:200:a00:104");
-        assert_eq!(view.address_form, AddressForm::ServiceEndpoint);
-        assert_eq!(view.vnet_ip.as_deref(), Some("10.0.1.4"));
-        assert_eq!(
-            view.client_ip_note.as_deref(),
-            Some("the service-endpoint form of 10.0.1.4")
-        );
-        assert_eq!(view.class, AddressClass::UniqueLocal);
     }
 
     #[test]

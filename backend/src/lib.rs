@@ -20,7 +20,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use diag::api::DiagState;
+use diag::api::{DiagSettings, DiagState};
 use hosting::Instance;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -53,68 +53,87 @@ pub struct AppState {
     pub instance: Arc<Instance>,
 }
 
-impl AppState {
-    /// Builds the state from the configuration, opening the store.
-    pub fn from_config(config: &BackendConfig) -> anyhow::Result<Self> {
-        let store = ItemStore::open(&config.data_dir)
-            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-        let callers = CallerPolicy::new(config.allowed_callers()?);
-        let source = config.client_ip_source();
-        let mode = config.auth_mode()?;
-        let auth = match mode {
-            AuthModeName::None => {
-                tracing::warn!(
-                    "AUTH_MODE is none (or API_KEYS is empty): the back end accepts calls WITHOUT a credential"
-                );
-                AuthMode::None
-            }
-            AuthModeName::ApiKey => AuthMode::ApiKey(ApiKeys::new(config.api_keys())),
-            AuthModeName::Entra => {
-                let settings = config.entra_settings()?;
-                if settings.required_role.is_none() {
-                    tracing::warn!(
-                        "ENTRA_REQUIRED_ROLE is empty: any token of an allowed application is accepted without an app role"
-                    );
-                }
-                tracing::info!(
-                    entra.tenant_id = %settings.tenant_id,
-                    entra.audiences = %settings.audiences.join(","),
-                    entra.allowed_apps = %settings.allowed_apps.join(","),
-                    entra.allowed_objects = %settings.allowed_objects.join(","),
-                    entra.required_role = settings.required_role.as_deref().unwrap_or(""),
-                    entra.keys_url = %settings.keys_url(),
-                    "Entra ID tokens required"
-                );
-                let resolver = diag::dns::DnsResolver::from_args(&config.dns)?;
-                let http = entra::keys_http_client(resolver)?;
-                AuthMode::Entra(Arc::new(EntraValidator::new(settings, http)))
-            }
-        };
-        if mode != AuthModeName::ApiKey && !config.api_keys().is_empty() {
+/// Everything built from the configuration: the app state and the `/diag` state.
+#[derive(Debug)]
+pub struct Built {
+    /// The back end's state.
+    pub state: AppState,
+    /// The probe's state, for `/diag`.
+    pub diag: DiagState,
+}
+
+/// Builds the state from the configuration, opening the store (no network: in Entra mode the
+/// keys are fetched by [`AppState::spawn_key_prefetch`] or on the first call).
+pub fn build(config: &BackendConfig) -> anyhow::Result<Built> {
+    let store = ItemStore::open(&config.data_dir)
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let callers = CallerPolicy::new(config.allowed_callers()?);
+    let source = config.client_ip_source();
+    let mode = config.auth_mode()?;
+    // One resolver for the key fetches and `/diag`, as in the front end.
+    let resolver = diag::dns::DnsResolver::from_args(&config.dns)?;
+    let auth = match mode {
+        AuthModeName::None => {
             tracing::warn!(
-                auth_mode = mode.as_str(),
-                "API_KEYS is set but ignored in this AUTH_MODE"
+                "AUTH_MODE is none (or API_KEYS is empty): the back end accepts calls WITHOUT a credential"
             );
+            AuthMode::None
         }
-        if !callers.is_enforced() {
-            tracing::warn!("ALLOWED_CALLERS is empty: no app-level network check");
+        AuthModeName::ApiKey => AuthMode::ApiKey(ApiKeys::new(config.api_keys())),
+        AuthModeName::Entra => {
+            let settings = config.entra_settings()?;
+            if settings.required_role.is_none() {
+                tracing::warn!(
+                    "ENTRA_REQUIRED_ROLE is empty: any token of an allowed application is accepted without an app role"
+                );
+            }
+            tracing::info!(
+                entra.tenant_id = %settings.tenant_id,
+                entra.audiences = %settings.audiences.join(","),
+                entra.allowed_apps = %settings.allowed_apps.join(","),
+                entra.allowed_objects = %settings.allowed_objects.join(","),
+                entra.required_role = settings.required_role.as_deref().unwrap_or(""),
+                entra.keys_url = %settings.keys_url(),
+                "Entra ID tokens required"
+            );
+            let http = entra::keys_http_client(resolver.clone())?;
+            AuthMode::Entra(Arc::new(EntraValidator::new(settings, http)))
         }
-        tracing::info!(
-            client_ip_source = source.as_str(),
+    };
+    if mode != AuthModeName::ApiKey && !config.api_keys().is_empty() {
+        tracing::warn!(
             auth_mode = mode.as_str(),
-            app_service_auth = config.app_service_auth(),
-            allowed_callers = %config.allowed_callers,
-            "back end configured"
+            "API_KEYS is set but ignored in this AUTH_MODE"
         );
-        Ok(Self {
+    }
+    if !callers.is_enforced() {
+        tracing::warn!("ALLOWED_CALLERS is empty: no app-level network check");
+    }
+    tracing::info!(
+        client_ip_source = source.as_str(),
+        auth_mode = mode.as_str(),
+        app_service_auth = config.app_service_auth(),
+        allowed_callers = %config.allowed_callers,
+        "back end configured"
+    );
+    let mut facts = diag::envfacts::EnvFacts::from_process_env().with_host(&config.host);
+    facts.auth.auth_mode = Some(mode.as_str().to_owned());
+    let diag = DiagState::new(DiagSettings {
+        outbound_source_addr: config.outbound.outbound_source_addr,
+        facts,
+        ..DiagSettings::new(config.diag.clone(), resolver)
+    })?;
+    Ok(Built {
+        state: AppState {
             store,
             auth,
             app_service_auth: config.app_service_auth(),
             callers: Arc::new(callers),
             client_ip_source: source,
             instance: Arc::new(config.host.instance("backend")),
-        })
-    }
+        },
+        diag,
+    })
 }
 
 impl AppState {
@@ -170,20 +189,6 @@ fn api() -> OpenApiRouter<AppState> {
 /// The OpenAPI document, generated from the routes' annotations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api().split_for_parts().1
-}
-
-/// The `/diag` state for the back end, from its configuration.
-pub fn diag_state(config: &BackendConfig) -> anyhow::Result<DiagState> {
-    let resolver = diag::dns::DnsResolver::from_args(&config.dns)?;
-    let mut facts = diag::envfacts::EnvFacts::from_process_env().with_host(&config.host);
-    facts.auth.auth_mode = config.auth_mode().ok().map(|m| m.as_str().to_owned());
-    Ok(DiagState::new(
-        &config.diag,
-        resolver,
-        config.outbound.clone(),
-        None,
-        facts,
-    )?)
 }
 
 /// The back end's routes (no I/O): `/api/*` behind the gates, `/api/openapi.json`, `/diag`

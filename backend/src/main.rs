@@ -1,6 +1,6 @@
 //! The `backend` binary: read config, set up logging, build state, serve.
 
-use backend::{AppState, BackendConfig};
+use backend::BackendConfig;
 use clap::Parser;
 
 // mimalloc rather than the system allocator: a request allocates and frees dozens of small
@@ -13,10 +13,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let config = BackendConfig::parse();
     hosting::init_logging(config.host.log_format());
-    let state = AppState::from_config(&config)?;
-    state.spawn_key_prefetch();
-    let diag = backend::diag_state(&config)?;
-    let app = backend::app(state, diag, config.host.request_timeout());
+    let built = backend::build(&config)?;
+    built.state.spawn_key_prefetch();
+    let app = backend::app(built.state, built.diag, config.host.request_timeout());
     hosting::run(&config.host, "backend", app).await?;
     Ok(())
 }

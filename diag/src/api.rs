@@ -26,7 +26,6 @@ use crate::dns::{DnsResolver, ResolveRequest};
 use crate::envfacts::{DiagPolicyView, EnvFacts, EnvReport, interfaces, parse_resolv_conf};
 use crate::error::DiagError;
 use crate::httpcheck::{HttpCheckRequest, http_check, tls_client_config};
-use crate::outbound::OutboundArgs;
 use crate::policy::{Policy, PolicyError, PolicySource};
 use crate::target::{InputError, parse_ip_port, truncate};
 use crate::tcpping::{PingVerdict, TcpPingRequest, tcp_ping};
@@ -199,16 +198,50 @@ impl std::fmt::Debug for DiagState {
     }
 }
 
+/// What the `/diag` state is built from, each setting by name. Start from
+/// [`DiagSettings::new`] and set what differs with struct update syntax.
+#[derive(Debug, Clone)]
+pub struct DiagSettings {
+    /// `DIAG_TOKEN` and `DIAG_ALLOW`.
+    pub args: DiagArgs,
+    /// The resolver every diagnostic uses (the app's own, built once).
+    pub resolver: DnsResolver,
+    /// `OUTBOUND_SOURCE_ADDR`: the local address outbound sockets bind to.
+    pub outbound_source_addr: Option<IpAddr>,
+    /// The app's own back end (a host, `host:port` or URL): joins the default policy when
+    /// `DIAG_ALLOW` is unset.
+    pub own_backend_host: Option<String>,
+    /// What `/diag/env` reports.
+    pub facts: EnvFacts,
+    /// The bounds (default: the production ones).
+    pub limits: DiagLimits,
+}
+
+impl DiagSettings {
+    /// `args` over `resolver`: no source address, no own back end, no facts, production limits.
+    pub fn new(args: DiagArgs, resolver: DnsResolver) -> Self {
+        Self {
+            args,
+            resolver,
+            outbound_source_addr: None,
+            own_backend_host: None,
+            facts: EnvFacts::default(),
+            limits: DiagLimits::default(),
+        }
+    }
+}
+
 impl DiagState {
-    /// Builds the state once at startup. `own_backend_host` (a host, `host:port` or URL) joins the
-    /// default policy when `DIAG_ALLOW` is unset. Fails when `DIAG_ALLOW` does not parse.
-    pub fn new(
-        args: &DiagArgs,
-        resolver: DnsResolver,
-        outbound: OutboundArgs,
-        own_backend_host: Option<String>,
-        facts: EnvFacts,
-    ) -> Result<Self, PolicyError> {
+    /// Builds the state once at startup. Fails when `DIAG_ALLOW` does not parse.
+    pub fn new(settings: DiagSettings) -> Result<Self, PolicyError> {
+        let DiagSettings {
+            args,
+            resolver,
+            outbound_source_addr: source,
+            own_backend_host,
+            mut facts,
+            limits,
+        } = settings;
         let policy = match &args.diag_allow {
             Some(allow) => Policy::parse(allow)?,
             None => Policy::default_for(own_backend_host.as_deref())?,
@@ -219,42 +252,7 @@ impl DiagState {
             .filter(|token| !token.trim().is_empty())
             .map(|token| token.as_bytes().to_vec());
         let tls = tls_client_config().map_err(|e| e.to_string());
-        Ok(Self::assemble(
-            token,
-            policy,
-            resolver,
-            outbound.outbound_source_addr,
-            facts,
-            tls,
-            DiagLimits::default(),
-        ))
-    }
-
-    /// The same state with other bounds (tests, the lab).
-    pub fn with_limits(self, limits: DiagLimits) -> Self {
-        let inner = &self.inner;
-        Self::assemble(
-            inner.token.clone(),
-            inner.policy.clone(),
-            inner.resolver.clone(),
-            inner.source,
-            inner.facts.clone(),
-            inner.tls.clone(),
-            limits,
-        )
-    }
-
-    fn assemble(
-        token: Option<Vec<u8>>,
-        policy: Policy,
-        resolver: DnsResolver,
-        source: Option<IpAddr>,
-        facts: EnvFacts,
-        tls: Result<Arc<rustls::ClientConfig>, String>,
-        limits: DiagLimits,
-    ) -> Self {
         // What is in force, whether it was set by variable, by flag or (the lab) in code.
-        let mut facts = facts;
         if let Some(source) = source {
             facts.outbound_source_addr = Some(source.to_string());
         }
@@ -267,7 +265,7 @@ impl DiagState {
             .instance_id
             .as_deref()
             .and_then(|id| HeaderValue::from_str(id).ok());
-        Self {
+        Ok(Self {
             inner: Arc::new(Inner {
                 token,
                 policy,
@@ -284,7 +282,7 @@ impl DiagState {
                 running: Arc::new(Semaphore::new(limits.max_concurrent)),
                 limits,
             }),
-        }
+        })
     }
 
     /// True when `DIAG_TOKEN` is set.

@@ -72,6 +72,16 @@ pub struct Item {
     pub created_at: String,
 }
 
+/// A new item, as the back end's `POST /api/items` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewItem {
+    /// Its name (the back end trims and bounds it).
+    pub name: String,
+    /// Its note (the back end drops an empty one).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
 /// The back end's `GET /api/caller`, as far as the front end needs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallerSeen {
@@ -366,6 +376,34 @@ impl BackendClient {
             .send(Method::GET, "/api/items", None, request_id)
             .await?;
         Ok(self.decode::<List>(&response)?.items)
+    }
+
+    /// `POST /api/items`. The back end's answer comes back as it is, for the caller to judge:
+    /// 201 with the item, or the 4xx the input drew (`invalid_item`, `store_full`).
+    pub async fn create_item(
+        &self,
+        item: &NewItem,
+        request_id: Option<&HeaderValue>,
+    ) -> Result<BackendResponse, Diagnosis> {
+        let body = serde_json::to_vec(item).expect("a NewItem always serialises");
+        self.send(Method::POST, "/api/items", Some(body.into()), request_id)
+            .await
+    }
+
+    /// `DELETE /api/items/{id}`. The back end's answer comes back as it is (204, or 404 when
+    /// the item was already gone).
+    pub async fn delete_item(
+        &self,
+        id: uuid::Uuid,
+        request_id: Option<&HeaderValue>,
+    ) -> Result<BackendResponse, Diagnosis> {
+        self.send(
+            Method::DELETE,
+            &format!("/api/items/{id}"),
+            None,
+            request_id,
+        )
+        .await
     }
 
     /// `GET /api/caller`, with how long it took.

@@ -19,7 +19,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue};
-use diag::api::DiagState;
+use diag::api::{DiagSettings, DiagState};
 use diag::dns::DnsResolver;
 use hosting::Instance;
 use ipnet::IpNet;
@@ -132,13 +132,12 @@ pub fn build(config: &FrontendConfig) -> anyhow::Result<Built> {
     if config.backend_auth == BackendAuth::Entra {
         facts.auth.backend_token_resource = config.token_resource().ok();
     }
-    let diag = DiagState::new(
-        &config.diag,
-        resolver.clone(),
-        config.outbound.clone(),
-        Some(config.backend_url.as_str().to_owned()),
+    let diag = DiagState::new(DiagSettings {
+        outbound_source_addr: source,
+        own_backend_host: Some(config.backend_url.as_str().to_owned()),
         facts,
-    )?;
+        ..DiagSettings::new(config.diag.clone(), resolver.clone())
+    })?;
     if let Some(warning) = config.request_budget_warning() {
         tracing::warn!("{warning}");
     }

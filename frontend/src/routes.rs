@@ -12,7 +12,7 @@ use hosting::error_response;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::backend_client::{BackendResponse, Item};
+use crate::backend_client::{BackendResponse, Item, NewItem};
 use crate::csrf;
 use crate::diagnosis::Diagnosis;
 use crate::path::{PathReport, PathVerdict, path_report};
@@ -157,16 +157,11 @@ async fn add_item_form(
     if !form_allowed(&headers, &form.csrf) {
         return Redirect::to("/?notice=csrf");
     }
-    let body = serde_json::json!({ "name": form.name, "note": form.note });
-    let sent = state
-        .backend
-        .send(
-            Method::POST,
-            "/api/items",
-            Some(Bytes::from(body.to_string())),
-            request_id(&headers),
-        )
-        .await;
+    let item = NewItem {
+        name: form.name,
+        note: Some(form.note),
+    };
+    let sent = state.backend.create_item(&item, request_id(&headers)).await;
     Redirect::to(match sent {
         Ok(r) if r.status.is_success() => "/?notice=added",
         Ok(r) if r.status == StatusCode::CONFLICT => "/?notice=full",
@@ -188,15 +183,7 @@ async fn delete_item_form(
     let Ok(id) = uuid::Uuid::try_parse(&id) else {
         return Redirect::to("/?notice=invalid");
     };
-    let sent = state
-        .backend
-        .send(
-            Method::DELETE,
-            &format!("/api/items/{id}"),
-            None,
-            request_id(&headers),
-        )
-        .await;
+    let sent = state.backend.delete_item(id, request_id(&headers)).await;
     Redirect::to(match sent {
         Ok(r) if r.status.is_success() => "/?notice=deleted",
         Ok(r) if r.status == StatusCode::NOT_FOUND => "/?notice=gone",
@@ -305,14 +292,9 @@ async fn relay_delete(
     if !csrf::same_origin(&headers) {
         return cross_site();
     }
-    match item_path(&id) {
-        Some(path) => relay_result(
-            state
-                .backend
-                .send(Method::DELETE, &path, None, request_id(&headers))
-                .await,
-        ),
-        None => invalid_id(),
+    match uuid::Uuid::try_parse(&id) {
+        Ok(id) => relay_result(state.backend.delete_item(id, request_id(&headers)).await),
+        Err(_) => invalid_id(),
     }
 }
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use hosting::HostArgs;
 
-use diag::api::{DiagArgs, DiagState, router};
+use diag::api::{DiagArgs, DiagSettings, DiagState, router};
 use diag::dns::{DnsArgs, DnsResolver, ResolveRequest};
 use diag::envfacts::EnvFacts;
 use diag::outbound::OutboundArgs;
@@ -311,14 +311,13 @@ pub async fn serve(args: ServeArgs) -> u8 {
         Ok(limits) => limits,
         Err(error) => return usage_error(error),
     };
-    let state = match DiagState::new(
-        &args.diag,
-        resolver.clone(),
-        args.outbound.clone(),
-        None,
-        EnvFacts::from_process_env().with_host(&args.host),
-    ) {
-        Ok(state) => state.with_limits(limits),
+    let state = match DiagState::new(DiagSettings {
+        outbound_source_addr: args.outbound.outbound_source_addr,
+        facts: EnvFacts::from_process_env().with_host(&args.host),
+        limits,
+        ..DiagSettings::new(args.diag.clone(), resolver.clone())
+    }) {
+        Ok(state) => state,
         Err(error) => {
             tracing::error!(%error, "invalid DIAG_ALLOW");
             return EXIT_USAGE;

@@ -9,10 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use diag::api::{DiagArgs, DiagLimits, DiagState};
+use diag::api::{DiagArgs, DiagLimits, DiagSettings, DiagState};
 use diag::dns::DnsResolver;
 use diag::envfacts::EnvFacts;
-use diag::outbound::OutboundArgs;
 use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{LowerName, RData, Record, RecordType};
@@ -344,17 +343,13 @@ impl DiagConfig {
             diag_token: self.token.clone(),
             diag_allow: self.allow.clone(),
         };
-        DiagState::new(
-            &args,
-            self.resolver.clone(),
-            OutboundArgs {
-                outbound_source_addr: self.source,
-            },
-            None,
-            EnvFacts::from_map(&self.env),
-        )
+        DiagState::new(DiagSettings {
+            outbound_source_addr: self.source,
+            facts: EnvFacts::from_map(&self.env),
+            limits: self.limits,
+            ..DiagSettings::new(args, self.resolver.clone())
+        })
         .unwrap()
-        .with_limits(self.limits)
     }
 }
 

@@ -662,7 +662,7 @@ async fn the_configuration_builds_an_entra_back_end() {
         "--api-keys",
         "ignored-in-entra-mode",
     ]);
-    let state = backend::AppState::from_config(&config).unwrap();
+    let state = backend::build(&config).unwrap().state;
     assert_eq!(state.auth.name(), backend::AuthModeName::Entra);
     let AuthMode::Entra(validator) = &state.auth else {
         unreachable!("checked above")

@@ -28,17 +28,11 @@ pub fn diag(token: Option<&str>) -> diag::api::DiagState {
         Duration::from_millis(300),
     )
     .unwrap();
-    diag::api::DiagState::new(
-        &diag::api::DiagArgs {
-            diag_token: token.map(str::to_owned),
-            diag_allow: Some("127.0.0.0/8".into()),
-        },
-        resolver,
-        diag::outbound::OutboundArgs::default(),
-        None,
-        diag::envfacts::EnvFacts::from_map(&std::collections::HashMap::new()),
-    )
-    .unwrap()
+    let args = diag::api::DiagArgs {
+        diag_token: token.map(str::to_owned),
+        diag_allow: Some("127.0.0.0/8".into()),
+    };
+    diag::api::DiagState::new(diag::api::DiagSettings::new(args, resolver)).unwrap()
 }
 
 /// How to build a back end for a test.

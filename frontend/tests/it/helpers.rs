@@ -1,16 +1,13 @@
 //! Shared helpers: spawn the real back end, the front end, and hostile fake back ends.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use backend::{ApiKeys, AuthMode, CallerPolicy, ClientIpSource, ItemStore};
-use diag::api::{DiagArgs, DiagState};
+use diag::api::{DiagArgs, DiagSettings, DiagState};
 use diag::dns::DnsResolver;
-use diag::envfacts::EnvFacts;
-use diag::outbound::OutboundArgs;
 use frontend::{AppState, BackendClient, BackendSettings, CredentialSettings, TokenSource};
 use hosting::Instance;
 use tokio::net::TcpListener;
@@ -96,18 +93,12 @@ pub async fn spawn_backend_with(allowed: &[&str], auth: AuthMode) -> Running {
             id: "be-1".into(),
         }),
     };
-    let diag = DiagState::new(
-        &DiagArgs::default(),
-        DnsResolver::with_servers(
-            vec!["127.0.0.1:9".parse().unwrap()],
-            Duration::from_millis(300),
-        )
-        .unwrap(),
-        OutboundArgs::default(),
-        None,
-        EnvFacts::from_map(&HashMap::new()),
+    let resolver = DnsResolver::with_servers(
+        vec!["127.0.0.1:9".parse().unwrap()],
+        Duration::from_millis(300),
     )
     .unwrap();
+    let diag = DiagState::new(DiagSettings::new(DiagArgs::default(), resolver)).unwrap();
     let mut running = serve_on(
         "127.0.0.1",
         backend::app(state, diag, Duration::from_secs(5)),
@@ -166,18 +157,14 @@ impl Front {
             None => BackendClient::new(settings, resolver.clone()),
         }
         .unwrap();
-        let diag = DiagState::new(
-            &DiagArgs {
-                diag_token: self.diag_token.map(str::to_owned),
-                diag_allow: Some("127.0.0.0/8".into()),
-            },
-            resolver.clone(),
-            OutboundArgs {
-                outbound_source_addr: self.source.map(|s| s.parse().unwrap()),
-            },
-            None,
-            EnvFacts::from_map(&HashMap::new()),
-        )
+        let args = DiagArgs {
+            diag_token: self.diag_token.map(str::to_owned),
+            diag_allow: Some("127.0.0.0/8".into()),
+        };
+        let diag = DiagState::new(DiagSettings {
+            outbound_source_addr: self.source.map(|s| s.parse().unwrap()),
+            ..DiagSettings::new(args, resolver.clone())
+        })
         .unwrap();
         let state = AppState {
             backend,

@@ -1,6 +1,7 @@
 //! Front-end tests on loopback: the real back end behind the BFF for the happy path and its
 //! gates, and fake back ends for every failure the front end must diagnose.
 
+mod contract;
 mod entra;
 mod failures;
 mod helpers;
