@@ -95,25 +95,8 @@ impl LabEntra {
         })
     }
 
-    fn validator(&self) -> anyhow::Result<Arc<backend::EntraValidator>> {
-        let settings = backend::EntraSettings {
-            tenant_id: fake_entra::TENANT_ID.into(),
-            audiences: vec![
-                fake_entra::BACKEND_APP_ID_URI.into(),
-                fake_entra::BACKEND_CLIENT_ID.into(),
-            ],
-            allowed_apps: vec![fake_entra::FRONTEND_CLIENT_ID.into()],
-            allowed_objects: vec![fake_entra::FRONTEND_OBJECT_ID.into()],
-            required_role: Some(fake_entra::REQUIRED_ROLE.into()),
-            authority: self.keys.authority().parse()?,
-            leeway: Duration::from_secs(60),
-            keys: backend::jwks::KeyCacheSettings::default(),
-        };
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        Ok(Arc::new(backend::EntraValidator::new(settings, http)))
+    fn validator(&self) -> Arc<backend::EntraValidator> {
+        test_support::entra_validator(test_support::fake_tenant_settings(&self.keys.authority()))
     }
 }
 
@@ -238,7 +221,7 @@ impl Lab {
         };
         let backend_auth = match &entra {
             None => AuthMode::from_keys(ApiKeys::new([api_key.as_str()])),
-            Some(entra) => AuthMode::Entra(entra.validator()?),
+            Some(entra) => AuthMode::Entra(entra.validator()),
         };
         let mut backend_instances = Vec::new();
         for n in 0..options.backend_instances {
@@ -284,7 +267,7 @@ impl Lab {
                 let app = backend::app(state, diag, Duration::from_secs(30));
                 serve_instance(app, &stop).await?
             } else {
-                closed_port().await?
+                test_support::closed_addr()
             };
             backend_instances.push(SiteInstance { id, upstream });
         }
@@ -543,12 +526,6 @@ fn spawn_emulator(
             .with_graceful_shutdown(stopped)
             .await;
     });
-}
-
-/// A loopback port with nothing listening.
-async fn closed_port() -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    Ok(listener.local_addr()?)
 }
 
 /// A listener whose accept queue is full and that never accepts: connects to it time out, as

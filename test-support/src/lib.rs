@@ -1,7 +1,24 @@
-//! Fixtures shared by the tests of every crate: an in-process DNS server with the test zones, tiny scripted DNS responders,
-//! a canary listener that counts connections, a listener whose accept queue is full, and the
-//! `/diag` server. Everything listens on loopback only. [`kudu_reader`] reads Kudu's text as
-//! Microsoft's Diagnostics portal does.
+//! Fixtures shared by the tests of every crate (and the lab). Everything listens on loopback
+//! only.
+//!
+//! # Layout
+//!
+//! - This file: an in-process DNS server with the test zones ([`spawn_dns`]), tiny scripted DNS
+//!   responders, a canary listener that counts connections, a listener that accepts once, a
+//!   listener whose accept queue is full, a closed port, and the `/diag` server.
+//! - [`server`]: any app on a loopback port ([`serve`]), stopped when dropped.
+//! - [`entra`]: the back end's settings for fake-entra's tenant ([`fake_tenant_settings`]).
+//! - [`logging`]: the log subscriber for tests ([`init_logging`]), installed by the fixtures.
+//! - [`kudu_reader`]: reads Kudu's text as Microsoft's Diagnostics portal does.
+
+pub mod entra;
+pub mod kudu_reader;
+pub mod logging;
+pub mod server;
+
+pub use entra::{entra_validator, fake_tenant_settings};
+pub use logging::init_logging;
+pub use server::{TestServer, serve, serve_on};
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -21,8 +38,6 @@ use hickory_server::net::runtime::TokioRuntimeProvider;
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
-
-pub mod kudu_reader;
 
 /// The token the test `/diag` servers accept.
 pub const TOKEN: &str = "test-diag-token-0123456789";
@@ -85,6 +100,7 @@ pub fn catalog() -> Catalog {
 /// Serves the test zones over UDP and TCP on one loopback port (`tcp: false` serves UDP only,
 /// so a truncated answer cannot be retried over TCP).
 pub async fn spawn_dns_with(tcp: bool) -> TestDns {
+    init_logging();
     loop {
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = udp.local_addr().unwrap();
@@ -272,8 +288,13 @@ pub async fn spawn_accept_once() -> AcceptOnce {
 
 /// A port on 127.0.0.1 where nothing listens (bound, noted, released).
 pub fn closed_port() -> u16 {
+    closed_addr().port()
+}
+
+/// An address on 127.0.0.1 where nothing listens (bound, noted, released).
+pub fn closed_addr() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    listener.local_addr().unwrap()
 }
 
 /// A loopback listener with backlog 0 that never accepts, its queue filled: further connects
@@ -360,7 +381,7 @@ pub struct TestDiag {
     pub base: String,
     /// A client without proxies.
     pub client: reqwest::Client,
-    _task: tokio::task::JoinHandle<()>,
+    _server: TestServer,
 }
 
 impl TestDiag {
@@ -395,20 +416,10 @@ impl TestDiag {
 /// Serves `/diag` (plus `/healthz` and the 404 fallback) on 127.0.0.1:0.
 pub async fn spawn_diag(config: DiagConfig) -> TestDiag {
     let app = hosting::with_http_layers(diag::api::router(config.state()), Duration::from_secs(30));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let _ = hosting::serve(
-            listener,
-            app,
-            std::future::pending::<()>(),
-            Duration::from_secs(1),
-        )
-        .await;
-    });
+    let server = serve(app).await;
     TestDiag {
-        base: format!("http://{addr}"),
+        base: server.url(),
         client: reqwest::Client::builder().no_proxy().build().unwrap(),
-        _task: task,
+        _server: server,
     }
 }

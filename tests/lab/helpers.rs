@@ -10,6 +10,7 @@ pub async fn start(mode: Mode, breaks: &[Break]) -> Lab {
 }
 
 pub async fn start_with(options: LabOptions) -> Lab {
+    test_support::init_logging();
     Lab::start(options).await.expect("the lab starts")
 }
 

@@ -363,7 +363,7 @@ async fn the_token_table() {
 
     let dir = tempfile::tempdir().unwrap();
     let setup = Setup {
-        auth: Some(AuthMode::Entra(validator(entra_settings(
+        auth: Some(AuthMode::Entra(entra_validator(entra_settings(
             &fake.keys.authority(),
         )))),
         ..Setup::default()
@@ -427,7 +427,7 @@ async fn caller_says_which_application_and_object_called() {
     let fake = entra().await;
     let dir = tempfile::tempdir().unwrap();
     let setup = Setup {
-        auth: Some(AuthMode::Entra(validator(entra_settings(
+        auth: Some(AuthMode::Entra(entra_validator(entra_settings(
             &fake.keys.authority(),
         )))),
         ..Setup::default()
@@ -462,7 +462,7 @@ async fn forged_principal_headers_are_ignored_without_app_service_authentication
     let settings = entra_settings(&fake.keys.authority());
     let off = in_process(
         &Setup {
-            auth: Some(AuthMode::Entra(validator(settings.clone()))),
+            auth: Some(AuthMode::Entra(entra_validator(settings.clone()))),
             ..Setup::default()
         },
         dir.path(),
@@ -490,7 +490,7 @@ async fn forged_principal_headers_are_ignored_without_app_service_authentication
     let dir = tempfile::tempdir().unwrap();
     let on = in_process(
         &Setup {
-            auth: Some(AuthMode::Entra(validator(settings))),
+            auth: Some(AuthMode::Entra(entra_validator(settings))),
             app_service_auth: true,
             ..Setup::default()
         },
@@ -516,7 +516,7 @@ async fn code_of(validator: &backend::EntraValidator, token: &str) -> &'static s
 #[tokio::test]
 async fn rotation_refetches_once_and_withdrawn_keys_stop_working() {
     let fake = entra().await;
-    let validator = validator(entra_settings(&fake.keys.authority()));
+    let validator = entra_validator(entra_settings(&fake.keys.authority()));
     let old = &fake.key;
     assert_eq!(code_of(&validator, &old.token(&good_v1())).await, "ok");
     assert_eq!(fake.keys.fetches(), 1);
@@ -541,7 +541,7 @@ async fn rotation_refetches_once_and_withdrawn_keys_stop_working() {
 #[tokio::test]
 async fn a_storm_of_unknown_kids_is_not_a_storm_of_fetches() {
     let fake = entra().await;
-    let validator = validator(entra_settings(&fake.keys.authority()));
+    let validator = entra_validator(entra_settings(&fake.keys.authority()));
     assert_eq!(code_of(&validator, &fake.key.token(&good_v1())).await, "ok");
     assert_eq!(fake.keys.fetches(), 1);
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -570,7 +570,7 @@ async fn a_storm_of_unknown_kids_is_not_a_storm_of_fetches() {
 #[tokio::test]
 async fn the_keys_can_be_fetched_at_start_up() {
     let fake = entra().await;
-    let validator = validator(entra_settings(&fake.keys.authority()));
+    let validator = entra_validator(entra_settings(&fake.keys.authority()));
     validator.keys().prefetch().await;
     assert_eq!((fake.keys.fetches(), validator.keys().known()), (1, 1));
     assert_eq!(code_of(&validator, &fake.key.token(&good_v1())).await, "ok");
@@ -581,7 +581,7 @@ async fn the_keys_can_be_fetched_at_start_up() {
 async fn a_cold_start_under_load_fetches_the_keys_once() {
     let fake = entra().await;
     fake.keys.set_delay(Duration::from_millis(200));
-    let validator = validator(entra_settings(&fake.keys.authority()));
+    let validator = entra_validator(entra_settings(&fake.keys.authority()));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..50 {
         let validator = Arc::clone(&validator);
@@ -596,7 +596,7 @@ async fn a_cold_start_under_load_fetches_the_keys_once() {
 #[tokio::test]
 async fn a_failed_fetch_keeps_the_known_keys() {
     let fake = entra().await;
-    let validator = validator(entra_settings(&fake.keys.authority()));
+    let validator = entra_validator(entra_settings(&fake.keys.authority()));
     assert_eq!(code_of(&validator, &fake.key.token(&good_v1())).await, "ok");
     fake.keys.set_failing(true);
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -615,7 +615,7 @@ async fn without_any_key_nothing_is_accepted() {
     fake.keys.set_failing(true);
     let dir = tempfile::tempdir().unwrap();
     let setup = Setup {
-        auth: Some(AuthMode::Entra(validator(entra_settings(
+        auth: Some(AuthMode::Entra(entra_validator(entra_settings(
             &fake.keys.authority(),
         )))),
         ..Setup::default()
@@ -631,7 +631,7 @@ async fn without_any_key_nothing_is_accepted() {
     silent.keys.set_delay(Duration::from_secs(30));
     let mut settings = entra_settings(&silent.keys.authority());
     settings.keys.fetch_timeout = Duration::from_millis(300);
-    let validator = validator(settings);
+    let validator = entra_validator(settings);
     let started = std::time::Instant::now();
     let error = validator
         .validate(&silent.key.token(&good_v1()))

@@ -11,12 +11,13 @@ use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Request, StatusCode};
 use backend::entra::EntraSettings;
 use backend::jwks::KeyCacheSettings;
-use backend::{
-    ApiKeys, AppState, AuthMode, CallerPolicy, ClientIpSource, EntraValidator, ItemStore,
-};
+use backend::{ApiKeys, AppState, AuthMode, CallerPolicy, ClientIpSource, ItemStore};
 use hosting::Instance;
 use http_body_util::BodyExt;
+use test_support::TestServer;
 use tower::ServiceExt;
+
+pub use test_support::entra_validator;
 
 pub const KEY: &str = "test-key-1";
 pub const DIAG_TOKEN: &str = "diag-token-for-tests";
@@ -60,36 +61,17 @@ impl Default for Setup {
     }
 }
 
-/// What the Entra tests accept: fake-entra's tenant, the back end's URI and client ID as
-/// audiences, the front end's identity, the role, keys from `authority`.
+/// fake-entra's tenant (as every test and the lab trust it) with keys from `authority`; the
+/// key cache refetches after a second, so rotation tests need not wait.
 pub fn entra_settings(authority: &str) -> EntraSettings {
     EntraSettings {
-        tenant_id: fake_entra::TENANT_ID.into(),
-        audiences: vec![
-            fake_entra::BACKEND_APP_ID_URI.into(),
-            fake_entra::BACKEND_CLIENT_ID.into(),
-        ],
-        allowed_apps: vec![fake_entra::FRONTEND_CLIENT_ID.into()],
-        allowed_objects: vec![fake_entra::FRONTEND_OBJECT_ID.into()],
-        required_role: Some(fake_entra::REQUIRED_ROLE.into()),
-        authority: authority.parse().unwrap(),
-        leeway: Duration::from_secs(60),
         keys: KeyCacheSettings {
             fetch_timeout: Duration::from_secs(2),
             min_refetch_interval: Duration::from_secs(1),
             max_age: Duration::from_secs(3600),
         },
+        ..test_support::fake_tenant_settings(authority)
     }
-}
-
-/// A validator on `settings`, fetching over plain loopback HTTP.
-pub fn validator(settings: EntraSettings) -> Arc<EntraValidator> {
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    Arc::new(EntraValidator::new(settings, http))
 }
 
 pub fn state(setup: &Setup, data_dir: &Path) -> AppState {
@@ -152,37 +134,13 @@ pub fn post_json(uri: &str, body: &str) -> Request<Body> {
 }
 
 /// A back end on a real socket.
-pub struct Spawned {
-    pub addr: SocketAddr,
-    pub stop: tokio::sync::oneshot::Sender<()>,
-    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-pub async fn spawn(setup: &Setup, data_dir: &Path) -> Spawned {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+pub async fn spawn(setup: &Setup, data_dir: &Path) -> TestServer {
     let app = backend::app(
         state(setup, data_dir),
         diag(setup.diag_token),
         Duration::from_secs(5),
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(hosting::serve(
-        listener,
-        app,
-        async move {
-            let _ = stopped.await;
-        },
-        Duration::from_secs(2),
-    ));
-    Spawned { addr, stop, task }
-}
-
-impl Spawned {
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap();
-    }
+    test_support::serve(app).await
 }
 
 /// A reqwest client whose connections leave from `source` (another loopback address).

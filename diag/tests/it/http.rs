@@ -19,6 +19,7 @@ use test_support::{DiagConfig, closed_port, spawn_diag, spawn_dns};
 struct Fixture {
     base: String,
     followed: Arc<AtomicUsize>,
+    _server: test_support::TestServer,
 }
 
 /// An answer as App Service's front end sends it: its own reason phrase, headers and page.
@@ -142,14 +143,11 @@ async fn spawn_fixture() -> Fixture {
                 async { "followed" }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let server = test_support::serve(app).await;
     Fixture {
-        base: format!("http://{addr}"),
+        base: server.url(),
         followed,
+        _server: server,
     }
 }
 

@@ -16,6 +16,7 @@ use frontend::token::TokenError;
 use frontend::{CredentialSettings, TokenSettings, TokenSource};
 
 use crate::helpers::*;
+use test_support::closed_addr;
 
 const IDENTITY_SECRET: &str = "identity-header-s3cret-for-tests";
 
@@ -406,7 +407,7 @@ async fn identity_endpoint_failures_are_diagnosed() {
     assert_eq!(fake.identity.served(), 1);
 
     // Refused: nothing listens; connect errors are retried, then diagnosed.
-    let closed = closed_port().await;
+    let closed = closed_addr();
     let source = TokenSource::new(
         token_settings(
             &format!("http://{closed}/msi/token"),
@@ -551,7 +552,9 @@ async fn tokens_and_the_identity_secret_never_reach_the_logs() {
         .with_ansi(false)
         .with_writer(move || sink.clone())
         .finish();
-    tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+    // For this thread only: the fixtures install the global test subscriber. A `tokio::test`
+    // runtime runs every task (the servers included) on this thread, so all their logs land here.
+    let _capture = tracing::subscriber::set_default(subscriber);
 
     let fake = entra().await;
     let backend = spawn_backend_entra(&fake.keys.authority()).await;

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::helpers::*;
+use test_support::{closed_addr, spawn_full_queue};
 
 async fn items_via(front: Front) -> (u16, serde_json::Value) {
     let fe = front.spawn().await;
@@ -11,7 +12,7 @@ async fn items_via(front: Front) -> (u16, serde_json::Value) {
 
 #[tokio::test]
 async fn back_end_down_is_connect_refused() {
-    let port = closed_port().await;
+    let port = closed_addr();
     let (status, body) = items_via(Front::to(format!("http://{port}"))).await;
     assert_eq!(status, 502);
     assert_eq!(body["error"]["code"], "connect_refused");
@@ -20,7 +21,7 @@ async fn back_end_down_is_connect_refused() {
 
 #[tokio::test]
 async fn a_silent_back_end_is_a_connect_timeout() {
-    let silent = silent_listener().await;
+    let silent = spawn_full_queue().await;
     let mut front = Front::to(format!("http://{}", silent.addr));
     front.timeout = Duration::from_millis(700);
     let started = Instant::now();

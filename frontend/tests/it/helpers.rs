@@ -1,6 +1,7 @@
-//! Shared helpers: spawn the real back end, the front end, and hostile fake back ends.
+//! Shared helpers: spawn the real back end, the front end, and hostile fake back ends (the
+//! servers, closed ports and silent listeners themselves come from `test-support`).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,75 +11,30 @@ use diag::api::{DiagArgs, DiagSettings, DiagState};
 use diag::dns::DnsResolver;
 use frontend::{AppState, BackendClient, BackendSettings, CredentialSettings, TokenSource};
 use hosting::Instance;
+use test_support::TestServer;
 use tokio::net::TcpListener;
 
 pub const KEY: &str = "backend-key-1";
 
-/// A server running on a loopback socket until dropped or shut down.
-pub struct Running {
-    pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-    _data: Option<tempfile::TempDir>,
-}
-
-impl Running {
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-pub async fn serve_on(ip: &str, app: Router) -> Running {
-    let listener = TcpListener::bind((ip.parse::<IpAddr>().unwrap(), 0))
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(hosting::serve(
-        listener,
-        app,
-        std::future::pending(),
-        Duration::from_secs(2),
-    ));
-    Running {
-        addr,
-        task,
-        _data: None,
-    }
+/// Serves `app` on `ip` (a loopback address), any port.
+pub async fn serve_on(ip: &str, app: Router) -> TestServer {
+    test_support::serve_on(ip.parse().unwrap(), app).await
 }
 
 /// The real back end, with `API_KEYS=KEY` and the given `ALLOWED_CALLERS`.
-pub async fn spawn_backend(allowed: &[&str]) -> Running {
+pub async fn spawn_backend(allowed: &[&str]) -> TestServer {
     spawn_backend_with(allowed, AuthMode::from_keys(ApiKeys::new([KEY]))).await
 }
 
 /// The real back end in Entra mode, trusting fake-entra's tenant with keys from `authority`:
 /// audiences the back end's URI and client ID, the front end's identity, the role.
-pub async fn spawn_backend_entra(authority: &str) -> Running {
-    let settings = backend::EntraSettings {
-        tenant_id: fake_entra::TENANT_ID.into(),
-        audiences: vec![
-            fake_entra::BACKEND_APP_ID_URI.into(),
-            fake_entra::BACKEND_CLIENT_ID.into(),
-        ],
-        allowed_apps: vec![fake_entra::FRONTEND_CLIENT_ID.into()],
-        allowed_objects: vec![fake_entra::FRONTEND_OBJECT_ID.into()],
-        required_role: Some(fake_entra::REQUIRED_ROLE.into()),
-        authority: authority.parse().unwrap(),
-        leeway: Duration::from_secs(60),
-        keys: backend::jwks::KeyCacheSettings::default(),
-    };
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let validator = Arc::new(backend::EntraValidator::new(settings, http));
+pub async fn spawn_backend_entra(authority: &str) -> TestServer {
+    let validator = test_support::entra_validator(test_support::fake_tenant_settings(authority));
     spawn_backend_with(&[], AuthMode::Entra(validator)).await
 }
 
 /// The real back end with the given credential mode.
-pub async fn spawn_backend_with(allowed: &[&str], auth: AuthMode) -> Running {
+pub async fn spawn_backend_with(allowed: &[&str], auth: AuthMode) -> TestServer {
     let data = tempfile::tempdir().unwrap();
     let state = backend::AppState {
         store: ItemStore::open(data.path()).unwrap(),
@@ -99,13 +55,9 @@ pub async fn spawn_backend_with(allowed: &[&str], auth: AuthMode) -> Running {
     )
     .unwrap();
     let diag = DiagState::new(DiagSettings::new(DiagArgs::default(), resolver)).unwrap();
-    let mut running = serve_on(
-        "127.0.0.1",
-        backend::app(state, diag, Duration::from_secs(5)),
-    )
-    .await;
-    running._data = Some(data);
-    running
+    test_support::serve(backend::app(state, diag, Duration::from_secs(5)))
+        .await
+        .holding(data)
 }
 
 /// How to build a front end for a test.
@@ -178,7 +130,7 @@ impl Front {
         (state, diag)
     }
 
-    pub async fn spawn(&self) -> Running {
+    pub async fn spawn(&self) -> TestServer {
         let (state, diag) = self.state();
         serve_on(
             "127.0.0.1",
@@ -203,7 +155,7 @@ pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
 }
 
 /// A fake back end answering every request with `status` and `body`.
-pub async fn spawn_fake(status: u16, body: &'static str, content_type: &'static str) -> Running {
+pub async fn spawn_fake(status: u16, body: &'static str, content_type: &'static str) -> TestServer {
     let app = Router::new().fallback(move || async move {
         (
             axum::http::StatusCode::from_u16(status).unwrap(),
@@ -221,7 +173,7 @@ pub async fn spawn_platform(
     reason: Option<&'static str>,
     headers: &'static [(&'static str, &'static str)],
     body: &'static str,
-) -> Running {
+) -> TestServer {
     let app = Router::new().fallback(move || async move {
         let mut response = axum::response::Response::new(axum::body::Body::from(body));
         *response.status_mut() = axum::http::StatusCode::from_u16(status).unwrap();
@@ -239,42 +191,6 @@ pub async fn spawn_platform(
         response
     });
     serve_on("127.0.0.1", app).await
-}
-
-/// A loopback port with nothing listening (bound, noted, released).
-pub async fn closed_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    addr
-}
-
-/// A listener whose accept queue is full and that never accepts: connects to it time out,
-/// like a firewall that drops SYNs, without leaving loopback.
-pub struct Silent {
-    pub addr: SocketAddr,
-    _listener: tokio::net::TcpListener,
-    _fillers: Vec<std::net::TcpStream>,
-}
-
-pub async fn silent_listener() -> Silent {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let listener = socket.listen(0).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut fillers = Vec::new();
-    // Fill the queue; once full, further handshakes stall.
-    for _ in 0..4 {
-        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-            Ok(stream) => fillers.push(stream),
-            Err(_) => break,
-        }
-    }
-    Silent {
-        addr,
-        _listener: listener,
-        _fillers: fillers,
-    }
 }
 
 /// A server that accepts connections and never answers.

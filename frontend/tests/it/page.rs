@@ -2,6 +2,7 @@
 //! headless-Chromium look at it.
 
 use crate::helpers::*;
+use test_support::closed_addr;
 
 #[tokio::test]
 async fn the_page_shows_items_and_the_panel_and_never_the_key() {
@@ -61,7 +62,7 @@ async fn the_page_shows_items_and_the_panel_and_never_the_key() {
 
 #[tokio::test]
 async fn the_panel_turns_red_with_the_diagnosis() {
-    let port = closed_port().await;
+    let port = closed_addr();
     let fe = Front::to(format!("http://{port}")).spawn().await;
     let html = client()
         .get(format!("{}/", fe.url()))

@@ -4,6 +4,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::helpers::*;
+use test_support::closed_addr;
 
 #[tokio::test]
 async fn a_request_in_flight_finishes_across_sigterm() {
@@ -12,7 +13,7 @@ async fn a_request_in_flight_finishes_across_sigterm() {
         axum::Json(serde_json::json!({"items": [{"id": "x", "name": "late", "created_at": ""}]}))
     });
     let backend = serve_on("127.0.0.1", slow).await;
-    let port = closed_port().await.port();
+    let port = closed_addr().port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_frontend"))
         .env_clear()
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
