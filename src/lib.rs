@@ -6,9 +6,11 @@
 //! - [`emulator`]: App Service's front ends (access restrictions, public access, 403 pages,
 //!   platform headers, `ARRAffinity`);
 //! - [`breaks`]: the modes and the misconfiguration catalogue;
-//! - [`stack`]: starting it all; [`suite`]: the smoke suite the lab runs against itself.
+//! - [`stack`]: starting it all; [`suite`]: the smoke suite the lab runs against itself;
+//! - [`describe`]: what the lab prints about itself (the break catalogue, the topology).
 
 pub mod breaks;
+pub mod describe;
 pub mod dns;
 pub mod emulator;
 pub mod stack;

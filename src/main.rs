@@ -9,10 +9,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use lockdown::stack::TOKEN_ENV;
 use lockdown::suite::suite_toml;
-use lockdown::topology::{
-    BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, HostNames, INTEGRATION_SUBNET, frontend_private_ip,
-};
-use lockdown::{Break, Lab, LabAuth, LabOptions, Mode, Plan};
+use lockdown::topology::HostNames;
+use lockdown::{Break, Lab, LabAuth, LabOptions, Mode, Plan, describe};
 use probe::cli::print_out;
 use probe::smoke::{RunOptions, SmokeConfig};
 
@@ -66,7 +64,7 @@ async fn main() -> ExitCode {
     let args = LabArgs::parse();
     hosting::init_logging_with_default(hosting::LogFormat::Text, "error");
     if args.list_breaks {
-        print_breaks();
+        print_out(&describe::break_catalogue());
         return ExitCode::SUCCESS;
     }
     match run(args).await {
@@ -76,15 +74,6 @@ async fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-fn print_breaks() {
-    let mut out = format!("{:<26} {:<18} what is wrong\n", "--break", "mode");
-    for b in Break::ALL {
-        let mode = b.mode().map_or("either".to_owned(), |m| m.to_string());
-        out += &format!("{:<26} {mode:<18} {}\n", b.name(), b.description());
-    }
-    print_out(&out);
 }
 
 async fn run(mut args: LabArgs) -> anyhow::Result<ExitCode> {
@@ -123,7 +112,7 @@ async fn run(mut args: LabArgs) -> anyhow::Result<ExitCode> {
     }
     let text = args.format == Format::Text;
     if text {
-        print_out(&topology(&lab, &args.breaks));
+        print_out(&describe::topology(&lab, &args.breaks));
     }
     let config = SmokeConfig::from_toml(&suite)?;
     let options = RunOptions {
@@ -158,113 +147,4 @@ async fn run(mut args: LabArgs) -> anyhow::Result<ExitCode> {
     hosting::shutdown_signal().await;
     lab.stop();
     Ok(code)
-}
-
-/// The lab as it runs: mode, breaks, apps, addresses, credential, DNS.
-fn topology(lab: &Lab, breaks: &[Break]) -> String {
-    let mut out = String::new();
-    let mode = lab.plan.mode;
-    out += &format!(
-        "lockdown lab — {mode} mode{}\n",
-        if breaks.is_empty() {
-            String::new()
-        } else {
-            format!(
-                ", broken: {}",
-                breaks
-                    .iter()
-                    .map(|b| b.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
-    );
-    out += &format!(
-        "  front end   {}  instances {}  egress from {}\n",
-        lab.frontend_url,
-        lab.frontend_instance_ids.join(", "),
-        if lab.plan.frontend_integrated {
-            format!(
-                "{}–{} (integration subnet {INTEGRATION_SUBNET})",
-                frontend_private_ip(0),
-                frontend_private_ip(lab.frontend_instance_ids.len().saturating_sub(1))
-            )
-        } else {
-            "127.0.0.1 (not integrated)".into()
-        }
-    );
-    let inbound = match mode {
-        Mode::ServiceEndpoint => format!(
-            "public {BACKEND_PUBLIC}, access restriction: {}",
-            describe_rules(lab)
-        ),
-        Mode::PrivateEndpoint => format!(
-            "private endpoint {BACKEND_PRIVATE_ENDPOINT}, public access {}",
-            if lab
-                .backend_site
-                .networking
-                .read()
-                .map(|n| n.public_network_access)
-                .unwrap_or(false)
-            {
-                "ENABLED"
-            } else {
-                "disabled"
-            }
-        ),
-    };
-    out += &format!(
-        "  back end    {}  instances {}  {inbound}\n",
-        lab.backend_url,
-        lab.backend_instance_ids.join(", ")
-    );
-    out += &format!(
-        "  credential  {}\n",
-        match &lab.entra_authority {
-            Some(authority) => format!(
-                "Entra ID: the front end's managed-identity token, checked by the back end (keys from {authority})"
-            ),
-            None => "API key".to_owned(),
-        }
-    );
-    out += &format!(
-        "  DNS         VNet {}{}, public {}\n",
-        lab.vnet_dns,
-        if lab.plan.vnet_dns.is_none() {
-            " (not answering)"
-        } else {
-            ""
-        },
-        lab.public_dns
-    );
-    out.push('\n');
-    out
-}
-
-fn describe_rules(lab: &Lab) -> String {
-    let Ok(networking) = lab.backend_site.networking.read() else {
-        return String::new();
-    };
-    if networking.rules.is_empty() {
-        return format!("none (default {:?})", networking.default_action);
-    }
-    let rules: Vec<String> = networking
-        .rules
-        .iter()
-        .map(|r| {
-            format!(
-                "{:?} {}",
-                r.action,
-                r.vnet_subnet
-                    .or(r.ip_address)
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            )
-        })
-        .collect();
-    format!(
-        "{}, default {:?}",
-        rules.join(", "),
-        networking.default_action
-    )
 }

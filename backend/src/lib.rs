@@ -4,6 +4,20 @@
 //! Defence in depth behind the platform's network lockdown: `ALLOWED_CALLERS` (the client
 //! address, read from the source `CLIENT_IP_SOURCE` names), then one credential (`AUTH_MODE`):
 //! an API key from `API_KEYS`, or an Entra ID token of the front end's managed identity.
+//!
+//! # Layout
+//!
+//! - This file: the state ([`AppState`]), [`build`] from the configuration, [`app`] (the
+//!   routes, no I/O) and the OpenAPI document.
+//! - [`config`]: flags and variables, parsed once.
+//! - [`routes`]: `/api/items…` and `GET /api/caller` ([`routes::CallerView`]).
+//! - [`auth`]: the gate in front of `/api` (network, then credential); [`caller`]: which address
+//!   is the client's and whether `ALLOWED_CALLERS` lets it in.
+//! - [`entra`]: validating Entra ID tokens; [`jwks`]: the tenant's signing keys, cached.
+//! - [`store`]: the items in redb; [`error`]: every error, mapped once to the envelope.
+//!
+//! Dependencies go one way: `caller` uses no other module here, `error` and `auth` build on it,
+//! and `routes` on all of them.
 
 pub mod auth;
 pub mod caller;

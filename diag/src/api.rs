@@ -19,7 +19,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hosting::ApiQuery;
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use crate::dns::{DnsResolver, ResolveRequest};
@@ -406,17 +405,7 @@ fn bearer_matches(headers: &HeaderMap, expected: &[u8]) -> bool {
         Some(scheme) if scheme.eq_ignore_ascii_case(b"bearer ") => &value[7..],
         _ => return false,
     };
-    token_matches(expected, given)
-}
-
-fn token_matches(expected: &[u8], given: &[u8]) -> bool {
-    let same_len = (expected.len() as u64).ct_eq(&(given.len() as u64));
-    let mut same_bytes = subtle::Choice::from(1u8);
-    for (index, byte) in expected.iter().enumerate() {
-        let other = given.get(index).copied().unwrap_or(0);
-        same_bytes &= byte.ct_eq(&other);
-    }
-    bool::from(same_len & same_bytes)
+    hosting::secret::constant_time_eq(expected, given)
 }
 
 /// `format=json` (default) or `format=text`.
@@ -666,12 +655,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn token_comparison() {
-        assert!(token_matches(b"s3cret-token", b"s3cret-token"));
-        assert!(!token_matches(b"s3cret-token", b"s3cret-tokeN"));
-        assert!(!token_matches(b"s3cret-token", b"s3cret-token-longer"));
-        assert!(!token_matches(b"s3cret-token", b"s3cret"));
-        assert!(!token_matches(b"s3cret-token", b""));
+    fn the_bearer_token_is_compared_whole_and_the_scheme_ignores_case() {
+        let expected = b"s3cret-token";
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+            bearer_matches(&headers, expected)
+        };
+        assert!(with("Bearer s3cret-token"));
+        assert!(with("bearer s3cret-token"));
+        assert!(!with("Bearer s3cret-tokeN"));
+        assert!(!with("Bearer s3cret-token-longer"));
+        assert!(!with("Bearer s3cret"));
+        assert!(!with("Bearer "));
+        assert!(!with("Basic s3cret-token"));
+        assert!(!with("s3cret-token"));
+        assert!(!bearer_matches(&HeaderMap::new(), expected));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! Nothing here is secret or long-lived: RSA keys are generated when the process runs, and
 //! both endpoints listen on `127.0.0.1:0`.
 //!
+//! # Layout
+//!
 //! - [`SigningKey`]: an RSA key pair with a `kid`; signs RS256 tokens and shows itself as a JWK.
 //! - [`claims`]: the claims Entra puts in app-only (managed identity) and delegated tokens, v1
 //!   and v2, to be tweaked by tests one field at a time; [`encode`] and friends assemble tokens,

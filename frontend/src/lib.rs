@@ -4,6 +4,18 @@
 //!
 //! Routes: `/` (items and the path panel), `/api/items…` (same-origin JSON relay),
 //! `/api/path` (the path report), `/readyz`, `/healthz`, and `/diag` from the probe.
+//!
+//! # Layout
+//!
+//! - This file: the state ([`AppState`]), [`build`] from the configuration, [`app`] (the
+//!   routes, no I/O, with the security headers).
+//! - [`config`]: flags and variables, parsed once.
+//! - [`routes`]: the page and its forms, the JSON relay, the path report, readiness.
+//! - [`backend_client`]: the typed client, one method per back-end call, and the front end's
+//!   copies of the back end's types; [`token`]: managed-identity tokens for it.
+//! - [`diagnosis`]: a failed back-end call turned into a code, a message and a next step;
+//!   [`path`]: the path report built from the back end's view of its caller.
+//! - [`csrf`]: the checks on state-changing requests.
 
 pub mod backend_client;
 pub mod config;

@@ -4,6 +4,17 @@
 //!
 //! The front end, the back end and the probe server all build on this crate so that they behave
 //! the same way on the platform.
+//!
+//! # Layout
+//!
+//! - [`host`]: the settings App Service hands every app (`PORT`, site and instance names,
+//!   `LOG_FORMAT`), the instance identity and logging set-up.
+//! - [`server`]: serving a router (request ids, trace spans, the request timeout, graceful
+//!   shutdown on SIGTERM).
+//! - [`error`]: the one error envelope and the extractors that answer rejected input in it.
+//! - [`forwarded`]: parsing `X-Forwarded-For` and `X-Client-IP`.
+//! - [`netclass`]: what kind of address an IP is (private, public, loopback, …).
+//! - [`secret`]: a secret that never prints, and the constant-time comparison of secrets.
 
 pub mod error;
 pub mod forwarded;
