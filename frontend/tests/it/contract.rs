@@ -182,6 +182,17 @@ fn the_front_ends_copies_match_the_back_ends_schemas() {
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
+/// Asserts that checking `copy` against `schema_name` reports a problem containing every needle.
+fn assert_caught<T: Serialize + DeserializeOwned>(schema_name: &str, copy: &T, needles: &[&str]) {
+    let problems = check(schema_name, copy);
+    assert!(
+        problems
+            .iter()
+            .any(|p| needles.iter().all(|needle| p.contains(needle))),
+        "{needles:?} not in {problems:#?}"
+    );
+}
+
 /// The checks themselves fail on a copy that drifted: a renamed field, a field of another type,
 /// and a field the back end may leave out but the copy requires.
 #[test]
@@ -191,33 +202,23 @@ fn a_copy_that_drifted_is_caught() {
         id: String,
         title: String,
     }
-    let problems = check(
-        "Item",
-        &Renamed {
-            id: "x".into(),
-            title: "milk".into(),
-        },
-    );
-    assert!(
-        problems.iter().any(|p| p.contains("Item.title: not in")),
-        "{problems:?}"
-    );
+    let renamed = Renamed {
+        id: "x".into(),
+        title: "milk".into(),
+    };
+    assert_caught("Item", &renamed, &["Item.title: not in"]);
 
     #[derive(serde::Serialize, serde::Deserialize)]
-    struct RetypedCaller {
+    struct Retyped {
         allowed: String,
     }
-    let problems = check(
+    let retyped = Retyped {
+        allowed: "yes".into(),
+    };
+    assert_caught(
         "CallerView",
-        &RetypedCaller {
-            allowed: "yes".into(),
-        },
-    );
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("CallerView.allowed: the front end has a string")),
-        "{problems:?}"
+        &retyped,
+        &["CallerView.allowed: the front end has a string"],
     );
 
     #[derive(serde::Serialize, serde::Deserialize)]
@@ -225,17 +226,13 @@ fn a_copy_that_drifted_is_caught() {
         name: String,
         note: String,
     }
-    let problems = check(
+    let note_required = NoteRequired {
+        name: "milk".into(),
+        note: "two".into(),
+    };
+    assert_caught(
         "NewItem",
-        &NoteRequired {
-            name: "milk".into(),
-            note: "two".into(),
-        },
-    );
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("required fields alone") && p.contains("missing field `note`")),
-        "{problems:?}"
+        &note_required,
+        &["required fields alone", "missing field `note`"],
     );
 }
