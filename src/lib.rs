@@ -18,4 +18,5 @@ pub mod suite;
 pub mod topology;
 
 pub use breaks::{Break, Mode, Plan};
-pub use stack::{Lab, LabAuth, LabOptions, SilentListener};
+pub use stack::{Lab, LabAuth, LabOptions};
+pub use test_support::FullQueue;

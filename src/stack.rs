@@ -16,6 +16,7 @@ use diag::dns::DnsArgs;
 use diag::outbound::OutboundArgs;
 use fake_entra::{FakeIdentity, FakeKeys, ManagedIdentity, SigningKey};
 use hosting::{HostArgs, Instance, LogFormat};
+use test_support::FullQueue;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -168,7 +169,7 @@ pub struct Lab {
     pub backend_instance_ids: Vec<String>,
     stop: CancellationToken,
     _dns: Vec<DnsServer>,
-    _silent: Vec<SilentListener>,
+    _silent: Vec<FullQueue>,
     _data: Option<tempfile::TempDir>,
     _entra: Option<LabEntra>,
 }
@@ -276,11 +277,11 @@ impl Lab {
 
         let mut silent = Vec::new();
         let backend_port = if plan.egress_blocked {
-            let blocked = SilentListener::bind(BACKEND_PUBLIC, 0).await?;
+            let blocked = FullQueue::bind(BACKEND_PUBLIC, 0).await?;
             let port = blocked.addr.port();
             silent.push(blocked);
             if plan.mode == Mode::PrivateEndpoint {
-                silent.push(SilentListener::bind(BACKEND_PRIVATE_ENDPOINT, port).await?);
+                silent.push(FullQueue::bind(BACKEND_PRIVATE_ENDPOINT, port).await?);
             }
             port
         } else {
@@ -526,48 +527,4 @@ fn spawn_emulator(
             .with_graceful_shutdown(stopped)
             .await;
     });
-}
-
-/// A listener whose accept queue is full and that never accepts: connects to it time out, as
-/// when an NSG or a firewall drops the traffic, without a packet leaving loopback. The lab's
-/// `egress-blocked` break and the benchmark's timing-out checks use it.
-#[derive(Debug)]
-pub struct SilentListener {
-    addr: SocketAddr,
-    _listener: TcpListener,
-    _fillers: Vec<std::net::TcpStream>,
-}
-
-impl SilentListener {
-    /// Binds `ip:port` (port 0: any) with a backlog of 0 and fills the queue.
-    pub async fn bind(ip: IpAddr, port: u16) -> anyhow::Result<Self> {
-        let socket = match ip {
-            IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-            IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-        };
-        socket.bind(SocketAddr::new(ip, port))?;
-        let listener = socket.listen(0)?;
-        let addr = listener.local_addr()?;
-        let fillers = tokio::task::spawn_blocking(move || {
-            let mut fillers = Vec::new();
-            for _ in 0..4 {
-                match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-                    Ok(stream) => fillers.push(stream),
-                    Err(_) => break,
-                }
-            }
-            fillers
-        })
-        .await?;
-        Ok(Self {
-            addr,
-            _listener: listener,
-            _fillers: fillers,
-        })
-    }
-
-    /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
 }

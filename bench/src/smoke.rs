@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use lockdown::stack::TOKEN_ENV;
 use lockdown::suite::suite_toml;
 use lockdown::topology::{BACKEND_HOST, FRONTEND_HOST, INTEGRATION_SUBNET, PUBLIC_RANGE};
-use lockdown::{Lab, LabOptions, Mode, Plan, SilentListener};
+use lockdown::{FullQueue, Lab, LabOptions, Mode, Plan};
 use probe::smoke::{RunOptions, SmokeConfig, SuiteReport};
 use serde_json::{Value, json};
 
@@ -51,11 +51,11 @@ async fn measure(rounds: usize, pause_ms: u64) -> anyhow::Result<String> {
     let silent_started = Instant::now();
     let silent = futures_join_all(
         (0..HERE_TIMEOUTS_MS.len() + FRONTEND_TIMEOUTS_MS.len())
-            .map(|_| SilentListener::bind(Ipv4Addr::LOCALHOST.into(), 0)),
+            .map(|_| async { Ok(FullQueue::bind(Ipv4Addr::LOCALHOST.into(), 0).await?) }),
     )
     .await?;
     let silent_setup_ms = ms(silent_started.elapsed());
-    let silent_addrs: Vec<SocketAddr> = silent.iter().map(SilentListener::addr).collect();
+    let silent_addrs: Vec<SocketAddr> = silent.iter().map(|s| s.addr).collect();
 
     let mut suites = vec![
         Suite {

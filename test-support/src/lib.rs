@@ -37,7 +37,7 @@ use hickory_server::Server;
 use hickory_server::net::runtime::TokioRuntimeProvider;
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
-use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpSocket, UdpSocket};
 
 /// The token the test `/diag` servers accept.
 pub const TOKEN: &str = "test-diag-token-0123456789";
@@ -297,35 +297,54 @@ pub fn closed_addr() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
-/// A loopback listener with backlog 0 that never accepts, its queue filled: further connects
-/// time out, as they do behind a firewall that drops packets. Keep it alive while testing.
+/// A listener with backlog 0 that never accepts, its queue filled: further connects time out,
+/// as when an NSG or a firewall drops the traffic, without a packet leaving loopback. The tests,
+/// the lab's `egress-blocked` break and the benchmark's timing-out checks use it. Keep it alive
+/// while it is needed.
 #[derive(Debug)]
 pub struct FullQueue {
     /// Where it listens.
     pub addr: SocketAddr,
     _socket: tokio::net::TcpListener,
-    _fillers: Vec<TcpStream>,
+    _fillers: Vec<std::net::TcpStream>,
 }
 
-/// Builds a [`FullQueue`].
+impl FullQueue {
+    /// Binds `ip:port` (a loopback address; port 0: any) with a backlog of 0 and fills the queue.
+    pub async fn bind(ip: IpAddr, port: u16) -> std::io::Result<Self> {
+        let socket = match ip {
+            IpAddr::V4(_) => TcpSocket::new_v4()?,
+            IpAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(ip, port))?;
+        let listener = socket.listen(0)?;
+        let addr = listener.local_addr()?;
+        // Blocking connects, off the runtime: once the queue is full the next one stalls.
+        let fillers = tokio::task::spawn_blocking(move || {
+            let mut fillers = Vec::new();
+            for _ in 0..4 {
+                match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                    Ok(stream) => fillers.push(stream),
+                    Err(_) => break,
+                }
+            }
+            fillers
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        Ok(Self {
+            addr,
+            _socket: listener,
+            _fillers: fillers,
+        })
+    }
+}
+
+/// A [`FullQueue`] on 127.0.0.1, any port.
 pub async fn spawn_full_queue() -> FullQueue {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let listener = socket.listen(0).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..3 {
-        if let Ok(Ok(stream)) =
-            tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await
-        {
-            fillers.push(stream);
-        }
-    }
-    FullQueue {
-        addr,
-        _socket: listener,
-        _fillers: fillers,
-    }
+    FullQueue::bind(Ipv4Addr::LOCALHOST.into(), 0)
+        .await
+        .unwrap()
 }
 
 /// How to build a test `/diag` server.
