@@ -11,16 +11,8 @@ use lockdown::stack::TOKEN_ENV;
 use lockdown::suite::suite_toml;
 use lockdown::topology::HostNames;
 use lockdown::{Break, Lab, LabAuth, LabOptions, Mode, Plan, describe};
-use probe::cli::print_out;
+use probe::cli::{ReportingArgs, SmokeFormat, print_out};
 use probe::smoke::{RunOptions, SmokeConfig};
-
-/// The report formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Format {
-    Text,
-    Json,
-    Junit,
-}
 
 /// The lockdown lab: a front end and a back end on loopback, locked down as on Azure App
 /// Service, proven (or disproven) by the smoke suite.
@@ -46,9 +38,12 @@ struct LabArgs {
     /// The front end's port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 8080)]
     port: u16,
-    /// Report format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    /// Report format (the same as probe smoke's).
+    #[arg(long, value_enum, default_value_t = SmokeFormat::Text)]
+    format: SmokeFormat,
+    /// Reporting, as probe smoke: --baseline, --evidence.
+    #[command(flatten)]
+    reporting: ReportingArgs,
     /// Name the apps with unique default host names, as Azure can
     /// (`app-be-<hash>.westeurope-01.azurewebsites.net`, the private endpoint's record under
     /// `privatelink.westeurope-01.azurewebsites.net`), instead of `app-be.azurewebsites.net`.
@@ -86,6 +81,9 @@ async fn run(mut args: LabArgs) -> anyhow::Result<ExitCode> {
     }
     args.breaks = breaks;
     let plan = Plan::new(args.mode, &args.breaks)?;
+    // Read before the lab starts: a wrong path is a usage error, not a finding.
+    let baseline = probe::smoke::output::load_baseline(args.reporting.baseline.as_deref())
+        .map_err(anyhow::Error::msg)?;
     let lab = Lab::start(LabOptions {
         auth: args.auth,
         hosts: if args.unique_hostnames {
@@ -110,7 +108,7 @@ async fn run(mut args: LabArgs) -> anyhow::Result<ExitCode> {
             token = lab.diag_token,
         );
     }
-    let text = args.format == Format::Text;
+    let text = args.format == SmokeFormat::Text;
     if text {
         print_out(&describe::topology(&lab, &args.breaks));
     }
@@ -119,12 +117,17 @@ async fn run(mut args: LabArgs) -> anyhow::Result<ExitCode> {
         tokens: [(TOKEN_ENV.to_owned(), lab.diag_token.clone())].into(),
         ..RunOptions::default()
     };
-    let report = probe::smoke::run(&config, &options).await?;
-    print_out(&match args.format {
-        Format::Text => report.render_text(std::io::stdout().is_terminal()),
-        Format::Json => report.render_json(),
-        Format::Junit => report.render_junit(),
-    });
+    let mut report = probe::smoke::run(&config, &options).await?;
+    probe::smoke::output::finish(
+        &mut report,
+        baseline.as_ref(),
+        args.reporting.evidence.as_deref(),
+        &config,
+        &options,
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    print_out(&report.render(args.format, std::io::stdout().is_terminal()));
     let code = if report.all_passed() {
         ExitCode::SUCCESS
     } else {

@@ -44,16 +44,8 @@ pub enum Command {
     Smoke(SmokeArgs),
 }
 
-/// Report formats of `probe smoke`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SmokeFormat {
-    /// A line per check with its evidence and diagnosis.
-    Text,
-    /// The report as JSON.
-    Json,
-    /// JUnit XML for CI systems.
-    Junit,
-}
+/// Report formats of `probe smoke` (and the lab).
+pub use crate::smoke::report::ReportFormat as SmokeFormat;
 
 /// Output formats of `probe resolve` and `probe tcpping`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -73,7 +65,8 @@ fn output_format(format: OutputFormat, json: bool) -> OutputFormat {
     if json { OutputFormat::Json } else { format }
 }
 
-/// `probe smoke [--config FILE] [--format text|json|junit] [--output FILE] [--wait DURATION]`.
+/// `probe smoke [--config FILE] [--format text|json|junit|html] [--output FILE] [--wait DURATION]
+/// [--baseline FILE] [--evidence DIR]`.
 #[derive(Debug, Args)]
 pub struct SmokeArgs {
     /// The suite (TOML; see infra/smoke/ for both lockdown modes).
@@ -89,6 +82,22 @@ pub struct SmokeArgs {
     /// lockdown changes take minutes to apply.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub wait: Option<std::time::Duration>,
+    /// Reporting: --baseline, --evidence.
+    #[command(flatten)]
+    pub reporting: ReportingArgs,
+}
+
+/// What to compare a run with and where to keep its evidence (`probe smoke` and the lab).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReportingArgs {
+    /// Compare with an earlier run's JSON report: newly failing, newly passing, still failing,
+    /// and facts that changed (exit codes stay this run's).
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<std::path::PathBuf>,
+    /// Write an evidence bundle into DIR: the report in every format, each app's /diag/env,
+    /// and a manifest of SHA-256 digests (manifest.json, SHA256SUMS).
+    #[arg(long, value_name = "DIR")]
+    pub evidence: Option<std::path::PathBuf>,
 }
 
 /// `probe serve`.
@@ -375,16 +384,27 @@ pub async fn smoke(args: SmokeArgs) -> u8 {
         progress: true,
         ..RunOptions::default()
     };
-    let report = match crate::smoke::run(&config, &options).await {
+    let baseline = match crate::smoke::output::load_baseline(args.reporting.baseline.as_deref()) {
+        Ok(baseline) => baseline,
+        Err(error) => return usage_error(error),
+    };
+    let mut report = match crate::smoke::run(&config, &options).await {
         Ok(report) => report,
         Err(error) => return usage_error(error),
     };
+    if let Err(error) = crate::smoke::output::finish(
+        &mut report,
+        baseline.as_ref(),
+        args.reporting.evidence.as_deref(),
+        &config,
+        &options,
+    )
+    .await
+    {
+        return usage_error(error);
+    }
     let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
-    let rendered = match args.format {
-        SmokeFormat::Text => report.render_text(to_terminal),
-        SmokeFormat::Json => report.render_json(),
-        SmokeFormat::Junit => report.render_junit(),
-    };
+    let rendered = report.render(args.format, to_terminal);
     match &args.output {
         Some(path) => {
             if let Err(error) = std::fs::write(path, &rendered) {

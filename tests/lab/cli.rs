@@ -86,3 +86,56 @@ fn json_output_is_the_report() {
     assert_eq!(report["failed"], 0);
     assert_eq!(report["results"].as_array().unwrap().len(), 7);
 }
+
+#[test]
+fn the_lab_takes_probe_smokes_reporting_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = dir.path().join("before.json");
+    let healthy = lockdown(&["--once", "--port", "0", "--format", "json"]);
+    assert_eq!(healthy.status.code(), Some(0));
+    std::fs::write(&before, &healthy.stdout).unwrap();
+    let bundle = dir.path().join("bundle");
+    let broken = lockdown(&[
+        "--once",
+        "--port",
+        "0",
+        "--break",
+        "no-access-restriction",
+        "--baseline",
+        before.to_str().unwrap(),
+        "--evidence",
+        bundle.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&broken.stdout);
+    assert_eq!(
+        broken.status.code(),
+        Some(1),
+        "exit codes stay this run's: {stdout}"
+    );
+    assert!(
+        stdout.contains("1 newly failing")
+            && stdout.contains("newly failing: the internet cannot reach the back end"),
+        "{stdout}"
+    );
+    assert!(bundle.join("manifest.json").is_file());
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["baseline"]["counts"]["newly_failing"], 1, "{json}");
+
+    let html = lockdown(&["--once", "--port", "0", "--format", "html"]);
+    let page = String::from_utf8_lossy(&html.stdout);
+    assert!(
+        page.starts_with("<!doctype html>") && page.contains("Locked down"),
+        "{page}"
+    );
+
+    let missing = lockdown(&[
+        "--once",
+        "--port",
+        "0",
+        "--baseline",
+        "/nonexistent/before.json",
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read the baseline"));
+}

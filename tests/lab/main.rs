@@ -5,5 +5,6 @@ mod cli;
 mod configs;
 mod entra;
 mod helpers;
+mod reports;
 mod suite;
 mod unique_hostnames;

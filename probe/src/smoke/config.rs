@@ -25,6 +25,10 @@ pub struct SmokeConfig {
     /// The checks, in order.
     #[serde(default, rename = "check")]
     pub checks: Vec<CheckSpec>,
+    /// `sha256:` and the hex SHA-256 of the TOML text it was parsed from (the report's
+    /// `suite_digest`).
+    #[serde(skip)]
+    pub digest: String,
 }
 
 /// Settings every check inherits.
@@ -288,7 +292,13 @@ impl SmokeConfig {
 
     /// Parses a suite.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))
+        let mut config: Self =
+            toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
+        config.digest = format!(
+            "sha256:{}",
+            crate::smoke::evidence::sha256_hex(text.as_bytes())
+        );
+        Ok(config)
     }
 
     /// Validates every check; the first mistake is returned.

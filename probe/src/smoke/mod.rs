@@ -3,8 +3,13 @@
 //! and state what must hold, including what must **not** be reachable. Every result carries a
 //! verdict, the evidence and a diagnosis in plain words.
 
+pub mod compare;
 pub mod config;
 pub mod evaluate;
+pub mod evidence;
+pub mod facts;
+pub mod html;
+pub mod output;
 pub mod report;
 pub mod run;
 

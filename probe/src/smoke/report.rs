@@ -3,9 +3,19 @@
 
 use std::io::Cursor;
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
 use quick_xml::Writer;
 use quick_xml::events::{BytesCData, BytesDecl, BytesEnd, BytesStart, BytesText, Event};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::smoke::compare::Comparison;
+use crate::smoke::facts::Facts;
+
+/// The version of the JSON report's shape (`schema_version`); `docs/smoke-report.schema.json`
+/// describes it. Bump it when a key changes meaning or goes away; new optional keys keep it.
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// Text from a remote `/diag` or a target is printed and put in XML: control characters
 /// (terminal escapes, characters XML cannot carry) are replaced.
@@ -23,8 +33,21 @@ fn evidence_text(lines: &[String]) -> String {
         .join("\n")
 }
 
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// A line per check with its evidence and diagnosis.
+    Text,
+    /// The report as JSON (schema: docs/smoke-report.schema.json).
+    Json,
+    /// JUnit XML for CI systems.
+    Junit,
+    /// One self-contained page: topology, per-instance matrix, diagnoses, changes.
+    Html,
+}
+
 /// Pass or fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Every expectation held.
@@ -34,7 +57,7 @@ pub enum Verdict {
 }
 
 /// One check's result (one per instance when fanned out).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckResult {
     /// The check's name.
     pub name: String,
@@ -48,7 +71,7 @@ pub struct CheckResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answered_by: Option<String>,
     /// `resolve`, `tcpping` or `http`.
-    pub action: &'static str,
+    pub action: String,
     /// What the action targeted.
     pub target: String,
     /// The verdict.
@@ -59,17 +82,74 @@ pub struct CheckResult {
     /// Diagnosis in plain words, with the next step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diagnosis: Option<String>,
-    /// What was seen.
+    /// What was seen, in sentences.
     pub evidence: Vec<String>,
+    /// What was seen, as data (the same observations as `evidence`).
+    #[serde(default)]
+    pub facts: Facts,
     /// How many times it ran (more than one under `--wait`).
     pub attempts: u32,
     /// Time of the last run (the whole suite's time is the report's `duration_ms`).
     pub duration_ms: f64,
 }
 
+/// The program that wrote a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tool {
+    /// `probe` (the lab writes its reports with probe's runner too).
+    pub name: String,
+    /// Its version.
+    pub version: String,
+}
+
+impl Default for Tool {
+    fn default() -> Self {
+        Self {
+            name: "probe".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+/// Where the suite ran from: the machine, and how checks `from = "here"` went out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RanFrom {
+    /// The machine's host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// `here.source_addr`: the address checks from here bind to, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_addr: Option<IpAddr>,
+    /// `here.dns_servers`; empty means the system's resolver.
+    #[serde(default)]
+    pub dns_servers: Vec<String>,
+}
+
 /// The whole run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SuiteReport {
+    /// The report's shape ([`SCHEMA_VERSION`]); 0 in a report older than the versioned shape.
+    #[serde(default)]
+    pub schema_version: u32,
+    /// The program that wrote it.
+    #[serde(default)]
+    pub tool: Tool,
+    /// When the run started (RFC 3339, UTC).
+    #[serde(default)]
+    pub started_at: String,
+    /// When it ended (RFC 3339, UTC).
+    #[serde(default)]
+    pub finished_at: String,
+    /// `sha256:` and the hex SHA-256 of the suite's TOML text, so a report names the exact
+    /// expectations it judged.
+    #[serde(default)]
+    pub suite_digest: String,
+    /// Where it ran from.
+    #[serde(default)]
+    pub ran_from: RanFrom,
+    /// The apps whose `/diag` ran checks, with their URLs.
+    #[serde(default)]
+    pub apps: BTreeMap<String, String>,
     /// Every result, in the order of the suite.
     pub results: Vec<CheckResult>,
     /// Results that passed.
@@ -78,6 +158,9 @@ pub struct SuiteReport {
     pub failed: usize,
     /// Wall time of the whole run.
     pub duration_ms: f64,
+    /// What changed since an earlier run (`--baseline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Comparison>,
 }
 
 impl SuiteReport {
@@ -88,10 +171,18 @@ impl SuiteReport {
             .filter(|r| r.verdict == Verdict::Pass)
             .count();
         Self {
+            schema_version: SCHEMA_VERSION,
+            tool: Tool::default(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            suite_digest: String::new(),
+            ran_from: RanFrom::default(),
+            apps: BTreeMap::new(),
             failed: results.len() - passed,
             passed,
             results,
             duration_ms,
+            baseline: None,
         }
     }
 
@@ -161,7 +252,33 @@ impl SuiteReport {
                 paint("1;31", &summary)
             }
         );
+        if let Some(comparison) = &self.baseline {
+            out += &comparison.render_text(color);
+        }
         out
+    }
+
+    /// The report in `format` (`color`: ANSI colours in text).
+    pub fn render(&self, format: ReportFormat, color: bool) -> String {
+        match format {
+            ReportFormat::Text => self.render_text(color),
+            ReportFormat::Json => self.render_json(),
+            ReportFormat::Junit => self.render_junit(),
+            ReportFormat::Html => self.render_html(),
+        }
+    }
+
+    /// Reads a JSON report (a `--baseline`), checking that its shape is one this version reads.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let report: Self =
+            serde_json::from_str(text).map_err(|e| format!("not a smoke report in JSON: {e}"))?;
+        if report.schema_version > SCHEMA_VERSION {
+            return Err(format!(
+                "schema_version {} is newer than this probe reads ({SCHEMA_VERSION}): use a newer probe",
+                report.schema_version
+            ));
+        }
+        Ok(report)
     }
 
     /// The report as pretty JSON.
@@ -199,7 +316,27 @@ impl SuiteReport {
         suite.push_attribute(("errors", "0"));
         suite.push_attribute(("skipped", "0"));
         suite.push_attribute(("time", time.as_str()));
+        if !self.started_at.is_empty() {
+            suite.push_attribute(("timestamp", self.started_at.as_str()));
+        }
         write(&mut writer, Event::Start(suite));
+        // The run's identity, so a CI artefact names the suite and tool that judged it.
+        write(&mut writer, Event::Start(BytesStart::new("properties")));
+        let schema_version = self.schema_version.to_string();
+        for (name, value) in [
+            ("schema_version", schema_version.as_str()),
+            ("tool", self.tool.name.as_str()),
+            ("tool_version", self.tool.version.as_str()),
+            ("started_at", self.started_at.as_str()),
+            ("finished_at", self.finished_at.as_str()),
+            ("suite_digest", self.suite_digest.as_str()),
+        ] {
+            let mut property = BytesStart::new("property");
+            property.push_attribute(("name", name));
+            property.push_attribute(("value", clean(value).as_str()));
+            write(&mut writer, Event::Empty(property));
+        }
+        write(&mut writer, Event::End(BytesEnd::new("properties")));
         for result in &self.results {
             let name = clean(&match &result.instance {
                 Some(instance) => format!("{} [{instance}]", result.name),
@@ -256,12 +393,13 @@ mod tests {
             from: "frontend".into(),
             instance: Some("fe-1".into()),
             answered_by: Some("fe-1".into()),
-            action: "http",
+            action: "http".into(),
             target: "http://x/<&>".into(),
             verdict,
             code: (verdict == Verdict::Fail).then(|| "access_restricted".into()),
             diagnosis: (verdict == Verdict::Fail).then(|| "blocked \"here\" & <there>".into()),
             evidence: vec!["GET http://x → 403 ]]> tricky".into()],
+            facts: Facts::default(),
             attempts: 1,
             duration_ms: 12.5,
         }

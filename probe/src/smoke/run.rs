@@ -15,7 +15,8 @@ use url::Url;
 
 use crate::smoke::config::{Action, Check, ConfigError, Instances, SmokeConfig, parse_dns_server};
 use crate::smoke::evaluate::{Evaluation, Outcome, evaluate};
-use crate::smoke::report::{CheckResult, SuiteReport, Verdict};
+use crate::smoke::facts::Facts;
+use crate::smoke::report::{CheckResult, RanFrom, SuiteReport, Verdict};
 use diag::api::INSTANCE_HEADER;
 use diag::appservice::{ResponseHead, classify};
 use diag::diagnosis::Code;
@@ -56,6 +57,7 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(15);
 #[derive(Clone)]
 struct Ran {
     evaluation: Evaluation,
+    facts: Facts,
     answered_by: Option<String>,
     duration_ms: f64,
 }
@@ -91,6 +93,7 @@ pub const PER_APP_CONCURRENCY: usize = 4;
 /// errors before anything is sent.
 pub async fn run(config: &SmokeConfig, options: &RunOptions) -> Result<SuiteReport, ConfigError> {
     let started = Instant::now();
+    let started_at = std::time::SystemTime::now();
     let checks = config.checks()?;
     let ctx = Arc::new(context(config, &checks, options)?);
     let mut units = Vec::new();
@@ -125,7 +128,9 @@ pub async fn run(config: &SmokeConfig, options: &RunOptions) -> Result<SuiteRepo
     let deadline = options.wait.map(|w| started + w);
     let mut backoff = FIRST_BACKOFF;
     let mut pending: Vec<usize> = (0..units.len()).collect();
+    let mut round = 0u32;
     loop {
+        round += 1;
         let mut tasks = Vec::new();
         for &i in &pending {
             let unit = Unit {
@@ -144,6 +149,7 @@ pub async fn run(config: &SmokeConfig, options: &RunOptions) -> Result<SuiteRepo
                 let evaluation = evaluate(&unit.check.action, &unit.check.expect, &answer.outcome);
                 Ran {
                     evaluation,
+                    facts: Facts::of(&answer.outcome),
                     answered_by: answer.answered_by,
                     duration_ms: round_ms(began.elapsed()),
                 }
@@ -157,6 +163,7 @@ pub async fn run(config: &SmokeConfig, options: &RunOptions) -> Result<SuiteRepo
                     diagnosis: Some(format!("the check crashed: {e}")),
                     evidence: Vec::new(),
                 },
+                facts: Facts::default(),
                 answered_by: None,
                 duration_ms: 0.0,
             });
@@ -167,20 +174,29 @@ pub async fn run(config: &SmokeConfig, options: &RunOptions) -> Result<SuiteRepo
         let Some(deadline) = deadline else { break };
         let now = Instant::now();
         if pending.is_empty() || now + backoff > deadline {
+            if options.progress && round > 1 && std::io::stderr().is_terminal() {
+                eprintln!();
+            }
             break;
         }
-        if options.progress && std::io::stderr().is_terminal() {
+        if options.progress {
             let names: Vec<&str> = pending
                 .iter()
                 .map(|&i| units[i].check.name.as_str())
                 .collect();
-            eprintln!(
-                "waiting: {} failing ({}); retry in {:.1} s, {:.0} s left",
-                pending.len(),
-                names.join("; "),
-                backoff.as_secs_f64(),
-                (deadline - now).as_secs_f64()
+            let line = progress_line(
+                round,
+                &names,
+                units.len(),
+                backoff,
+                deadline.saturating_duration_since(now),
             );
+            if std::io::stderr().is_terminal() {
+                // One status line, redrawn: the terminal shows what is still failing now.
+                eprint!("\r\x1b[K{line}");
+            } else {
+                eprintln!("{line}");
+            }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -193,6 +209,7 @@ pub async fn run(config: &SmokeConfig, options: &RunOptions) -> Result<SuiteRepo
         .map(|((unit, result), attempts)| {
             let Ran {
                 evaluation,
+                facts,
                 answered_by,
                 duration_ms,
             } = result.expect("every unit ran at least once");
@@ -201,7 +218,7 @@ pub async fn run(config: &SmokeConfig, options: &RunOptions) -> Result<SuiteRepo
                 from: unit.check.from.clone().unwrap_or_else(|| "here".into()),
                 instance: unit.instance.clone(),
                 answered_by,
-                action: unit.check.action.kind(),
+                action: unit.check.action.kind().to_owned(),
                 target: unit.check.action.target(),
                 verdict: if evaluation.passed {
                     Verdict::Pass
@@ -211,12 +228,117 @@ pub async fn run(config: &SmokeConfig, options: &RunOptions) -> Result<SuiteRepo
                 code: evaluation.code,
                 diagnosis: evaluation.diagnosis,
                 evidence: evaluation.evidence,
+                facts,
                 attempts,
                 duration_ms,
             }
         })
         .collect();
-    Ok(SuiteReport::new(results, round_ms(started.elapsed())))
+    let mut report = SuiteReport::new(results, round_ms(started.elapsed()));
+    report.started_at = humantime::format_rfc3339_millis(started_at).to_string();
+    report.finished_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    report.suite_digest = config.digest.clone();
+    report.ran_from = RanFrom {
+        host: host_name(),
+        source_addr: config.here.source_addr,
+        dns_servers: config.here.dns_servers.clone(),
+    };
+    report.apps = ctx
+        .apps
+        .iter()
+        .map(|(name, app)| (name.clone(), app.url.to_string()))
+        .collect();
+    Ok(report)
+}
+
+/// One progress line under `--wait`: the round, what still fails, the next retry, the time left.
+fn progress_line(
+    round: u32,
+    failing: &[&str],
+    total: usize,
+    retry_in: Duration,
+    left: Duration,
+) -> String {
+    let mut names = failing.to_vec();
+    names.dedup();
+    format!(
+        "waiting: round {round}, {}/{total} failing ({}); retry in {:.1} s, {:.0} s left",
+        failing.len(),
+        names.join("; "),
+        retry_in.as_secs_f64(),
+        left.as_secs_f64()
+    )
+}
+
+/// This machine's name, for `ran_from.host` (Linux's kernel value, else `HOSTNAME`).
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+}
+
+/// What an app's `/diag/env` answered during a run, for the evidence bundle.
+#[derive(Debug, Clone)]
+pub struct EnvSnapshot {
+    /// The app's name in the suite.
+    pub app: String,
+    /// The instance asked for (`ARRAffinity`), when the app's checks were fanned out.
+    pub instance: Option<String>,
+    /// The body as JSON, or why there is none.
+    pub body: Result<serde_json::Value, String>,
+}
+
+/// Fetches `/diag/env` of every app the report ran checks from, once per instance it saw (the
+/// network facts differ from instance to instance: `WEBSITE_PRIVATE_IP`, the source address).
+pub async fn fetch_envs(
+    config: &SmokeConfig,
+    options: &RunOptions,
+    report: &SuiteReport,
+) -> Result<Vec<EnvSnapshot>, ConfigError> {
+    let checks = config.checks()?;
+    let ctx = context(config, &checks, options)?;
+    let mut wanted: Vec<(String, Option<String>)> = Vec::new();
+    for result in &report.results {
+        if !ctx.apps.contains_key(&result.from) {
+            continue;
+        }
+        let pair = (result.from.clone(), result.instance.clone());
+        if !wanted.contains(&pair) {
+            wanted.push(pair);
+        }
+    }
+    let mut snapshots = Vec::new();
+    for (app, instance) in wanted {
+        let client = &ctx.apps[&app];
+        let url = client
+            .url
+            .join("/diag/env")
+            .expect("a base URL joins a path");
+        let mut request = ctx
+            .http
+            .get(url)
+            .bearer_auth(&client.token)
+            .timeout(Duration::from_secs(10));
+        if let Some(instance) = &instance {
+            request = request.header(reqwest::header::COOKIE, format!("ARRAffinity={instance}"));
+        }
+        let body = match request.send().await {
+            Ok(response) if response.status().is_success() => response
+                .json::<serde_json::Value>()
+                .await
+                .map_err(|e| format!("the /diag/env answer did not parse: {e}")),
+            Ok(response) => Err(format!("/diag/env answered {}", response.status())),
+            Err(e) => Err(format!("could not call /diag/env: {}", root_cause(&e))),
+        };
+        snapshots.push(EnvSnapshot {
+            app,
+            instance,
+            body,
+        });
+    }
+    Ok(snapshots)
 }
 
 fn context(
