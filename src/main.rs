@@ -137,7 +137,9 @@ async fn run(mut args: LabArgs) -> anyhow::Result<ExitCode> {
         return Ok(code);
     }
     // The report alone goes to stdout (so --format json|junit stays parseable); the rest to stderr.
+    let report_url = serve_report(report.render_html()).await?;
     eprintln!();
+    eprintln!("The report as a page (topology, per-instance matrix, diagnoses): {report_url}");
     eprintln!(
         "Serving the front end at {} — open it in a browser; its path panel shows the same truth.",
         lab.frontend_url
@@ -150,4 +152,15 @@ async fn run(mut args: LabArgs) -> anyhow::Result<ExitCode> {
     hosting::shutdown_signal().await;
     lab.stop();
     Ok(code)
+}
+
+/// Serves the run's HTML report on a loopback port of its own, next to the front end (which is
+/// the lab's emulated App Service app and stays as it would be deployed), until the lab stops.
+async fn serve_report(html: String) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+    let url = format!("http://{}/report", listener.local_addr()?);
+    let page = axum::response::Html(html);
+    let app = axum::Router::new().route("/report", axum::routing::get(move || async move { page }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
 }

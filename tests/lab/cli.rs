@@ -139,3 +139,41 @@ fn the_lab_takes_probe_smokes_reporting_options() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read the baseline"));
 }
+
+#[test]
+fn a_running_lab_serves_its_report_as_a_page() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lockdown"))
+        .args(["--port", "0", "--format", "json"])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the lockdown binary runs");
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let url = stderr.lines().map_while(Result::ok).find_map(|line| {
+        line.split_once("diagnoses): ")
+            .map(|(_, url)| url.trim().to_owned())
+    });
+    let page = url.as_deref().map(|url| {
+        let addr = url
+            .strip_prefix("http://")
+            .and_then(|rest| rest.strip_suffix("/report"))
+            .expect("a loopback URL");
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"GET /report HTTP/1.1\r\nhost: lab\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        let mut page = String::new();
+        stream.read_to_string(&mut page).unwrap();
+        page
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let page = page.expect("the lab printed the report's URL");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(
+        page.contains("<svg") && page.contains("Locked down"),
+        "{page}"
+    );
+}
