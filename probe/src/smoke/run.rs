@@ -309,6 +309,13 @@ pub async fn fetch_envs(
             wanted.push(pair);
         }
     }
+    // An unpinned check landed on one of the instances already asked for by name.
+    let pinned: Vec<String> = wanted
+        .iter()
+        .filter(|(_, instance)| instance.is_some())
+        .map(|(app, _)| app.clone())
+        .collect();
+    wanted.retain(|(app, instance)| instance.is_some() || !pinned.contains(app));
     let mut snapshots = Vec::new();
     for (app, instance) in wanted {
         let client = &ctx.apps[&app];
@@ -769,4 +776,24 @@ fn root_cause(error: &reqwest::Error) -> String {
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     serde_json::from_slice(body).map_err(|e| format!("the /diag answer did not parse: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_progress_line_names_the_round_what_fails_and_the_time_left() {
+        let line = progress_line(
+            3,
+            &["reach", "reach", "denied"],
+            7,
+            Duration::from_secs(2),
+            Duration::from_secs(95),
+        );
+        assert_eq!(
+            line,
+            "waiting: round 3, 3/7 failing (reach; denied); retry in 2.0 s, 95 s left"
+        );
+    }
 }
