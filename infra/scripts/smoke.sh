@@ -16,7 +16,9 @@
 #                      .azure/smoke-PREFIX.toml
 #   --wait DURATION    retry failing checks this long (default 10m: a new service endpoint
 #                      can take minutes to apply)
-#   --format FORMAT    text (default), json or junit;  --output FILE  report to a file
+#   --format FORMAT    text (default), json, junit or html;  --output FILE  report to a file
+#   --baseline FILE    compare with an earlier run's JSON report (what changed since)
+#   --evidence DIR     write the evidence bundle (every format, each app's /diag/env, SHA-256s)
 #   --dry-run          print every command (az, azd, the writer, probe), run nothing
 # The token comes from FRONTEND_DIAG_TOKEN / BACKEND_DIAG_TOKEN or DIAG_TOKEN when set, else
 # from Key Vault (azd path) or the front end's app settings (az CLI path).
@@ -36,6 +38,8 @@ config=""
 wait_for="10m"
 format="text"
 report=""
+baseline=""
+evidence=""
 
 parse_common "$@"
 set -- "${REST_ARGS[@]}"
@@ -49,12 +53,14 @@ while [[ $# -gt 0 ]]; do
     --wait) wait_for="${2:-}"; shift 2 || die_usage "--wait needs a duration" ;;
     --format) format="${2:-}"; shift 2 || die_usage "--format needs a value" ;;
     --output) report="${2:-}"; shift 2 || die_usage "--output needs a file" ;;
+    --baseline) baseline="${2:-}"; shift 2 || die_usage "--baseline needs a file" ;;
+    --evidence) evidence="${2:-}"; shift 2 || die_usage "--evidence needs a directory" ;;
     *) die_usage "unknown argument: $1" ;;
   esac
 done
 case "$format" in
-  text|json|junit) ;;
-  *) die_usage "--format must be text, json or junit" ;;
+  text|json|junit|html) ;;
+  *) die_usage "--format must be text, json, junit or html" ;;
 esac
 if [[ "$source_kind" == "cli" && -z "$mode" ]]; then
   die_usage "--mode is required on the az CLI path (none, service-endpoint or private-endpoint); or use --azd / --from-file"
@@ -154,6 +160,12 @@ export BACKEND_DIAG_TOKEN="${BACKEND_DIAG_TOKEN:-$token}"
 probe_args=(smoke --config "$config" --wait "$wait_for" --format "$format")
 if [[ -n "$report" ]]; then
   probe_args+=(--output "$report")
+fi
+if [[ -n "$baseline" ]]; then
+  probe_args+=(--baseline "$baseline")
+fi
+if [[ -n "$evidence" ]]; then
+  probe_args+=(--evidence "$evidence")
 fi
 if [[ "$DRY_RUN" -eq 1 ]]; then
   print_cmd probe "${probe_args[@]}"
