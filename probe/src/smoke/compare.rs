@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::smoke::facts::{AddressFact, Facts};
-use crate::smoke::report::{CheckResult, SuiteReport, Verdict};
+use crate::smoke::report::{CheckResult, SuiteReport, Verdict, paint};
 
 /// How one result moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -293,13 +293,7 @@ impl Comparison {
 
     /// The comparison as text: a line of counts, then a line per change with its facts.
     pub fn render_text(&self, color: bool) -> String {
-        let paint = |code: &str, text: &str| {
-            if color {
-                format!("\x1b[{code}m{text}\x1b[0m")
-            } else {
-                text.to_owned()
-            }
-        };
+        let paint = |code: &str, text: &str| paint(color, code, text);
         let clean = |text: &str| -> String {
             text.chars()
                 .map(|c| if c.is_control() { '\u{FFFD}' } else { c })

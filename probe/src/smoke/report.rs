@@ -199,13 +199,7 @@ impl SuiteReport {
     /// A line per result (✓/✗, name, where from), the evidence indented under it, and for
     /// failures the code and the diagnosis.
     pub fn render_text(&self, color: bool) -> String {
-        let paint = |code: &str, text: &str| {
-            if color {
-                format!("\x1b[{code}m{text}\x1b[0m")
-            } else {
-                text.to_owned()
-            }
-        };
+        let paint = |code: &str, text: &str| paint(color, code, text);
         let mut out = String::new();
         for result in &self.results {
             let mark = match result.verdict {
@@ -380,6 +374,15 @@ impl SuiteReport {
         write(&mut writer, Event::End(BytesEnd::new("testsuite")));
         write(&mut writer, Event::End(BytesEnd::new("testsuites")));
         String::from_utf8(writer.into_inner().into_inner()).expect("quick-xml writes UTF-8") + "\n"
+    }
+}
+
+/// `text` in the ANSI colour `code` when `color` (a terminal), else as it is.
+pub(crate) fn paint(color: bool, code: &str, text: &str) -> String {
+    if color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
     }
 }
 
