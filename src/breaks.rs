@@ -142,6 +142,9 @@ pub struct Plan {
     pub backend_running: bool,
     /// The front end sends the right key (entra: asks a token for the right resource).
     pub frontend_key_ok: bool,
+    /// The integration subnet has the `Microsoft.Web` service endpoint: its calls reach the
+    /// back end's public address in their IPv6 form.
+    pub service_endpoint: bool,
 }
 
 /// A break that does not belong to the chosen mode.
@@ -180,6 +183,7 @@ impl Plan {
             egress_blocked: false,
             backend_running: true,
             frontend_key_ok: true,
+            service_endpoint: mode == Mode::ServiceEndpoint,
         };
         for &b in breaks {
             if let Some(needs) = b.mode()
@@ -259,5 +263,6 @@ mod tests {
         );
         assert!(pe.vnet_dns.unwrap().privatelink_linked);
         assert!(!pe.public_dns.privatelink_linked);
+        assert!(se.service_endpoint && !pe.service_endpoint);
     }
 }

@@ -1,6 +1,9 @@
 //! What the lab prints about itself: the misconfiguration catalogue (`--list-breaks`) and the
 //! topology of a running lab (mode, breaks, apps, addresses, credential, DNS).
 
+use std::net::Ipv4Addr;
+
+use crate::emulator::service_endpoint_form;
 use crate::topology::{
     BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, INTEGRATION_SUBNET, frontend_private_ip,
 };
@@ -38,7 +41,7 @@ pub fn topology(lab: &Lab, breaks: &[Break]) -> String {
     out += &format!(
         "  front end   {}  instances {}  egress from {}\n",
         lab.frontend_url,
-        lab.frontend_instance_ids.join(", "),
+        short_ids(&lab.frontend_instance_ids),
         if lab.plan.frontend_integrated {
             format!(
                 "{}–{} (integration subnet {INTEGRATION_SUBNET})",
@@ -72,8 +75,14 @@ pub fn topology(lab: &Lab, breaks: &[Break]) -> String {
     out += &format!(
         "  back end    {}  instances {}  {inbound}\n",
         lab.backend_url,
-        lab.backend_instance_ids.join(", ")
+        short_ids(&lab.backend_instance_ids)
     );
+    if lab.plan.service_endpoint {
+        out += &format!(
+            "  endpoint    Microsoft.Web service endpoint on {INTEGRATION_SUBNET}: its calls reach the public address as {} (127.0.2.4)\n",
+            service_endpoint_form(Ipv4Addr::new(127, 0, 2, 4))
+        );
+    }
     out += &format!(
         "  credential  {}\n",
         match &lab.entra_authority {
@@ -95,6 +104,18 @@ pub fn topology(lab: &Lab, breaks: &[Break]) -> String {
     );
     out.push('\n');
     out
+}
+
+/// Instance ids (64 hex, as `WEBSITE_INSTANCE_ID`) shortened for the topology; the report
+/// names them in full.
+fn short_ids(ids: &[String]) -> String {
+    ids.iter()
+        .map(|id| match id.get(..12) {
+            Some(start) if id.len() > 12 => format!("{start}…"),
+            _ => id.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn describe_rules(lab: &Lab) -> String {

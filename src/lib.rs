@@ -3,8 +3,8 @@
 //!
 //! - [`topology`]: the address plan (integration subnet, private endpoint, public addresses);
 //! - [`dns`]: the VNet's and the internet's DNS views (hickory-server);
-//! - [`emulator`]: App Service's front ends (access restrictions, public access, 403 pages,
-//!   platform headers, `ARRAffinity`);
+//! - [`emulator`]: App Service's front ends (access restrictions, public access, the status
+//!   lines and pages it refuses with, the headers it adds on each path, `ARRAffinity`);
 //! - [`breaks`]: the modes and the misconfiguration catalogue;
 //! - [`stack`]: starting it all; [`suite`]: the smoke suite the lab runs against itself;
 //! - [`describe`]: what the lab prints about itself (the break catalogue, the topology).

@@ -25,7 +25,7 @@ use crate::dns::DnsServer;
 use crate::emulator::{self, Entry, Site, SiteInstance, SiteNetworking};
 use crate::topology::{
     BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, FRONTEND_PUBLIC, HostNames, INTEGRATION_SUBNET,
-    frontend_private_ip, in_vnet, net,
+    frontend_private_ip, in_vnet, instance_id, net,
 };
 
 /// The environment variable the lab's smoke suite reads the front end's `/diag` token from.
@@ -161,6 +161,9 @@ pub struct Lab {
     pub public_dns: SocketAddr,
     /// The front end's `/diag` token (random per run).
     pub diag_token: String,
+    /// The back end's API key (random per run; what the front end sends in api-key mode), so a
+    /// test can ask the back end itself how it saw a caller.
+    pub backend_api_key: String,
     /// The back end's emulated site, to break or repair it while the lab runs.
     pub backend_site: Site,
     /// The front end's instance ids.
@@ -226,7 +229,7 @@ impl Lab {
         };
         let mut backend_instances = Vec::new();
         for n in 0..options.backend_instances {
-            let id = format!("be-{n}");
+            let id = instance_id(&format!("be-{n}"));
             let upstream = if plan.backend_running {
                 let state = backend::AppState {
                     store: store.clone(),
@@ -273,7 +276,14 @@ impl Lab {
             backend_instances.push(SiteInstance { id, upstream });
         }
         let backend_ids = backend_instances.iter().map(|i| i.id.clone()).collect();
-        let backend_site = Site::new("app-be", plan.backend_networking.clone(), backend_instances);
+        let backend_site = Site::new("app-be", plan.backend_networking.clone(), backend_instances)
+            .with_host_name(&hosts.backend)
+            .with_service_endpoints(if plan.service_endpoint {
+                vec![net(INTEGRATION_SUBNET)]
+            } else {
+                Vec::new()
+            });
+        let backend_front = |entry| emulator::router(backend_site.clone(), entry);
 
         let mut silent = Vec::new();
         let backend_port = if plan.egress_blocked {
@@ -287,15 +297,9 @@ impl Lab {
         } else {
             let (public, private) = bind_backend_addresses(plan.mode).await?;
             let port = public.local_addr()?.port();
-            spawn_emulator(public, false, backend_site.clone(), Entry::Public, &stop);
+            spawn_front(public, false, backend_front(Entry::Public), &stop);
             if let Some(private) = private {
-                spawn_emulator(
-                    private,
-                    true,
-                    backend_site.clone(),
-                    Entry::PrivateEndpoint,
-                    &stop,
-                );
+                spawn_front(private, true, backend_front(Entry::PrivateEndpoint), &stop);
             }
             port
         };
@@ -303,7 +307,7 @@ impl Lab {
 
         let mut frontend_instances = Vec::new();
         for n in 0..options.frontend_instances {
-            let id = format!("fe-{n}");
+            let id = instance_id(&format!("fe-{n}"));
             let integrated =
                 plan.frontend_integrated && !options.unintegrated_instances.contains(&n);
             let credential = match &entra {
@@ -336,7 +340,8 @@ impl Lab {
             frontend_instances.push(SiteInstance { id, upstream });
         }
         let frontend_ids = frontend_instances.iter().map(|i| i.id.clone()).collect();
-        let frontend_site = Site::new("app-fe", SiteNetworking::open(), frontend_instances);
+        let frontend_site = Site::new("app-fe", SiteNetworking::open(), frontend_instances)
+            .with_host_name(&hosts.frontend);
         let frontend_listener = TcpListener::bind((FRONTEND_PUBLIC, options.frontend_port))
             .await
             .with_context(|| {
@@ -346,11 +351,10 @@ impl Lab {
                 )
             })?;
         let frontend_url = format!("http://{}", frontend_listener.local_addr()?);
-        spawn_emulator(
+        spawn_front(
             frontend_listener,
             false,
-            frontend_site,
-            Entry::Public,
+            emulator::router(frontend_site, Entry::Public),
             &stop,
         );
 
@@ -365,6 +369,7 @@ impl Lab {
             vnet_dns: vnet_dns.addr,
             public_dns: public_dns.addr,
             diag_token,
+            backend_api_key: api_key,
             backend_site,
             frontend_instance_ids: frontend_ids,
             backend_instance_ids: backend_ids,
@@ -508,11 +513,12 @@ impl Listener for EmulatorListener {
     }
 }
 
-fn spawn_emulator(
+/// Serves what stands in front of an app (App Service's front end, or a gateway) on `listener`
+/// until the lab stops.
+fn spawn_front(
     listener: TcpListener,
     vnet_only: bool,
-    site: Site,
-    entry: Entry,
+    app: axum::Router,
     stop: &CancellationToken,
 ) {
     let listener = EmulatorListener {
@@ -520,7 +526,7 @@ fn spawn_emulator(
         vnet_only,
     }
     .tap_io(|_| {});
-    let app = emulator::router(site, entry).into_make_service_with_connect_info::<SocketAddr>();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let stopped = stop.clone().cancelled_owned();
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)

@@ -91,6 +91,31 @@ pub fn frontend_private_ip(n: usize) -> IpAddr {
     ))
 }
 
+/// The `WEBSITE_INSTANCE_ID` of the instance the lab calls `short_name` (`fe-0`, `be-1`): 64 hex
+/// digits like App Service's, deterministic, and starting with the short name's hex digits
+/// (`fe0…`, `be1…`) so a report still says which instance it is at a glance.
+pub fn instance_id(short_name: &str) -> String {
+    let mut id: String = short_name
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .map(|c| c.to_ascii_lowercase())
+        .take(8)
+        .collect();
+    // FNV-1a of the name seeds splitmix64: no dependency, and the same name gives the same id.
+    let mut state = short_name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    while id.len() < 64 {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        id.push_str(&format!("{:016x}", z ^ (z >> 31)));
+    }
+    id.truncate(64);
+    id
+}
+
 /// Parses one of the CIDR constants above.
 pub fn net(cidr: &str) -> IpNet {
     cidr.parse().expect("the lab's constants are valid CIDRs")
@@ -127,5 +152,26 @@ mod tests {
             assert!(!hosts.backend.contains("privatelink"), "{hosts:?}");
         }
         assert_ne!(HostNames::classic().backend, HostNames::unique().backend);
+    }
+
+    #[test]
+    fn instance_ids_are_64_hex_readable_and_distinct() {
+        let ids: Vec<String> = ["fe-0", "fe-1", "be-0", "be-1"]
+            .iter()
+            .map(|n| instance_id(n))
+            .collect();
+        for (id, start) in ids.iter().zip(["fe0", "fe1", "be0", "be1"]) {
+            assert_eq!(id.len(), 64, "{id}");
+            assert!(
+                id.chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            );
+            assert!(id.starts_with(start), "{id}");
+        }
+        assert_eq!(instance_id("fe-0"), ids[0], "deterministic");
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len());
     }
 }

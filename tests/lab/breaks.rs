@@ -50,6 +50,7 @@ fn expected(b: Break) -> (Mode, Vec<(&'static str, &'static str)>) {
                 (REACH, "connect_timeout"),
             ],
         ),
+        // The nginx 503 of an app with no instance answering.
         BackendDown => (
             se,
             vec![(CALLER, "app_unavailable"), (REACH, "app_unavailable")],

@@ -5,6 +5,7 @@ mod cli;
 mod configs;
 mod entra;
 mod helpers;
+mod platform;
 mod reports;
 mod suite;
 mod unique_hostnames;

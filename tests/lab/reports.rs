@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use lockdown::suite::{checks, suite_toml};
+use lockdown::topology::instance_id;
 use lockdown::{Break, LabOptions, Mode, Plan};
 use probe::smoke::compare::{ChangeKind, Comparison, compare};
 use probe::smoke::evidence::{MANIFEST, verify_bundle};
@@ -146,7 +147,11 @@ async fn the_service_endpoint_facts_carry_addresses_sources_and_the_caller() {
     let source = egress.source.expect("egress has a source address");
     assert!(source.ip.to_string().starts_with("127.0.2."), "{source:?}");
     let caller = find(checks::CALLER).caller.expect("the back end's view");
-    assert!(caller.instance.is_some_and(|i| i.starts_with("be-")));
+    assert!(
+        caller
+            .instance
+            .is_some_and(|i| i == instance_id("be-0") || i == instance_id("be-1"))
+    );
     assert_eq!(caller.auth.as_deref(), Some("api-key"));
     let denied = find(checks::DENIED);
     assert_eq!(denied.status, Some(403), "{denied:?}");
@@ -231,11 +236,12 @@ async fn an_added_instance_is_reported_as_added() {
         .map(|c| (c.name.as_str(), c.instance.as_deref()))
         .collect();
     added.sort();
+    let fe2 = instance_id("fe-2");
     assert_eq!(
         added,
         vec![
-            (checks::REACH, Some("fe-2")),
-            (checks::EGRESS, Some("fe-2"))
+            (checks::REACH, Some(fe2.as_str())),
+            (checks::EGRESS, Some(fe2.as_str()))
         ],
         "{}",
         comparison.render_text(false)
@@ -293,22 +299,22 @@ async fn the_evidence_bundle_has_every_file_and_its_digests_check() {
         .await
         .unwrap();
     lab.stop();
+    let env_file = |short: &str| format!("env/frontend@{}.json", instance_id(short));
     for file in [
         "report.txt",
         "report.json",
         "report.junit.xml",
         "report.html",
-        "env/frontend@fe-0.json",
-        "env/frontend@fe-1.json",
+        &env_file("fe-0"),
+        &env_file("fe-1"),
         MANIFEST,
         "SHA256SUMS",
     ] {
         assert!(bundle.join(file).is_file(), "{file} missing");
     }
     let env: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(bundle.join("env/frontend@fe-1.json")).unwrap())
-            .unwrap();
-    assert_eq!(env["facts"]["instance_id"], "fe-1", "{env}");
+        serde_json::from_slice(&std::fs::read(bundle.join(env_file("fe-1"))).unwrap()).unwrap();
+    assert_eq!(env["facts"]["instance_id"], instance_id("fe-1"), "{env}");
     // Checked by another tool than the one that wrote them.
     let check = Command::new("sha256sum")
         .args(["-c", "SHA256SUMS"])
@@ -331,11 +337,8 @@ async fn the_evidence_bundle_has_every_file_and_its_digests_check() {
         );
     }
     // A file changed after the fact no longer matches.
-    std::fs::write(bundle.join("env/frontend@fe-0.json"), "{}").unwrap();
-    assert_eq!(
-        verify_bundle(&bundle).unwrap(),
-        vec!["env/frontend@fe-0.json".to_owned()]
-    );
+    std::fs::write(bundle.join(env_file("fe-0")), "{}").unwrap();
+    assert_eq!(verify_bundle(&bundle).unwrap(), vec![env_file("fe-0")]);
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

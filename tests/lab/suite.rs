@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use lockdown::emulator::SiteNetworking;
 use lockdown::suite::{checks, suite_toml};
+use lockdown::topology::instance_id;
 use lockdown::{Break, LabOptions, Mode, Plan};
 use probe::smoke::{SmokeConfig, Verdict};
 
@@ -26,12 +27,17 @@ async fn both_modes_pass_the_default_suite() {
             .iter()
             .filter_map(|r| r.instance.clone())
             .collect();
-        assert!(instances.contains(&"fe-0".to_owned()) && instances.contains(&"fe-1".to_owned()));
+        assert!(
+            lab.frontend_instance_ids
+                .iter()
+                .all(|id| instances.contains(id)),
+            "{instances:?}"
+        );
         // Every answer from the front end says which instance gave it; pinned ones, the pinned one.
         for result in report.results.iter().filter(|r| r.from == "frontend") {
             let answered = result.answered_by.as_deref();
             assert!(
-                answered.is_some_and(|id| id.starts_with("fe-")),
+                answered.is_some_and(|id| lab.frontend_instance_ids.iter().any(|fe| fe == id)),
                 "{result:?}"
             );
             if let Some(pinned) = &result.instance {
@@ -45,7 +51,11 @@ async fn both_modes_pass_the_default_suite() {
 async fn a_pin_that_does_not_hold_fails_instead_of_reporting_another_instance() {
     // fe-9 does not exist: App Service (here its emulator) routes the call elsewhere.
     let lab = start(Mode::ServiceEndpoint, &[]).await;
-    let toml = suite_toml(&lab).replace("instances = \"all\"", "instances = [\"fe-0\", \"fe-9\"]");
+    let (fe0, fe9) = (instance_id("fe-0"), instance_id("fe-9"));
+    let toml = suite_toml(&lab).replace(
+        "instances = \"all\"",
+        &format!("instances = [\"{fe0}\", \"{fe9}\"]"),
+    );
     let config = SmokeConfig::from_toml(&toml).unwrap();
     let report = probe::smoke::run(&config, &options(&lab)).await.unwrap();
     let pinned: Vec<_> = report
@@ -57,10 +67,10 @@ async fn a_pin_that_does_not_hold_fails_instead_of_reporting_another_instance() 
     assert_eq!(
         pinned,
         vec![
-            ("fe-0", Verdict::Pass, None),
-            ("fe-9", Verdict::Fail, Some("instance_not_pinned")),
-            ("fe-0", Verdict::Pass, None),
-            ("fe-9", Verdict::Fail, Some("instance_not_pinned")),
+            (fe0.as_str(), Verdict::Pass, None),
+            (fe9.as_str(), Verdict::Fail, Some("instance_not_pinned")),
+            (fe0.as_str(), Verdict::Pass, None),
+            (fe9.as_str(), Verdict::Fail, Some("instance_not_pinned")),
         ],
         "{}",
         report.render_text(false)
@@ -68,14 +78,14 @@ async fn a_pin_that_does_not_hold_fails_instead_of_reporting_another_instance() 
     let gone = report
         .results
         .iter()
-        .find(|r| r.instance.as_deref() == Some("fe-9"))
+        .find(|r| r.instance.as_deref() == Some(fe9.as_str()))
         .unwrap();
     let diagnosis = gone.diagnosis.as_deref().unwrap();
     assert!(
-        diagnosis.contains("instance fe-9") && diagnosis.contains("answered"),
+        diagnosis.contains(&format!("instance {fe9}")) && diagnosis.contains("answered"),
         "{diagnosis}"
     );
-    assert!(gone.answered_by.as_deref().is_some_and(|id| id != "fe-9"));
+    assert!(gone.answered_by.as_deref().is_some_and(|id| id != fe9));
 }
 
 #[tokio::test]
@@ -189,12 +199,12 @@ async fn fan_out_reports_a_broken_instance_on_its_own() {
         vec![
             (
                 checks::REACH.to_owned(),
-                Some("fe-1".to_owned()),
+                Some(instance_id("fe-1")),
                 "access_restricted".to_owned()
             ),
             (
                 checks::EGRESS.to_owned(),
-                Some("fe-1".to_owned()),
+                Some(instance_id("fe-1")),
                 "egress_not_in_subnet".to_owned()
             ),
         ],
@@ -204,7 +214,7 @@ async fn fan_out_reports_a_broken_instance_on_its_own() {
     let healthy = report
         .results
         .iter()
-        .filter(|r| r.instance.as_deref() == Some("fe-0"));
+        .filter(|r| r.instance.as_deref() == Some(instance_id("fe-0").as_str()));
     assert!(
         healthy.clone().count() == 2 && healthy.into_iter().all(|r| r.verdict == Verdict::Pass)
     );
@@ -227,7 +237,10 @@ async fn diag_env_shows_the_settings_in_force_not_only_the_variables() {
     let env: serde_json::Value = response.json().await.unwrap();
     let facts = &env["facts"];
     let instance = facts["instance_id"].as_str().unwrap();
-    assert!(instance.starts_with("fe-"), "{facts}");
+    assert!(
+        lab.frontend_instance_ids.iter().any(|id| id == instance),
+        "{facts}"
+    );
     assert!(
         facts["outbound_source_addr"]
             .as_str()
