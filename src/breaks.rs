@@ -49,11 +49,16 @@ pub enum Break {
     /// The front end sends a wrong back-end key (with `--auth entra`: a token for another
     /// resource, which the back end refuses as `wrong_audience`).
     BadCredential,
+    /// The back end's plan replaces App Service's 403 and 503 pages with its own (a Premium
+    /// feature); the status lines and `x-ms-forbidden-ip` stay, and so does the lockdown.
+    CustomErrorPages,
+    /// An Application Gateway in front of the back end answers 403 itself, to every caller.
+    GatewayInFront,
 }
 
 impl Break {
     /// Every break, in catalogue order.
-    pub const ALL: [Break; 9] = [
+    pub const ALL: [Break; 11] = [
         Self::FrontendNotIntegrated,
         Self::NoAccessRestriction,
         Self::WrongSubnet,
@@ -63,6 +68,8 @@ impl Break {
         Self::EgressBlocked,
         Self::BackendDown,
         Self::BadCredential,
+        Self::CustomErrorPages,
+        Self::GatewayInFront,
     ];
 
     /// The `--break` name.
@@ -77,6 +84,8 @@ impl Break {
             Self::EgressBlocked => "egress-blocked",
             Self::BackendDown => "backend-down",
             Self::BadCredential => "bad-credential",
+            Self::CustomErrorPages => "custom-error-pages",
+            Self::GatewayInFront => "gateway-in-front",
         }
     }
 
@@ -102,6 +111,12 @@ impl Break {
             }
             Self::BackendDown => "nothing listens behind the back end",
             Self::BadCredential => "the front end sends a wrong back-end key",
+            Self::CustomErrorPages => {
+                "the back end's plan serves custom 403/503 pages (the lockdown holds: nothing fails)"
+            }
+            Self::GatewayInFront => {
+                "an Application Gateway in front of the back end answers 403 to every caller"
+            }
         }
     }
 
@@ -112,7 +127,12 @@ impl Break {
                 Some(Mode::ServiceEndpoint)
             }
             Self::PeDnsNotLinked | Self::PePublicAccess => Some(Mode::PrivateEndpoint),
-            Self::DnsDown | Self::EgressBlocked | Self::BackendDown | Self::BadCredential => None,
+            Self::DnsDown
+            | Self::EgressBlocked
+            | Self::BackendDown
+            | Self::BadCredential
+            | Self::CustomErrorPages
+            | Self::GatewayInFront => None,
         }
     }
 }
@@ -145,6 +165,10 @@ pub struct Plan {
     /// The integration subnet has the `Microsoft.Web` service endpoint: its calls reach the
     /// back end's public address in their IPv6 form.
     pub service_endpoint: bool,
+    /// The back end's plan serves custom 403 and 503 pages.
+    pub custom_error_pages: bool,
+    /// An Application Gateway answers for the back end.
+    pub gateway_in_front: bool,
 }
 
 /// A break that does not belong to the chosen mode.
@@ -184,6 +208,8 @@ impl Plan {
             backend_running: true,
             frontend_key_ok: true,
             service_endpoint: mode == Mode::ServiceEndpoint,
+            custom_error_pages: false,
+            gateway_in_front: false,
         };
         for &b in breaks {
             if let Some(needs) = b.mode()
@@ -210,6 +236,8 @@ impl Plan {
                 Break::EgressBlocked => plan.egress_blocked = true,
                 Break::BackendDown => plan.backend_running = false,
                 Break::BadCredential => plan.frontend_key_ok = false,
+                Break::CustomErrorPages => plan.custom_error_pages = true,
+                Break::GatewayInFront => plan.gateway_in_front = true,
             }
         }
         Ok(plan)
@@ -264,5 +292,8 @@ mod tests {
         assert!(pe.vnet_dns.unwrap().privatelink_linked);
         assert!(!pe.public_dns.privatelink_linked);
         assert!(se.service_endpoint && !pe.service_endpoint);
+        for plan in [&se, &pe] {
+            assert!(!plan.custom_error_pages && !plan.gateway_in_front);
+        }
     }
 }

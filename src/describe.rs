@@ -83,6 +83,12 @@ pub fn topology(lab: &Lab, breaks: &[Break]) -> String {
             service_endpoint_form(Ipv4Addr::new(127, 0, 2, 4))
         );
     }
+    if lab.plan.custom_error_pages {
+        out += "  error pages custom 403 and 503 pages (status lines and x-ms-forbidden-ip unchanged)\n";
+    }
+    if lab.plan.gateway_in_front {
+        out += "  gateway     an Application Gateway in front of the back end answers 403 to every caller\n";
+    }
     out += &format!(
         "  credential  {}\n",
         match &lab.entra_authority {

@@ -5,6 +5,7 @@
 //! - [`dns`]: the VNet's and the internet's DNS views (hickory-server);
 //! - [`emulator`]: App Service's front ends (access restrictions, public access, the status
 //!   lines and pages it refuses with, the headers it adds on each path, `ARRAffinity`);
+//! - [`gateway`]: an Application Gateway that refuses everyone (`--break gateway-in-front`);
 //! - [`breaks`]: the modes and the misconfiguration catalogue;
 //! - [`stack`]: starting it all; [`suite`]: the smoke suite the lab runs against itself;
 //! - [`describe`]: what the lab prints about itself (the break catalogue, the topology).
@@ -13,6 +14,7 @@ pub mod breaks;
 pub mod describe;
 pub mod dns;
 pub mod emulator;
+pub mod gateway;
 pub mod stack;
 pub mod suite;
 pub mod topology;

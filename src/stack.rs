@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::breaks::{Mode, Plan};
 use crate::dns::DnsServer;
-use crate::emulator::{self, Entry, Site, SiteInstance, SiteNetworking};
+use crate::emulator::{self, Entry, ErrorPages, Site, SiteInstance, SiteNetworking};
+use crate::gateway;
 use crate::topology::{
     BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, FRONTEND_PUBLIC, HostNames, INTEGRATION_SUBNET,
     frontend_private_ip, in_vnet, instance_id, net,
@@ -282,8 +283,20 @@ impl Lab {
                 vec![net(INTEGRATION_SUBNET)]
             } else {
                 Vec::new()
+            })
+            .with_error_pages(if plan.custom_error_pages {
+                ErrorPages::CUSTOM
+            } else {
+                ErrorPages::APP_SERVICE
             });
-        let backend_front = |entry| emulator::router(backend_site.clone(), entry);
+        // A gateway in front answers on the back end's addresses instead of App Service.
+        let backend_front = |entry| {
+            if plan.gateway_in_front {
+                gateway::router()
+            } else {
+                emulator::router(backend_site.clone(), entry)
+            }
+        };
 
         let mut silent = Vec::new();
         let backend_port = if plan.egress_blocked {

@@ -56,6 +56,15 @@ fn expected(b: Break) -> (Mode, Vec<(&'static str, &'static str)>) {
             vec![(CALLER, "app_unavailable"), (REACH, "app_unavailable")],
         ),
         BadCredential => (se, vec![(CALLER, "backend_unauthorized")]),
+        // The status line and x-ms-forbidden-ip still tell App Service's denial from the app's
+        // own 403: the internet stays denied and nothing fails.
+        CustomErrorPages => (se, vec![]),
+        // The gateway refuses the front end too; the internet is refused as well, which is what
+        // the denial check asks.
+        GatewayInFront => (
+            se,
+            vec![(CALLER, "gateway_refused"), (REACH, "gateway_refused")],
+        ),
     }
 }
 
@@ -97,6 +106,13 @@ async fn every_break_fails_the_right_checks_with_the_right_code() {
 
 #[tokio::test]
 async fn breaks_for_either_mode_also_fail_in_private_endpoint_mode() {
+    assert_break(Break::CustomErrorPages, Mode::PrivateEndpoint, &[]).await;
+    assert_break(
+        Break::GatewayInFront,
+        Mode::PrivateEndpoint,
+        &[(CALLER, "gateway_refused"), (REACH, "gateway_refused")],
+    )
+    .await;
     assert_break(
         Break::BadCredential,
         Mode::PrivateEndpoint,

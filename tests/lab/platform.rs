@@ -1,7 +1,7 @@
 //! The emulator answers as App Service does on real deployments: the status lines with their
 //! reason phrases as a client reads them, `x-ms-forbidden-ip` per path, the pages, the header set
 //! the app receives on each path (through an echo upstream, and through the real back end), the
-//! 64-hex affinity cookies.
+//! 64-hex affinity cookies, and the gateway in front.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -10,7 +10,11 @@ use axum::Json;
 use axum::http::HeaderMap;
 use diag::appservice::{ACCESS_RESTRICTED_PAGE, APP_ERROR_PAGE, APP_STOPPED_PAGE};
 use hyper::ext::ReasonPhrase;
-use lockdown::emulator::{self, AccessRule, Entry, RuleAction, Site, SiteInstance, SiteNetworking};
+use lockdown::emulator::{
+    self, AccessRule, CUSTOM_FORBIDDEN_PAGE, CUSTOM_UNAVAILABLE_PAGE, Entry, ErrorPages,
+    RuleAction, Site, SiteInstance, SiteNetworking,
+};
+use lockdown::gateway::{GATEWAY_FORBIDDEN_PAGE, GATEWAY_SERVER};
 use lockdown::topology::{BACKEND_HOST, BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, net};
 use lockdown::{Break, Lab, Mode};
 use tokio::net::TcpListener;
@@ -133,6 +137,12 @@ async fn echoed(site: Site, ip: IpAddr, entry: Entry, source: &str) -> BTreeMap<
     let answer = get(&client_from(source, at), at.port(), "/echo/a%20b?q=1").await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     serde_json::from_str(&answer.body).unwrap()
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
 }
 
 fn is_uuid(text: &str) -> bool {
@@ -376,6 +386,62 @@ async fn no_instance_answering_is_nginx_503() {
     assert_eq!(answer.header("server"), Some("nginx"));
     assert_eq!(answer.body, APP_ERROR_PAGE);
     assert!(answer.body.contains(":( Application Error"));
+}
+
+#[tokio::test]
+async fn custom_error_pages_keep_the_status_lines_and_the_forbidden_ip() {
+    let lab = start(Mode::ServiceEndpoint, &[Break::CustomErrorPages]).await;
+    let public = SocketAddr::new(BACKEND_PUBLIC, lab.backend_port);
+    let answer = get(
+        &client_from("127.0.0.1", public),
+        lab.backend_port,
+        "/healthz",
+    )
+    .await;
+    assert_ip_forbidden(&answer, "127.0.0.1", CUSTOM_FORBIDDEN_PAGE);
+    assert!(!answer.body.contains("blocked your access"));
+
+    let down = Site::new(
+        "app-be",
+        SiteNetworking::open(),
+        vec![SiteInstance {
+            id: lockdown::topology::instance_id("be-0"),
+            upstream: closed_port(),
+        }],
+    )
+    .with_error_pages(ErrorPages::CUSTOM);
+    let at = spawn_site(down, "127.0.1.35".parse().unwrap(), Entry::Public).await;
+    let answer = get(&client_from("127.0.0.1", at), at.port(), "/").await;
+    assert_eq!(answer.status_line(), "503 Service Unavailable");
+    assert_eq!(answer.header("server"), Some("nginx"));
+    assert_eq!(answer.body, CUSTOM_UNAVAILABLE_PAGE);
+}
+
+#[tokio::test]
+async fn a_gateway_in_front_refuses_everyone_itself() {
+    for mode in [Mode::ServiceEndpoint, Mode::PrivateEndpoint] {
+        let lab = start(mode, &[Break::GatewayInFront]).await;
+        let public = SocketAddr::new(BACKEND_PUBLIC, lab.backend_port);
+        let mut targets = vec![("127.0.0.1", public), ("127.0.2.9", public)];
+        if mode == Mode::PrivateEndpoint {
+            targets.push((
+                "127.0.2.9",
+                SocketAddr::new(BACKEND_PRIVATE_ENDPOINT, lab.backend_port),
+            ));
+        }
+        for (source, at) in targets {
+            let answer = get(&client_from(source, at), lab.backend_port, "/healthz").await;
+            assert_eq!(
+                answer.status_line(),
+                "403 Forbidden",
+                "{mode} {source} {at}"
+            );
+            assert_eq!(answer.header("server"), Some(GATEWAY_SERVER));
+            assert_eq!(answer.body.len(), 179);
+            assert_eq!(answer.body, GATEWAY_FORBIDDEN_PAGE);
+            assert_eq!(answer.header("x-ms-forbidden-ip"), None);
+        }
+    }
 }
 
 #[tokio::test]
