@@ -708,6 +708,17 @@ mod tests {
     }
 
     #[test]
+    fn the_apps_decoder_reads_back_what_the_emulator_encodes() {
+        use hosting::service_endpoint::CallerAddr;
+        let v4: Ipv4Addr = "127.0.2.4".parse().unwrap();
+        let seen = CallerAddr::of(IpAddr::V6(service_endpoint_form(v4)));
+        assert_eq!(seen.vnet_ip(), Some(v4));
+        // The private endpoint's `Client-Ip` form is another block: never taken for a VNet address.
+        let client_ip = CallerAddr::of(IpAddr::V6(embed(PRIVATE_ENDPOINT_PREFIX, v4)));
+        assert_eq!(client_ip.vnet_ip(), None);
+    }
+
+    #[test]
     fn callers_by_entry_and_subnet() {
         let subnets: Vec<IpNet> = vec!["127.0.2.0/24".parse().unwrap()];
         let peer = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 27842);

@@ -134,14 +134,17 @@ async fn breaks_for_either_mode_also_fail_in_private_endpoint_mode() {
 
 #[tokio::test]
 async fn an_access_restriction_is_told_apart_by_where_the_call_left_from() {
+    // x-ms-forbidden-ip tells: the service-endpoint form of an integration-subnet address came
+    // through the endpoint (the rule is wrong); a plain IPv4 did not leave through the VNet.
     for (b, says) in [
         (
             Break::FrontendNotIntegrated,
-            "outside the integration subnet 127.0.2.0/24: this app's egress does not go through the VNet",
+            "coming from 127.0.0.1: not a service-endpoint address, so the call did not come through the integration subnet's service endpoint",
         ),
+        (Break::WrongSubnet, "the service-endpoint form of 127.0.2."),
         (
             Break::WrongSubnet,
-            "inside the integration subnet 127.0.2.0/24, so the rule does not allow that subnet",
+            "so that subnet has the endpoint and the rule does not allow it",
         ),
     ] {
         let lab = start(Mode::ServiceEndpoint, &[b]).await;

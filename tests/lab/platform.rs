@@ -554,8 +554,7 @@ async fn the_back_end_sees_a_private_endpoint_caller_bare() {
 
 #[tokio::test]
 async fn the_back_end_sees_a_service_endpoint_caller_in_its_ipv6_form() {
-    // Passes once the back end decodes the service-endpoint form (ALLOWED_CALLERS compares its
-    // embedded IPv4 with the integration subnet); until then it refuses the caller.
+    // The back end lets it in: ALLOWED_CALLERS compares the embedded IPv4 with the subnet.
     let lab = start(Mode::ServiceEndpoint, &[]).await;
     let caller = backend_saw(&lab, "127.0.2.9", BACKEND_PUBLIC).await;
     let hop = last_forwarded_hop(&caller);
@@ -564,4 +563,7 @@ async fn the_back_end_sees_a_service_endpoint_caller_in_its_ipv6_form() {
         "{caller}"
     );
     assert_eq!(caller["allowed"], true, "{caller}");
+    assert_eq!(caller["client_ip"], service_endpoint_form(9), "{caller}");
+    assert_eq!(caller["address_form"], "service_endpoint", "{caller}");
+    assert_eq!(caller["vnet_ip"], "127.0.2.9", "{caller}");
 }
