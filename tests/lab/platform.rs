@@ -17,7 +17,7 @@ use lockdown::emulator::{
 use lockdown::gateway::{GATEWAY_FORBIDDEN_PAGE, GATEWAY_SERVER};
 use lockdown::topology::{BACKEND_HOST, BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, net};
 use lockdown::{Break, Lab, Mode};
-use tokio::net::TcpListener;
+use test_support::TestServer;
 
 use crate::helpers::*;
 
@@ -82,7 +82,7 @@ async fn get(client: &reqwest::Client, port: u16, path: &str) -> Answer {
 }
 
 /// An upstream that answers with the headers it received, as the app would see them.
-async fn spawn_echo() -> SocketAddr {
+async fn serve_echo() -> TestServer {
     async fn echo(headers: HeaderMap) -> Json<BTreeMap<String, String>> {
         Json(
             headers
@@ -96,53 +96,43 @@ async fn spawn_echo() -> SocketAddr {
                 .collect(),
         )
     }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, axum::Router::new().fallback(echo))
-            .await
-            .unwrap();
-    });
-    addr
+    test_support::serve(axum::Router::new().fallback(echo)).await
 }
 
 /// The emulator in front of `site` on `ip` (any port), for `entry`.
-async fn spawn_site(site: Site, ip: IpAddr, entry: Entry) -> SocketAddr {
-    let listener = TcpListener::bind((ip, 0)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = emulator::router(site, entry).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    addr
+async fn serve_site(site: Site, ip: &str, entry: Entry) -> TestServer {
+    test_support::serve_on(ip.parse().unwrap(), emulator::router(site, entry)).await
 }
 
 /// An `app-be` site in front of one echo instance, whose integration subnet has the service
-/// endpoint.
-async fn echo_site(networking: SiteNetworking) -> Site {
-    let upstream = spawn_echo().await;
-    Site::new(
+/// endpoint, served on `ip` for `entry` (the echo lives as long as the server).
+async fn serve_echo_site(networking: SiteNetworking, ip: &str, entry: Entry) -> (Site, TestServer) {
+    let echo = serve_echo().await;
+    let site = Site::new(
         "app-be",
         networking,
         vec![SiteInstance {
             id: lockdown::topology::instance_id("be-0"),
-            upstream,
+            upstream: echo.addr,
         }],
     )
-    .with_service_endpoints(vec![net("127.0.2.0/24")])
+    .with_service_endpoints(vec![net("127.0.2.0/24")]);
+    let front = serve_site(site.clone(), ip, entry).await.holding(echo);
+    (site, front)
 }
 
-async fn echoed(site: Site, ip: IpAddr, entry: Entry, source: &str) -> BTreeMap<String, String> {
-    let at = spawn_site(site, ip, entry).await;
+/// What the app received from `source` through the site.
+async fn echoed(
+    networking: SiteNetworking,
+    ip: &str,
+    entry: Entry,
+    source: &str,
+) -> BTreeMap<String, String> {
+    let (_, front) = serve_echo_site(networking, ip, entry).await;
+    let at = front.addr;
     let answer = get(&client_from(source, at), at.port(), "/echo/a%20b?q=1").await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     serde_json::from_str(&answer.body).unwrap()
-}
-
-/// A loopback port nothing listens on.
-fn closed_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
 }
 
 fn is_uuid(text: &str) -> bool {
@@ -172,9 +162,8 @@ fn port_of(entry: &str) -> u16 {
 
 #[tokio::test]
 async fn the_app_receives_app_services_headers_on_the_public_path() {
-    let site = echo_site(SiteNetworking::open()).await;
-    let ip = "127.0.1.31".parse().unwrap();
-    let at = spawn_site(site.clone(), ip, Entry::Public).await;
+    let (_, front) = serve_echo_site(SiteNetworking::open(), "127.0.1.31", Entry::Public).await;
+    let at = front.addr;
     let answer = get(&client_from("127.0.0.1", at), at.port(), "/echo/a%20b?q=1").await;
     let seen: BTreeMap<String, String> = serde_json::from_str(&answer.body).unwrap();
     assert_common_headers(&seen, at.port());
@@ -187,10 +176,9 @@ async fn the_app_receives_app_services_headers_on_the_public_path() {
 
 #[tokio::test]
 async fn a_service_endpoint_caller_reaches_the_app_in_its_ipv6_form() {
-    let site = echo_site(SiteNetworking::open()).await;
     let seen = echoed(
-        site,
-        "127.0.1.32".parse().unwrap(),
+        SiteNetworking::open(),
+        "127.0.1.32",
         Entry::Public,
         "127.0.2.9",
     )
@@ -209,14 +197,13 @@ async fn a_service_endpoint_caller_reaches_the_app_in_its_ipv6_form() {
 
 #[tokio::test]
 async fn a_private_endpoint_caller_arrives_bare_with_port_0() {
-    let site = echo_site(SiteNetworking {
+    let networking = SiteNetworking {
         public_network_access: false,
         ..SiteNetworking::open()
-    })
-    .await;
+    };
     let seen = echoed(
-        site,
-        "127.0.3.31".parse().unwrap(),
+        networking,
+        "127.0.3.31",
         Entry::PrivateEndpoint,
         "127.0.2.9",
     )
@@ -234,8 +221,8 @@ async fn a_private_endpoint_caller_arrives_bare_with_port_0() {
 
 #[tokio::test]
 async fn a_forwarded_for_chain_ends_with_the_hop_app_service_appends() {
-    let site = echo_site(SiteNetworking::open()).await;
-    let at = spawn_site(site, "127.0.1.33".parse().unwrap(), Entry::Public).await;
+    let (_, front) = serve_echo_site(SiteNetworking::open(), "127.0.1.33", Entry::Public).await;
+    let at = front.addr;
     let response = client_from("127.0.2.9", at)
         .get(format!("http://{BACKEND_HOST}:{}/", at.port()))
         .header("x-forwarded-for", "203.0.113.9")
@@ -281,8 +268,9 @@ async fn an_ip_rule_naming_the_subnet_does_not_match_its_service_endpoint_caller
         ip_address: Some(subnet),
         vnet_subnet: None,
     };
-    let site = echo_site(denied_everywhere_but(ip_rule.clone())).await;
-    let at = spawn_site(site.clone(), "127.0.1.34".parse().unwrap(), Entry::Public).await;
+    let networking = denied_everywhere_but(ip_rule.clone());
+    let (site, front) = serve_echo_site(networking, "127.0.1.34", Entry::Public).await;
+    let at = front.addr;
     let client = client_from("127.0.2.9", at);
     assert_ip_forbidden(
         &get(&client, at.port(), "/").await,
@@ -406,11 +394,12 @@ async fn custom_error_pages_keep_the_status_lines_and_the_forbidden_ip() {
         SiteNetworking::open(),
         vec![SiteInstance {
             id: lockdown::topology::instance_id("be-0"),
-            upstream: closed_port(),
+            upstream: test_support::closed_addr(),
         }],
     )
     .with_error_pages(ErrorPages::CUSTOM);
-    let at = spawn_site(down, "127.0.1.35".parse().unwrap(), Entry::Public).await;
+    let front = serve_site(down, "127.0.1.35", Entry::Public).await;
+    let at = front.addr;
     let answer = get(&client_from("127.0.0.1", at), at.port(), "/").await;
     assert_eq!(answer.status_line(), "503 Service Unavailable");
     assert_eq!(answer.header("server"), Some("nginx"));
