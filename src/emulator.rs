@@ -386,18 +386,8 @@ impl Site {
 /// The instance a request names: `ARRAffinity`, else its `ARRAffinitySameSite` twin (a browser
 /// may keep only the one that suits the request's site context).
 fn affinity_cookie(headers: &HeaderMap) -> Option<String> {
-    let pairs: Vec<(String, String)> = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .collect();
-    ["ARRAffinity", "ARRAffinitySameSite"]
-        .iter()
-        .find_map(|wanted| pairs.iter().find(|(name, _)| name == wanted))
-        .map(|(_, value)| value.clone())
+    hosting::cookie::cookie(headers, "ARRAffinity")
+        .or_else(|| hosting::cookie::cookie(headers, "ARRAffinitySameSite"))
 }
 
 /// The two cookies that pin a caller to `id`. Without `Domain` (App Service sets the host the

@@ -29,14 +29,7 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
 
 /// The token in the request's `csrf` cookie.
 pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == CSRF_FIELD)
-        .map(|(_, value)| value.to_owned())
+    hosting::cookie::cookie(headers, CSRF_FIELD)
 }
 
 /// True when the form's token matches the cookie's (constant time).

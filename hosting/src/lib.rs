@@ -13,9 +13,12 @@
 //!   shutdown on SIGTERM).
 //! - [`error`]: the one error envelope and the extractors that answer rejected input in it.
 //! - [`forwarded`]: parsing `X-Forwarded-For` and `X-Client-IP`.
+//! - [`service_endpoint`]: decoding the service-endpoint IPv6 form of a caller (its VNet IPv4).
+//! - [`cookie`]: reading one cookie from a request.
 //! - [`netclass`]: what kind of address an IP is (private, public, loopback, …).
 //! - [`secret`]: a secret that never prints, and the constant-time comparison of secrets.
 
+pub mod cookie;
 pub mod error;
 pub mod forwarded;
 pub mod host;
