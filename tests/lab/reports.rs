@@ -30,7 +30,7 @@ fn have_jsonschema() -> bool {
             "python3 with jsonschema is required in CI"
         );
         eprintln!(
-            "SKIPPED: python3's jsonschema is not installed (apt-get install python3-jsonschema)"
+            "SKIPPED: python3's jsonschema is not installed (python3 -m pip install jsonschema)"
         );
     }
     present
