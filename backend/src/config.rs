@@ -13,6 +13,7 @@ use url::Url;
 
 use crate::auth::AuthModeName;
 use crate::caller::ClientIpSource;
+use crate::database::{DatabaseSettings, DbAuthName};
 use crate::entra::{DEFAULT_AUTHORITY, EntraSettings};
 use crate::jwks::KeyCacheSettings;
 
@@ -83,6 +84,25 @@ pub struct BackendConfig {
     /// Folder of the embedded store (on App Service, under the persisted `/home`).
     #[arg(long, env = "DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// PostgreSQL instead of the embedded store, `postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME`
+    /// (TLS with the certificate and host name verified; `?sslrootcert=PATH` trusts that CA
+    /// instead of the platform's roots; `?sslmode=disable` for a local server only). Unset: the
+    /// embedded store under `DATA_DIR`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<Secret>,
+    /// The database password: `password` (the one in `DATABASE_URL`) or `entra` (a token of the
+    /// app's managed identity, renewed before it expires).
+    #[arg(long, env = "DB_AUTH", value_enum, default_value = "password")]
+    pub db_auth: DbAuthName,
+    /// `DB_AUTH=entra`: the token's resource (Azure Database for PostgreSQL's).
+    #[arg(long, env = "DB_TOKEN_RESOURCE", default_value = DEFAULT_DB_TOKEN_RESOURCE)]
+    pub db_token_resource: String,
+    /// Time limit of one database connect (lookup, TCP, TLS, login), and of `/readyz`'s check.
+    #[arg(long, env = "DB_CONNECT_TIMEOUT_MS", default_value_t = 5_000)]
+    pub db_connect_timeout_ms: u64,
+    /// Most database connections one instance opens.
+    #[arg(long, env = "DB_POOL_SIZE", default_value_t = 10)]
+    pub db_pool_size: usize,
     /// Resolver settings for `/diag`.
     #[command(flatten)]
     pub dns: DnsArgs,
@@ -95,9 +115,42 @@ pub struct BackendConfig {
 }
 
 pub use hosting::ConfigError;
+
+/// Azure Database for PostgreSQL's token resource (`DB_TOKEN_RESOURCE`'s default).
+pub const DEFAULT_DB_TOKEN_RESOURCE: &str = "https://ossrdbms-aad.database.windows.net";
 pub use hosting::secret::Secret;
 
 impl BackendConfig {
+    /// `DATABASE_URL`, checked; `None` selects the embedded store.
+    pub fn database(&self) -> Result<Option<DatabaseSettings>, ConfigError> {
+        let Some(url) = self
+            .database_url
+            .as_ref()
+            .filter(|u| !u.expose().trim().is_empty())
+        else {
+            return Ok(None);
+        };
+        let settings = DatabaseSettings::parse(url.expose())?;
+        if self.db_pool_size == 0 {
+            return Err(ConfigError {
+                name: "DB_POOL_SIZE",
+                message: "at least 1".into(),
+            });
+        }
+        if self.db_auth == DbAuthName::Entra && settings.password.is_some() {
+            return Err(ConfigError {
+                name: "DATABASE_URL",
+                message: "DB_AUTH=entra uses a token as the password: leave the password out of DATABASE_URL".into(),
+            });
+        }
+        Ok(Some(settings))
+    }
+
+    /// Time limit of one database connect.
+    pub fn db_connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_connect_timeout_ms)
+    }
+
     /// The API keys, without empty entries.
     pub fn api_keys(&self) -> Vec<String> {
         split_list(self.api_keys.expose())

@@ -22,6 +22,7 @@
 pub mod auth;
 pub mod caller;
 pub mod config;
+pub mod database;
 pub mod entra;
 pub mod error;
 pub mod jwks;
@@ -81,6 +82,19 @@ pub struct Built {
 pub fn build(config: &BackendConfig) -> anyhow::Result<Built> {
     let store = ItemStore::open(&config.data_dir)
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    build_with_store(config, store)
+}
+
+/// As [`build`], with the store the configuration selects: PostgreSQL when `DATABASE_URL` is
+/// set (connected and migrated before this returns, see [`open_store`]), else the embedded
+/// store under `DATA_DIR`.
+pub async fn build_connected(config: &BackendConfig) -> anyhow::Result<Built> {
+    let store = open_store(config).await?;
+    build_with_store(config, store)
+}
+
+/// As [`build`], around an already opened store.
+pub fn build_with_store(config: &BackendConfig, store: ItemStore) -> anyhow::Result<Built> {
     let callers = CallerPolicy::new(config.allowed_callers()?);
     let source = config.client_ip_source();
     let mode = config.auth_mode()?;
@@ -148,6 +162,58 @@ pub fn build(config: &BackendConfig) -> anyhow::Result<Built> {
         },
         diag,
     })
+}
+
+/// The store the configuration selects: PostgreSQL at `DATABASE_URL` (connected, migrated), else
+/// the embedded store under `DATA_DIR`. A database that cannot be used stops start-up with the
+/// diagnosis' code, the failure and the next step.
+pub async fn open_store(config: &BackendConfig) -> anyhow::Result<ItemStore> {
+    let Some(settings) = config.database()? else {
+        tracing::info!(data_dir = %config.data_dir.display(), "store: embedded (redb)");
+        return ItemStore::open(&config.data_dir)
+            .with_context(|| format!("opening the store in {}", config.data_dir.display()));
+    };
+    if settings.tls == database::TlsMode::Disable {
+        tracing::warn!(
+            "DATABASE_URL has sslmode=disable: the database connection is NOT encrypted (local use only)"
+        );
+    }
+    let credential = match config.db_auth {
+        database::DbAuthName::Password => database::Credential::Password(settings.password.clone()),
+        database::DbAuthName::Entra => database::Credential::Token(db_token_provider(config)?),
+    };
+    let shown = settings.redacted();
+    let resolver = diag::dns::DnsResolver::from_args(&config.dns)?;
+    let connector = database::Connector::new(
+        settings,
+        resolver,
+        config.outbound.outbound_source_addr,
+        credential,
+        config.db_connect_timeout(),
+    )?;
+    let pool = store::postgres::PoolSettings {
+        max_size: config.db_pool_size,
+        wait_timeout: config.db_connect_timeout(),
+    };
+    match store::postgres::PostgresStore::open(connector, pool).await {
+        Ok(store) => {
+            tracing::info!(database = %shown, db_auth = config.db_auth.as_str(), "store: PostgreSQL");
+            Ok(ItemStore::Postgres(store))
+        }
+        Err(store::StoreError::Unavailable(failure)) => {
+            let code = failure.code();
+            anyhow::bail!(
+                "the database ({shown}) cannot be used: {code}: {failure}. {}",
+                code.next_step()
+            )
+        }
+        Err(other) => Err(anyhow::anyhow!("the database ({shown}): {other}")),
+    }
+}
+
+/// `DB_AUTH=entra`: tokens of the app's managed identity for the database.
+fn db_token_provider(_config: &BackendConfig) -> anyhow::Result<Arc<dyn database::TokenProvider>> {
+    anyhow::bail!("DB_AUTH=entra is not available in this build")
 }
 
 impl AppState {

@@ -13,7 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let config = BackendConfig::parse();
     hosting::init_logging(config.host.log_format());
-    let built = backend::build(&config)?;
+    let built = backend::build_connected(&config).await?;
     built.state.spawn_key_prefetch();
     let app = backend::app(built.state, built.diag, config.host.request_timeout());
     hosting::run(&config.host, "backend", app).await?;

@@ -19,6 +19,8 @@ pub enum Family {
     Backend,
     /// The back end refused the front end's Entra token.
     Token,
+    /// The back end's own hop: its PostgreSQL database.
+    Database,
     /// A smoke check's expectation did not hold.
     Expectation,
     /// A smoke check could not run (nothing was verified).
@@ -171,6 +173,33 @@ codes! {
     SigningKeysUnavailable = "signing_keys_unavailable", Token,
         meaning: "the back end cannot fetch Entra's signing keys",
         next: "the back end cannot fetch Entra ID's signing keys: check its outbound access to login.microsoftonline.com (ENTRA_AUTHORITY)";
+    DatabaseDnsFailure = "database_dns_failure", Database,
+        meaning: "the back end could not resolve its database's name (`DATABASE_URL`)",
+        next: "The back end resolves through its VNet's DNS like any other call: the `privatelink.postgres.database.azure.com` zone must be linked to the VNet the back end is integrated with (or your DNS servers must forward `postgres.database.azure.com` to Azure DNS `168.63.129.16`). Check from the back end with `GET /diag/resolve?host=NAME.postgres.database.azure.com`.";
+    DatabaseResolvesPublic = "database_resolves_public", Database,
+        meaning: "the database's name resolved to a public address, and the connection then failed: the call went to the server's public side, which drops or refuses it",
+        next: "Link the `privatelink.postgres.database.azure.com` zone (with the private endpoint's A record, through its zone group) to the back end's VNet, so the public name resolves to the private endpoint; `/diag/resolve` from the back end must then show a private address. Keep the public name in `DATABASE_URL`.";
+    DatabaseConnectTimeout = "database_connect_timeout", Database,
+        meaning: "the back end's TCP connect to its database did not complete in time (or found no route)",
+        next: "Something between the back end's integration subnet and the database's private endpoint drops port 5432: an NSG on either subnet, a firewall behind route-all, or a missing route. `/diag/tcpping?host=NAME.postgres.database.azure.com&port=5432` from the back end shows the source address used.";
+    DatabaseConnectRefused = "database_connect_refused", Database,
+        meaning: "the database's address answered the back end's connect with a reset",
+        next: "Nothing listens there: the server is stopped or starting (`az postgres flexible-server show --query state`), the private endpoint's connection is pending or rejected, or `DATABASE_URL` names the wrong port (5432).";
+    DatabaseTlsNameMismatch = "database_tls_name_mismatch", Database,
+        meaning: "the database's certificate does not name the host the back end connected to",
+        next: "Write the server's public name in `DATABASE_URL` (`NAME.postgres.database.azure.com`), never its private address nor the `privatelink` name: that name resolves to the private endpoint through the zone, and the certificate carries it.";
+    DatabaseTlsFailure = "database_tls_failure", Database,
+        meaning: "the TLS handshake with the database failed (certificate chain not trusted, expired, or no TLS on the server)",
+        next: "Azure's certificates chain to public roots the platform trusts; a TLS-inspecting firewall on the route-all path breaks that. For a server of your own, point `sslrootcert=` in `DATABASE_URL` at its CA. `sslmode=require` is refused on purpose: it checks nothing.";
+    DatabaseAuthRefused = "database_auth_refused", Database,
+        meaning: "the database refused the back end's login (password, token, role, or a `pg_hba`/firewall rule)",
+        next: "With `DB_AUTH=entra`: the server must have Microsoft Entra authentication on, and the back end's managed identity must be a role of that exact name (`pgaadauth_create_principal`), the user in `DATABASE_URL`. With a password: rotate it in both places. The server's message is in the back end's log.";
+    DatabaseTokenUnavailable = "database_token_unavailable", Database,
+        meaning: "the back end could not get a token of its managed identity for the database (`DB_AUTH=entra`)",
+        next: "Give the back end a managed identity (and, for a user-assigned one, set `AZURE_CLIENT_ID`); the token's resource is `DB_TOKEN_RESOURCE` (`https://ossrdbms-aad.database.windows.net`). The back end's log says what the identity endpoint answered.";
+    DatabaseError = "database_error", Database,
+        meaning: "the database failed otherwise (a query failed, the connection closed, the time ran out)",
+        next: "Read the back end's log for the server's message; check the server's health and its connection limit against the back end's instances times `DB_POOL_SIZE`.";
     ReachableButShouldBeDenied = "reachable_but_should_be_denied", Expectation,
         meaning: "the back end answered the internet",
         next: "serviceEndpoint mode: the default action is still Allow, or a broader rule (an IP range, `Any`) wins by priority. privateEndpoint mode: `publicNetworkAccess` must be set to `Disabled` **explicitly**, because a private endpoint alone no longer blocks the public endpoint. In both modes, the **SCM site** (`<app>.scm.azurewebsites.net`) has its own rules: set `scmIpSecurityRestrictionsUseMain: true` (`--use-same-restrictions-for-scm-site true`).";

@@ -10,10 +10,12 @@
 //! - [`entra`]: the back end's settings for fake-entra's tenant ([`fake_tenant_settings`]).
 //! - [`logging`]: the log subscriber for tests ([`init_logging`]), installed by the fixtures.
 //! - [`kudu_reader`]: reads Kudu's text as Microsoft's Diagnostics portal does.
+//! - [`postgres`]: a throw-away PostgreSQL (TLS, unprivileged owner, loopback port).
 
 pub mod entra;
 pub mod kudu_reader;
 pub mod logging;
+pub mod postgres;
 pub mod server;
 
 pub use entra::{entra_validator, fake_tenant_settings};

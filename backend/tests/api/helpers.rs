@@ -151,3 +151,24 @@ pub fn client_from(source: &str) -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// The state of `setup` around an already opened store.
+pub fn state_with_store(setup: &Setup, store: backend::ItemStore) -> AppState {
+    let dir = tempfile::tempdir().unwrap();
+    AppState {
+        store,
+        ..state(setup, dir.path())
+    }
+}
+
+/// The app in process around `store`, as if called from 127.0.0.1.
+pub fn in_process_with_store(store: backend::ItemStore) -> Router {
+    backend::app(
+        state_with_store(&Setup::default(), store),
+        diag(None),
+        Duration::from_secs(5),
+    )
+    .layer(MockConnectInfo(
+        "127.0.0.1:4000".parse::<SocketAddr>().unwrap(),
+    ))
+}

@@ -8,3 +8,4 @@ mod items;
 mod openapi;
 mod security;
 mod service_endpoint;
+mod stores;
