@@ -77,6 +77,7 @@ pub fn topology(lab: &Lab, breaks: &[Break]) -> String {
         lab.backend_url,
         short_ids(&lab.backend_instance_ids)
     );
+    out += &format!("  store       {}\n", lab.store);
     if lab.plan.service_endpoint {
         out += &format!(
             "  endpoint    Microsoft.Web service endpoint on {INTEGRATION_SUBNET}: its calls reach the public address as {} (127.0.2.4)\n",

@@ -17,7 +17,8 @@ use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
 use tokio::net::{TcpListener, UdpSocket};
 
 use crate::topology::{
-    BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, DNS_HOST, FRONTEND_PUBLIC, HostNames,
+    BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, DATABASE_PRIVATELINK_HOST, DNS_HOST, FRONTEND_PUBLIC,
+    HostNames,
 };
 
 /// What one DNS view holds.
@@ -98,6 +99,19 @@ async fn bind_udp_and_tcp() -> anyhow::Result<(UdpSocket, TcpListener)> {
     anyhow::bail!("no loopback port was free for both UDP and TCP")
 }
 
+/// The `postgres.database.azure.com` and `privatelink.postgres.database.azure.com` zone texts:
+/// the server's public name is a CNAME into `privatelink`, which gives `address`.
+pub fn database_zones(address: std::net::Ipv4Addr) -> [String; 2] {
+    [
+        format!(
+            "$ORIGIN postgres.database.azure.com.\n{SOA}\npg-lockdown 60 IN CNAME {DATABASE_PRIVATELINK_HOST}.\n"
+        ),
+        format!(
+            "$ORIGIN privatelink.postgres.database.azure.com.\n{SOA}\npg-lockdown 10 IN A {address}\n"
+        ),
+    ]
+}
+
 /// A running DNS server (or a mute one), stopped when dropped.
 #[derive(Debug)]
 pub struct DnsServer {
@@ -122,6 +136,21 @@ impl DnsServer {
             let (name, handler) = zone_handler(&privatelink_zone(hosts))?;
             catalog.upsert(name, vec![handler]);
         }
+        Self::serve(catalog).await
+    }
+
+    /// The back end's view of its database's name: the public name a CNAME into the linked
+    /// `privatelink.postgres.database.azure.com` zone, which gives `address`.
+    pub async fn database(address: std::net::Ipv4Addr) -> anyhow::Result<Self> {
+        let mut catalog = Catalog::new();
+        for text in database_zones(address) {
+            let (name, handler) = zone_handler(&text)?;
+            catalog.upsert(name, vec![handler]);
+        }
+        Self::serve(catalog).await
+    }
+
+    async fn serve(catalog: Catalog) -> anyhow::Result<Self> {
         let (udp, tcp) = bind_udp_and_tcp().await?;
         let addr = udp.local_addr()?;
         let mut server = Server::new(catalog);
@@ -164,6 +193,9 @@ mod tests {
                 }
             }
             zone_handler(&privatelink_zone(&hosts)).unwrap();
+        }
+        for text in database_zones(std::net::Ipv4Addr::new(127, 0, 3, 5)) {
+            zone_handler(&text).unwrap();
         }
     }
 

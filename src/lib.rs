@@ -20,5 +20,5 @@ pub mod suite;
 pub mod topology;
 
 pub use breaks::{Break, Mode, Plan};
-pub use stack::{Lab, LabAuth, LabOptions};
+pub use stack::{Lab, LabAuth, LabDatabase, LabOptions};
 pub use test_support::FullQueue;

@@ -10,7 +10,7 @@ use clap::Parser;
 use lockdown::stack::TOKEN_ENV;
 use lockdown::suite::suite_toml;
 use lockdown::topology::HostNames;
-use lockdown::{Break, Lab, LabAuth, LabOptions, Mode, Plan, describe};
+use lockdown::{Break, Lab, LabAuth, LabDatabase, LabOptions, Mode, Plan, describe};
 use probe::cli::{ReportingArgs, SmokeFormat, print_out};
 use probe::smoke::{RunOptions, SmokeConfig};
 
@@ -91,6 +91,7 @@ async fn run(mut args: LabArgs) -> anyhow::Result<ExitCode> {
         } else {
             HostNames::classic()
         },
+        database: LabDatabase::PostgresIfInstalled,
         ..LabOptions::new(plan, args.port)
     })
     .await?;

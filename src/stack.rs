@@ -17,6 +17,7 @@ use diag::outbound::OutboundArgs;
 use fake_entra::{FakeIdentity, FakeKeys, ManagedIdentity, SigningKey};
 use hosting::{HostArgs, Instance, LogFormat};
 use test_support::FullQueue;
+use test_support::postgres::{ClusterOptions, PgCluster};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -25,12 +26,51 @@ use crate::dns::DnsServer;
 use crate::emulator::{self, Entry, ErrorPages, Site, SiteInstance, SiteNetworking};
 use crate::gateway;
 use crate::topology::{
-    BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, FRONTEND_PUBLIC, HostNames, INTEGRATION_SUBNET,
-    frontend_private_ip, in_vnet, instance_id, net,
+    BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, DATABASE_HOST, DATABASE_PRIVATE_ENDPOINT,
+    FRONTEND_PUBLIC, HostNames, INTEGRATION_SUBNET, frontend_private_ip, in_vnet, instance_id, net,
 };
 
 /// The environment variable the lab's smoke suite reads the front end's `/diag` token from.
 pub const TOKEN_ENV: &str = "LOCKDOWN_LAB_DIAG_TOKEN";
+
+/// Which store the lab's back end uses.
+#[derive(Clone, Copy, Default)]
+pub enum LabDatabase {
+    /// The embedded store, one for every instance (they share the process).
+    #[default]
+    Embedded,
+    /// PostgreSQL when it is installed (a cluster of the lab's own, behind a private endpoint in
+    /// the back end's DNS), else the embedded store.
+    PostgresIfInstalled,
+    /// PostgreSQL on this running cluster (tests share one).
+    Shared(&'static PgCluster),
+}
+
+impl std::fmt::Debug for LabDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Embedded => "Embedded",
+            Self::PostgresIfInstalled => "PostgresIfInstalled",
+            Self::Shared(_) => "Shared",
+        })
+    }
+}
+
+/// The lab's database, when it runs on PostgreSQL.
+#[derive(Debug)]
+enum LabPg {
+    Own(PgCluster),
+    Shared(&'static PgCluster),
+}
+
+impl LabPg {
+    fn cluster(&self) -> &PgCluster {
+        match self {
+            Self::Own(cluster) => cluster,
+            Self::Shared(cluster) => cluster,
+        }
+    }
+}
 
 /// How the lab's front end proves itself to its back end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -122,6 +162,8 @@ pub struct LabOptions {
     pub auth: LabAuth,
     /// The apps' host names: classic, or unique default host names (`--unique-hostnames`).
     pub hosts: HostNames,
+    /// The back end's store.
+    pub database: LabDatabase,
 }
 
 impl LabOptions {
@@ -134,6 +176,7 @@ impl LabOptions {
             backend_instances: 2,
             unintegrated_instances: Vec::new(),
             data_dir: None,
+            database: LabDatabase::Embedded,
             auth: LabAuth::ApiKey,
             hosts: HostNames::classic(),
         }
@@ -171,11 +214,14 @@ pub struct Lab {
     pub frontend_instance_ids: Vec<String>,
     /// The back end's instance ids.
     pub backend_instance_ids: Vec<String>,
+    /// The back end's store, in words (the topology's `store` line).
+    pub store: String,
     stop: CancellationToken,
     _dns: Vec<DnsServer>,
     _silent: Vec<FullQueue>,
     _data: Option<tempfile::TempDir>,
     _entra: Option<LabEntra>,
+    _pg: Option<LabPg>,
 }
 
 // By hand: the `/diag` token stays out of debug prints.
@@ -219,7 +265,43 @@ impl Lab {
                 (temp.path().to_owned(), Some(temp))
             }
         };
-        let store = ItemStore::open(&data_dir)?;
+        let pg = match options.database {
+            LabDatabase::Embedded => None,
+            LabDatabase::PostgresIfInstalled if test_support::postgres::bin_dir().is_none() => None,
+            LabDatabase::PostgresIfInstalled => Some(LabPg::Own(
+                PgCluster::start(&ClusterOptions {
+                    listen: DATABASE_PRIVATE_ENDPOINT,
+                    names: vec![DATABASE_HOST.to_owned()],
+                })
+                .map_err(|e| anyhow::anyhow!("starting the lab's PostgreSQL: {e}"))?,
+            )),
+            LabDatabase::Shared(cluster) => Some(LabPg::Shared(cluster)),
+        };
+        // The back end's DNS for its database: a view of its own, so that a broken VNet DNS
+        // (the front end's `dns-down`) breaks the front end's hop, not the back end's start-up.
+        let (database_dns, database_url) = match &pg {
+            None => (None, None),
+            Some(pg) => {
+                let cluster = pg.cluster();
+                let dns = DnsServer::database(cluster.listen).await?;
+                let url = cluster.url_at(DATABASE_HOST, &cluster.create_database());
+                (Some(dns), Some(url))
+            }
+        };
+        let embedded = ItemStore::open(&data_dir)?;
+        let store_line = match (&pg, &options.database) {
+            (Some(pg), _) => format!(
+                "PostgreSQL {} at {DATABASE_HOST} (private endpoint {}:{}, TLS verified); each back-end instance its own pool",
+                test_support::postgres::version().unwrap_or_default(),
+                pg.cluster().listen,
+                pg.cluster().port
+            ),
+            (None, LabDatabase::PostgresIfInstalled) => {
+                "embedded (redb; PostgreSQL is not installed: apt-get install postgresql)"
+                    .to_owned()
+            }
+            (None, _) => "embedded (redb)".to_owned(),
+        };
         let entra = match options.auth {
             LabAuth::ApiKey => None,
             LabAuth::Entra => Some(LabEntra::start(&secret).await?),
@@ -232,8 +314,12 @@ impl Lab {
         for n in 0..options.backend_instances {
             let id = instance_id(&format!("be-{n}"));
             let upstream = if plan.backend_running {
+                let store = match (&database_url, &database_dns) {
+                    (Some(url), Some(dns)) => lab_pg_store(url, dns.addr).await?,
+                    _ => embedded.clone(),
+                };
                 let state = backend::AppState {
-                    store: store.clone(),
+                    store,
                     auth: backend_auth.clone(),
                     app_service_auth: false,
                     callers: Arc::new(CallerPolicy::new(vec![net(INTEGRATION_SUBNET)])),
@@ -386,11 +472,16 @@ impl Lab {
             backend_site,
             frontend_instance_ids: frontend_ids,
             backend_instance_ids: backend_ids,
+            store: store_line,
             stop,
-            _dns: vec![vnet_dns, public_dns],
+            _dns: [Some(vnet_dns), Some(public_dns), database_dns]
+                .into_iter()
+                .flatten()
+                .collect(),
             _silent: silent,
             _data: temp,
             _entra: entra,
+            _pg: pg,
         })
     }
 
@@ -398,6 +489,31 @@ impl Lab {
     pub fn stop(&self) {
         self.stop.cancel();
     }
+}
+
+/// One back-end instance's PostgreSQL store: its own pool, as a separate process would have.
+async fn lab_pg_store(url: &str, dns: SocketAddr) -> anyhow::Result<ItemStore> {
+    use backend::database::{Connector, Credential, DatabaseSettings};
+    use backend::store::postgres::{PoolSettings, PostgresStore};
+    let settings = DatabaseSettings::parse(url)?;
+    let credential = Credential::Password(settings.password.clone());
+    let connector = Connector::new(
+        settings,
+        diag::dns::DnsResolver::with_servers(vec![dns], Duration::from_secs(1))?,
+        None,
+        credential,
+        Duration::from_secs(5),
+    )?;
+    let store = PostgresStore::open(
+        connector,
+        PoolSettings {
+            max_size: 4,
+            wait_timeout: Duration::from_secs(5),
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("the lab's database: {e}"))?;
+    Ok(ItemStore::Postgres(store))
 }
 
 enum FrontendCredential<'a> {

@@ -21,6 +21,12 @@ pub const OTHER_SUBNET: &str = "127.0.9.0/24";
 pub const PRIVATE_ENDPOINT_SUBNET: &str = "127.0.3.0/24";
 /// The back end's private endpoint.
 pub const BACKEND_PRIVATE_ENDPOINT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 3, 4));
+/// The database's private endpoint (when the lab runs on PostgreSQL).
+pub const DATABASE_PRIVATE_ENDPOINT: Ipv4Addr = Ipv4Addr::new(127, 0, 3, 5);
+/// The database server's public name (its certificate carries it).
+pub const DATABASE_HOST: &str = "pg-lockdown.postgres.database.azure.com";
+/// The database's privatelink name.
+pub const DATABASE_PRIVATELINK_HOST: &str = "pg-lockdown.privatelink.postgres.database.azure.com";
 /// Where the emulated DNS servers listen.
 pub const DNS_HOST: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
 

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 pub const PG_HOST: &str = "pg.lockdown.test";
 /// Another name for 127.0.0.1 in the test zone, which the certificate does not carry.
 pub const PG_OTHER_HOST: &str = "pg-alias.lockdown.test";
+/// The lab's database server name (`lockdown::topology::DATABASE_HOST`).
+pub const LAB_HOST: &str = "pg-lockdown.postgres.database.azure.com";
 /// The superuser's password.
 pub const ADMIN_PASSWORD: &str = "admin-pw-for-tests";
 /// The application role the tests log in as, and its password.
@@ -30,7 +32,9 @@ pub const APP_PASSWORD: &str = "app-pw-for-tests";
 /// A running cluster.
 #[derive(Debug)]
 pub struct PgCluster {
-    /// Its port on 127.0.0.1.
+    /// The loopback address it listens on.
+    pub listen: std::net::Ipv4Addr,
+    /// Its port.
     pub port: u16,
     /// The CA certificate (PEM) that signed the server's certificate.
     pub ca_file: PathBuf,
@@ -57,6 +61,15 @@ pub fn bin_dir() -> Option<PathBuf> {
     dirs.pop().map(|(_, bin)| bin)
 }
 
+/// The server's major version, as the lab's header says it.
+pub fn version() -> Option<String> {
+    bin_dir()?
+        .parent()?
+        .file_name()?
+        .to_str()
+        .map(str::to_owned)
+}
+
 /// The shared cluster of this test binary, started on first use; `None` (having said why on
 /// stderr) when PostgreSQL is not installed outside CI. In CI (`CI=true`) a missing PostgreSQL
 /// fails the test: `.ci/run` installs it.
@@ -64,7 +77,7 @@ pub fn cluster() -> Option<&'static PgCluster> {
     static CLUSTER: OnceLock<Option<PgCluster>> = OnceLock::new();
     CLUSTER
         .get_or_init(|| {
-            let Some(bin) = bin_dir() else {
+            if bin_dir().is_none() {
                 if std::env::var("CI").as_deref() == Ok("true") {
                     panic!(
                         "PostgreSQL is not installed (apt-get install postgresql): CI needs it"
@@ -74,8 +87,8 @@ pub fn cluster() -> Option<&'static PgCluster> {
                     "skipped: PostgreSQL is not installed (apt-get install postgresql); the PostgreSQL half of this test did not run"
                 );
                 return None;
-            };
-            Some(PgCluster::start(bin))
+            }
+            Some(PgCluster::start(&ClusterOptions::default()).unwrap_or_else(|e| panic!("{e}")))
         })
         .as_ref()
 }
@@ -133,8 +146,45 @@ pub fn make_certificates(names: &[&str]) -> (String, String, String) {
     (ca_cert.pem(), cert.pem(), key.serialize_pem())
 }
 
+/// Where a cluster listens and which names its certificate carries.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// The loopback address it listens on.
+    pub listen: std::net::Ipv4Addr,
+    /// The names in the server's certificate (the first is its common name).
+    pub names: Vec<String>,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            listen: std::net::Ipv4Addr::LOCALHOST,
+            // The lab's database name too, so that lab tests can share this cluster.
+            names: vec![PG_HOST.to_owned(), LAB_HOST.to_owned()],
+        }
+    }
+}
+
 impl PgCluster {
-    fn start(bin: PathBuf) -> Self {
+    /// Starts a cluster (the lab starts its own; tests share [`cluster`]). Fails when
+    /// PostgreSQL is not installed or does not start.
+    pub fn start(options: &ClusterOptions) -> Result<Self, String> {
+        let bin = bin_dir().ok_or("PostgreSQL is not installed (apt-get install postgresql)")?;
+        std::panic::catch_unwind(|| Self::start_unchecked(bin, options)).map_err(|panic| {
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "PostgreSQL did not start".to_owned())
+        })
+    }
+
+    fn start_unchecked(bin: PathBuf, options: &ClusterOptions) -> Self {
+        let listen = options.listen;
+        assert!(
+            listen.is_loopback(),
+            "a test cluster listens on loopback only"
+        );
         let dir = tempfile::Builder::new()
             .prefix("lockdown-pg-")
             .tempdir()
@@ -146,8 +196,9 @@ impl PgCluster {
         set_mode(&data, 0o700);
         give_to_owner(&data);
 
-        let (ca, cert, key) = make_certificates(&[PG_HOST]);
-        let (other_ca, _, _) = make_certificates(&[PG_HOST]);
+        let names: Vec<&str> = options.names.iter().map(String::as_str).collect();
+        let (ca, cert, key) = make_certificates(&names);
+        let (other_ca, _, _) = make_certificates(&names);
         let ca_file = dir.join("ca.pem");
         let other_ca_file = dir.join("other-ca.pem");
         std::fs::write(&ca_file, ca).unwrap();
@@ -179,14 +230,14 @@ impl PgCluster {
             .unwrap();
         assert!(status.success(), "initdb failed");
 
-        let port = free_port();
+        let port = free_port(listen);
         let mut conf = std::fs::OpenOptions::new()
             .append(true)
             .open(data.join("postgresql.conf"))
             .unwrap();
         writeln!(
             conf,
-            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\nmax_connections = 200\nshared_buffers = 16MB\nfsync = on\nsynchronous_commit = on\nlog_min_messages = warning",
+            "listen_addresses = '{listen}'\nport = {port}\nunix_socket_directories = '{}'\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\nmax_connections = 200\nshared_buffers = 16MB\nfsync = on\nsynchronous_commit = on\nlog_min_messages = warning",
             data.display(),
             cert_file.display(),
             key_file.display()
@@ -195,7 +246,7 @@ impl PgCluster {
         // TLS and plain TCP from loopback only; scram passwords.
         std::fs::write(
             data.join("pg_hba.conf"),
-            "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n",
+            "local all all trust\nhost all all 127.0.0.0/8 scram-sha-256\n",
         )
         .unwrap();
 
@@ -240,6 +291,7 @@ impl PgCluster {
             .unwrap();
 
         let cluster = Self {
+            listen,
             port,
             ca_file,
             other_ca_file,
@@ -265,7 +317,13 @@ impl PgCluster {
 
     fn ready(&self) -> bool {
         Command::new(self.bin.join("pg_isready"))
-            .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args([
+                "-q",
+                "-h",
+                &self.listen.to_string(),
+                "-p",
+                &self.port.to_string(),
+            ])
             .status()
             .is_ok_and(|s| s.success())
     }
@@ -281,7 +339,7 @@ impl PgCluster {
                 "-v",
                 "ON_ERROR_STOP=1",
                 "-h",
-                "127.0.0.1",
+                &self.listen.to_string(),
                 "-p",
                 &self.port.to_string(),
                 "-U",
@@ -329,8 +387,8 @@ impl PgCluster {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+fn free_port(ip: std::net::Ipv4Addr) -> u16 {
+    TcpListener::bind((ip, 0))
         .unwrap()
         .local_addr()
         .unwrap()

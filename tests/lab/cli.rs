@@ -22,6 +22,13 @@ fn once_exits_with_the_suite_code() {
     );
     assert!(stdout.contains("lockdown lab — service-endpoint mode"));
     assert!(stdout.contains("0 failed"));
+    // The store the header names: PostgreSQL when installed, else the embedded store.
+    let store = if test_support::postgres::bin_dir().is_some() {
+        "store       PostgreSQL"
+    } else {
+        "store       embedded (redb; PostgreSQL is not installed"
+    };
+    assert!(stdout.contains(store), "{stdout}");
 
     let broken = lockdown(&["--once", "--port", "0", "--break", "bad-credential"]);
     let stdout = String::from_utf8_lossy(&broken.stdout);

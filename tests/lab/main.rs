@@ -3,6 +3,7 @@
 mod breaks;
 mod cli;
 mod configs;
+mod database;
 mod entra;
 mod helpers;
 mod platform;
