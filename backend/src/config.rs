@@ -97,6 +97,15 @@ pub struct BackendConfig {
     /// `DB_AUTH=entra`: the token's resource (Azure Database for PostgreSQL's).
     #[arg(long, env = "DB_TOKEN_RESOURCE", default_value = DEFAULT_DB_TOKEN_RESOURCE)]
     pub db_token_resource: String,
+    /// `DB_AUTH=entra`: the managed-identity endpoint (set by App Service).
+    #[arg(long, env = "IDENTITY_ENDPOINT")]
+    pub identity_endpoint: Option<Url>,
+    /// `DB_AUTH=entra`: the identity endpoint's secret (set by App Service; never logged).
+    #[arg(long, env = "IDENTITY_HEADER", hide_env_values = true)]
+    pub identity_header: Option<Secret>,
+    /// `DB_AUTH=entra`: the client ID of a user-assigned identity (unset: the system-assigned one).
+    #[arg(long, env = "AZURE_CLIENT_ID")]
+    pub azure_client_id: Option<String>,
     /// Time limit of one database connect (lookup, TCP, TLS, login), and of `/readyz`'s check.
     #[arg(long, env = "DB_CONNECT_TIMEOUT_MS", default_value_t = 5_000)]
     pub db_connect_timeout_ms: u64,

@@ -243,6 +243,34 @@ pub trait TokenProvider: Send + Sync {
     fn token(&self) -> std::pin::Pin<Box<dyn Future<Output = Result<Secret, String>> + Send + '_>>;
 }
 
+/// The managed identity's tokens as database passwords (`DB_AUTH=entra`): the identity
+/// endpoint's client shared with the front end ([`hosting::identity`]), which renews a token
+/// ahead of its expiry. The pool asks for the password at every new connection, so a new
+/// connection never logs in with an expired token (a connection keeps working past its login
+/// token's expiry: the server checks the token at login only).
+pub struct IdentityTokens(pub Arc<hosting::identity::TokenSource>);
+
+impl fmt::Debug for IdentityTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("IdentityTokens")
+            .field(&self.0.resource())
+            .finish()
+    }
+}
+
+impl TokenProvider for IdentityTokens {
+    fn token(&self) -> std::pin::Pin<Box<dyn Future<Output = Result<Secret, String>> + Send + '_>> {
+        Box::pin(async move {
+            // The error names the endpoint's answer and correlationId, never a token.
+            self.0
+                .token()
+                .await
+                .map(|token| token.secret())
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
 /// Why a connect to the database failed, phase by phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -374,6 +402,11 @@ impl Connector {
     /// The settings.
     pub fn settings(&self) -> &DatabaseSettings {
         &self.settings
+    }
+
+    /// The time limit of one connect.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// One new connection, its driver task spawned, with what the connect saw.

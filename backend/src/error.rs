@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use hosting::error_response;
 
 use crate::caller::{ClientAddr, Refusal};
+use crate::database::DbFailure;
 use crate::entra::TokenError;
 use crate::store::StoreError;
 
@@ -47,6 +48,11 @@ pub enum ApiError {
     /// 500 `internal`: the store failed. Logged here, never detailed to the caller.
     #[error("store failure: {0}")]
     Store(StoreError),
+    /// 503 with the database's diagnosis code (`database_connect_timeout`,
+    /// `database_auth_refused`, …): PostgreSQL could not be used. The code and its next step
+    /// reach the front end, which passes them on; the failure's detail is only logged.
+    #[error("the back end cannot use its database")]
+    DatabaseUnavailable(DbFailure),
 }
 
 /// `caller 10.9.9.9 (from x-client-ip) is not in ALLOWED_CALLERS`; a service-endpoint caller
@@ -77,6 +83,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Full => Self::StoreFull,
+            StoreError::Unavailable(failure) => Self::DatabaseUnavailable(failure),
             other => Self::Store(other),
         }
     }
@@ -139,6 +146,16 @@ impl IntoResponse for ApiError {
                 message,
                 Some("delete some items first"),
             ),
+            Self::DatabaseUnavailable(failure) => {
+                let code = failure.code();
+                tracing::error!(code = code.as_str(), error = %failure, "database unavailable");
+                error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code.as_str(),
+                    format!("{message}: {}", code.meaning()),
+                    Some(code.next_step()),
+                )
+            }
             Self::Store(error) => {
                 tracing::error!(error = %error, "store failure");
                 error_response(

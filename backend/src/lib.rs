@@ -26,6 +26,7 @@ pub mod database;
 pub mod entra;
 pub mod error;
 pub mod jwks;
+pub mod readiness;
 pub mod routes;
 pub mod store;
 
@@ -271,13 +272,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api().split_for_parts().1
 }
 
-/// The back end's routes (no I/O): `/api/*` behind the gates, `/api/openapi.json`, `/diag`
+/// The back end's routes (no I/O): `/api/*` and `/readyz` behind the gates, `/api/openapi.json`, `/diag`
 /// (404 unless `DIAG_TOKEN` is set), and what `hosting` adds (`/healthz`, request ids,
 /// tracing, the request timeout).
 pub fn app(state: AppState, diag: DiagState, request_timeout: std::time::Duration) -> Router {
     let (api, doc) = api().split_for_parts();
     let doc = Arc::new(doc);
     let api = api
+        .route("/readyz", get(readiness::readyz))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::gate,

@@ -82,6 +82,35 @@ pub struct NewItem {
     pub note: Option<String>,
 }
 
+/// The back end's `GET /readyz`: its store and, on PostgreSQL, the database hop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadinessSeen {
+    /// `embedded` or `postgres` (absent: not a lockdown back end's readiness).
+    #[serde(default)]
+    pub store: Option<String>,
+    /// The database hop (PostgreSQL only).
+    #[serde(default)]
+    pub database: Option<DatabaseSeen>,
+}
+
+/// The database hop as the back end saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseSeen {
+    /// The server's host name.
+    pub host: String,
+    /// The address connected to.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Its class.
+    #[serde(default)]
+    pub class: Option<String>,
+    /// TLS with the certificate and host name verified.
+    pub tls_verified: bool,
+    /// Connect and `SELECT 1`, in milliseconds.
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
+}
+
 /// The back end's `GET /api/caller`, as far as the front end needs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallerSeen {
@@ -415,6 +444,19 @@ impl BackendClient {
             .send(Method::GET, "/api/caller", None, request_id)
             .await?;
         Ok((self.decode(&response)?, response.elapsed))
+    }
+
+    /// `GET /readyz` of the back end: its store and database hop; `Ok(None)` from a back end
+    /// without it (404: an older version). A database failure comes back as its diagnosis.
+    pub async fn readiness(
+        &self,
+        request_id: Option<&HeaderValue>,
+    ) -> Result<Option<ReadinessSeen>, Diagnosis> {
+        let response = self.send(Method::GET, "/readyz", None, request_id).await?;
+        if response.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        self.decode(&response).map(Some)
     }
 
     fn decode<T: serde::de::DeserializeOwned>(

@@ -256,6 +256,18 @@ pub fn from_response_to(
             ),
         ));
     }
+    if let Some(code) = backend_code
+        .as_deref()
+        .and_then(Code::parse)
+        .filter(|code| code.family() == Family::Database)
+    {
+        // The back end's own database diagnosis is passed through: the failing hop is behind it.
+        return Some(Diagnosis::new(
+            gateway,
+            code,
+            format!("the back end answered {status}: {}", envelope_message(body)),
+        ));
+    }
     // App Service Authentication answers before the app: 401 without a body for a token it
     // does not accept, 403 with IIS's sentence for a caller its policy does not allow.
     let platform_refusal = status == StatusCode::UNAUTHORIZED
@@ -356,6 +368,32 @@ mod tests {
 
     fn from_response(status: u16, body: &[u8]) -> Option<Diagnosis> {
         respond(status, None, &[], body, CredentialKind::ApiKey)
+    }
+
+    #[test]
+    fn every_database_failure_of_the_back_end_is_passed_on_with_its_next_step() {
+        let database_codes: Vec<Code> = Code::ALL
+            .iter()
+            .copied()
+            .filter(|c| c.family() == Family::Database)
+            .collect();
+        assert_eq!(database_codes.len(), 9);
+        for code in database_codes {
+            let body = serde_json::json!({"error": {
+                "code": code.as_str(),
+                "message": "the back end cannot use its database: TCP connect to 10.0.2.4:5432 failed",
+                "hint": code.next_step(),
+            }})
+            .to_string();
+            let diagnosis = from_response(503, body.as_bytes()).unwrap();
+            assert_eq!(diagnosis.code, code);
+            assert_eq!(diagnosis.status, StatusCode::BAD_GATEWAY);
+            assert_eq!(diagnosis.hint, code.next_step());
+            assert!(diagnosis.message.contains("10.0.2.4:5432"), "{code}");
+        }
+        // An unknown code in a 5xx stays a back-end error.
+        let body = br#"{"error":{"code":"database_on_fire","message":"m"}}"#;
+        assert_eq!(from_response(503, body).unwrap().code, Code::BackendError);
     }
 
     #[test]

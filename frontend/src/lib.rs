@@ -23,7 +23,8 @@ pub mod csrf;
 pub mod diagnosis;
 pub mod path;
 pub mod routes;
-pub mod token;
+/// The managed identity's tokens (shared with the back end's database login: `hosting::identity`).
+pub use hosting::identity as token;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::AppState;
-use crate::backend_client::{CallerAuthSeen, CallerSeen};
+use crate::backend_client::{CallerAuthSeen, CallerSeen, ReadinessSeen};
 use crate::diagnosis::Diagnosis;
 
 /// The overall state of the path.
@@ -108,6 +108,29 @@ pub struct PathReport {
     pub frontend_instance: Instance,
     /// The back-end instance that answered.
     pub backend_instance: Option<Instance>,
+    /// The back end's own hop to its store: `store` (`embedded`/`postgres`), and on PostgreSQL
+    /// the database's `host`, resolved `address` and `class`, `tls_verified`, `latency_ms`, or
+    /// the `diagnosis` of its failure. Absent when the back end did not answer.
+    pub database: Option<PathDatabase>,
+}
+
+/// The third hop: the back end to its database.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathDatabase {
+    /// `embedded` or `postgres` (`unknown` when the back end could not say).
+    pub store: String,
+    /// The database's host name.
+    pub host: Option<String>,
+    /// The address the back end connected to.
+    pub address: Option<String>,
+    /// Its class.
+    pub class: Option<String>,
+    /// TLS with the certificate and host name verified.
+    pub tls_verified: Option<bool>,
+    /// Connect and `SELECT 1` from the back end, in ms.
+    pub latency_ms: Option<u64>,
+    /// Why the back end cannot use it, when it cannot.
+    pub diagnosis: Option<Diagnosis>,
 }
 
 /// Builds the report: resolves the back-end host, calls `GET /api/caller`, and judges the result.
@@ -126,8 +149,110 @@ pub async fn path_report(state: &AppState, request_id: Option<&HeaderValue>) -> 
         let resolution = state.resolver.resolve(&host, diag::dns::QueryType::A).await;
         Some(dns_view(&host, &resolution, started))
     };
-    let (dns, caller) = tokio::join!(resolve, state.backend.caller(request_id));
-    judge(state, base.as_str(), dns, caller)
+    let (dns, caller, readiness) = tokio::join!(
+        resolve,
+        state.backend.caller(request_id),
+        state.backend.readiness(request_id)
+    );
+    let database = caller.is_ok().then(|| database_view(readiness)).flatten();
+    let mut report = judge(state, base.as_str(), dns, caller);
+    if let Some(database) = database {
+        add_database(&mut report, database);
+    }
+    report
+}
+
+fn database_view(readiness: Result<Option<ReadinessSeen>, Diagnosis>) -> Option<PathDatabase> {
+    match readiness {
+        Ok(None) => None,
+        Ok(Some(seen)) => {
+            let hop = seen.database;
+            Some(PathDatabase {
+                store: seen.store?,
+                host: hop.as_ref().map(|h| h.host.clone()),
+                address: hop.as_ref().and_then(|h| h.address.clone()),
+                class: hop.as_ref().and_then(|h| h.class.clone()),
+                tls_verified: hop.as_ref().map(|h| h.tls_verified),
+                latency_ms: hop.as_ref().and_then(|h| h.latency_ms),
+                diagnosis: None,
+            })
+        }
+        Err(diagnosis) => Some(PathDatabase {
+            store: if diagnosis.code.family() == diag::diagnosis::Family::Database {
+                "postgres".to_owned()
+            } else {
+                "unknown".to_owned()
+            },
+            host: None,
+            address: None,
+            class: None,
+            tls_verified: None,
+            latency_ms: None,
+            diagnosis: Some(diagnosis),
+        }),
+    }
+}
+
+/// Adds the `database` check: green for the embedded store or a private, verified hop; amber
+/// for a hop that works over a public address or without verified TLS; red with the diagnosis.
+fn add_database(report: &mut PathReport, database: PathDatabase) {
+    let (ok, detail) = database_check(&database);
+    report.checks.push(PathCheck {
+        name: "database",
+        ok,
+        detail: detail.clone(),
+    });
+    if ok == Some(false) && report.verdict != PathVerdict::Broken {
+        report.verdict = PathVerdict::Broken;
+        report.summary = match &database.diagnosis {
+            Some(d) => format!("{}. {}", capitalise(&d.message), capitalise(&d.hint)),
+            None => capitalise(&detail),
+        };
+    }
+    report.database = Some(database);
+}
+
+fn database_check(database: &PathDatabase) -> (Option<bool>, String) {
+    if let Some(d) = &database.diagnosis {
+        if d.code.family() != diag::diagnosis::Family::Database {
+            // /api/caller answered but /readyz did not: nothing is known of the hop.
+            return (
+                None,
+                format!(
+                    "the back end's readiness could not tell about its store: {}: {}",
+                    d.code, d.message
+                ),
+            );
+        }
+        return (Some(false), format!("{}: {}", d.code, d.message));
+    }
+    if database.store == "embedded" {
+        return (
+            Some(true),
+            "the back end keeps its items in its embedded store: no database hop".to_owned(),
+        );
+    }
+    let host = database.host.as_deref().unwrap_or("the database");
+    let address = database.address.as_deref().unwrap_or("?");
+    let class = database.class.as_deref().unwrap_or("?");
+    let ms = database
+        .latency_ms
+        .map(|ms| format!(", {ms} ms"))
+        .unwrap_or_default();
+    let seen = format!("{host} at {address} ({class})");
+    match (database.tls_verified, class) {
+        (Some(true), "public") => (
+            None,
+            format!(
+                "{seen}, TLS verified{ms} — over the server's public address: link the privatelink zone so the name resolves to the private endpoint"
+            ),
+        ),
+        (Some(true), _) => (Some(true), format!("{seen}, TLS verified{ms}")),
+        _ => (
+            None,
+            format!("{seen}, TLS NOT verified (sslmode=disable){ms}"),
+        ),
+    }
 }
 
 fn dns_view(host: &str, resolution: &diag::dns::Resolution, started: Instant) -> PathDns {
@@ -262,6 +387,7 @@ fn judge(
         backend_ms,
         frontend_instance: (*state.instance).clone(),
         backend_instance,
+        database: None,
     }
 }
 

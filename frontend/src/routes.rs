@@ -305,11 +305,25 @@ async fn api_path(State(state): State<AppState>, headers: HeaderMap) -> Json<Pat
 }
 
 async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match state.backend.caller(request_id(&headers)).await {
-        Ok((seen, elapsed)) => Json(serde_json::json!({
+    let rid = request_id(&headers);
+    let ready = match state.backend.caller(rid).await {
+        // The back end answers: its own hop to the database must hold too.
+        Ok(answer) => match state.backend.readiness(rid).await {
+            Ok(db) => Ok((answer, db)),
+            Err(d) if d.code.family() == diag::diagnosis::Family::Database => Err(d),
+            // Readiness that says nothing of a database (an older back end): the call itself
+            // answered, which is what this front end needs.
+            Err(_) => Ok((answer, None)),
+        },
+        Err(diagnosis) => Err(diagnosis),
+    };
+    match ready {
+        Ok(((seen, elapsed), readiness)) => Json(serde_json::json!({
             "status": "ready",
             "backend_instance": seen.instance,
             "backend_ms": diag::dns::round_ms(elapsed),
+            "store": readiness.as_ref().and_then(|r| r.store.clone()),
+            "database": readiness.and_then(|r| r.database),
         }))
         .into_response(),
         Err(diagnosis) => {

@@ -1,6 +1,8 @@
-//! Tokens of this app's managed identity for the back end (`BACKEND_AUTH=entra`), from App
-//! Service's identity endpoint: `GET {IDENTITY_ENDPOINT}?resource=…&api-version=2019-08-01
-//! [&client_id=…]` with `X-IDENTITY-HEADER: {IDENTITY_HEADER}`.
+//! Tokens of this app's managed identity, from App Service's identity endpoint: the front end's
+//! for the back end (`BACKEND_AUTH=entra`), the back end's for its database (`DB_AUTH=entra`,
+//! used as the password). The endpoint is asked
+//! `GET {IDENTITY_ENDPOINT}?resource=…&api-version=2019-08-01[&client_id=…]` with
+//! `X-IDENTITY-HEADER: {IDENTITY_HEADER}`.
 //!
 //! Facts this follows: on Linux the endpoint is plain http on a private address, so the client
 //! never goes through a proxy; `expires_on` is a string of Unix seconds (a number is accepted
@@ -27,7 +29,7 @@ use axum::http::HeaderValue;
 use serde_json::Value;
 use url::Url;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// The endpoint's API version (the one with `X-IDENTITY-HEADER` and `client_id`).
 pub const API_VERSION: &str = "2019-08-01";
@@ -104,6 +106,13 @@ impl AccessToken {
     /// The `Authorization` header value (`Bearer …`), marked sensitive.
     pub fn authorization(&self) -> HeaderValue {
         self.authorization.clone()
+    }
+
+    /// The bare token, for the one place that sends it otherwise than in `Authorization` (the
+    /// database login's password).
+    pub fn secret(&self) -> Secret {
+        let value = self.authorization.to_str().unwrap_or_default();
+        Secret::from(value.strip_prefix("Bearer ").unwrap_or_default())
     }
 
     /// When it expires.

@@ -1,6 +1,6 @@
 //! What App Service hands every lockdown app, done once: the listen address, logging, graceful
 //! shutdown, the shared error envelope, request ids, client-address parsing (with the
-//! service-endpoint IPv6 form decoded) and instance identity.
+//! service-endpoint IPv6 form decoded), instance identity and the managed identity's tokens.
 //!
 //! The front end, the back end and the probe server all build on this crate so that they behave
 //! the same way on the platform.
@@ -22,6 +22,7 @@ pub mod cookie;
 pub mod error;
 pub mod forwarded;
 pub mod host;
+pub mod identity;
 pub mod netclass;
 pub mod secret;
 pub mod server;

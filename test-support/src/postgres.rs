@@ -372,6 +372,28 @@ impl PgCluster {
         name
     }
 
+    /// A new login role of its own (tests that break a login must not break the others'):
+    /// `(name, password)`, allowed to use every test database.
+    pub fn create_role(&self) -> (String, String) {
+        let n = self.databases.fetch_add(1, Ordering::SeqCst);
+        let name = format!("r{}_{n}", std::process::id());
+        let password = format!("pw-{name}");
+        self.psql(
+            "postgres",
+            &format!("CREATE ROLE {name} LOGIN PASSWORD '{password}' IN ROLE {APP_USER}"),
+        );
+        (name, password)
+    }
+
+    /// `DATABASE_URL` for `database` as `user` with `password`, verify-full against the test CA.
+    pub fn url_as(&self, user: &str, password: &str, database: &str) -> String {
+        format!(
+            "postgres://{user}:{password}@{PG_HOST}:{}/{database}?sslrootcert={}",
+            self.port,
+            self.ca_file.display()
+        )
+    }
+
     /// `DATABASE_URL` for `database` as [`APP_USER`], verify-full against the test CA, at `host`.
     pub fn url_at(&self, host: &str, database: &str) -> String {
         format!(

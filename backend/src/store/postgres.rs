@@ -26,6 +26,9 @@ const MIGRATION_LOCK: i64 = 0x6c6f_636b_646f_776e; // "lockdown"
 /// and the insert are one step across every instance.
 const INSERT_LOCK: i64 = 0x6c6f_636b_6974_656d; // "lockitem"
 
+/// A pooled connection idle this long is verified before it is handed out again.
+const VERIFY_IDLE_AFTER: Duration = Duration::from_secs(5);
+
 /// Pool settings.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSettings {
@@ -48,9 +51,15 @@ impl managed::Manager for PgManager {
         self.connector.connect().await.map(|(client, _)| client)
     }
 
-    async fn recycle(&self, client: &mut Client, _: &Metrics) -> RecycleResult<DbFailure> {
+    async fn recycle(&self, client: &mut Client, metrics: &Metrics) -> RecycleResult<DbFailure> {
         if client.is_closed() {
             return Err(RecycleError::message("the connection was closed"));
+        }
+        // A connection idle for a while may have been cut without a word (a failover, a
+        // firewall's idle timeout): one empty round trip proves it before it is handed out.
+        // Busy connections skip it, so the relay does not pay a round trip per request.
+        if metrics.last_used() >= VERIFY_IDLE_AFTER && client.simple_query("").await.is_err() {
+            return Err(RecycleError::message("the idle connection was cut"));
         }
         Ok(())
     }

@@ -356,3 +356,183 @@ async fn start_up_stops_with_the_diagnosis_when_the_database_cannot_be_used() {
         "{error:#}"
     );
 }
+
+#[tokio::test]
+async fn readyz_describes_the_hop_and_diagnoses_a_refused_login() {
+    // The embedded store: ready, no hop.
+    let dir = tempfile::tempdir().unwrap();
+    let app = in_process_with_store(ItemStore::open(dir.path()).unwrap());
+    let (status, body) = call(&app, get("/readyz")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "ready", "store": "embedded"})
+    );
+    // Behind the gates, like /api: it names the database's address.
+    let anonymous = Request::get("/readyz").body(Body::empty()).unwrap();
+    assert_eq!(call(&app, anonymous).await.0, StatusCode::UNAUTHORIZED);
+
+    let Some(cluster) = pg() else { return };
+    let dns = test_support::spawn_dns().await;
+    let (role, password) = cluster.create_role();
+    let database = cluster.create_database();
+    let url = cluster.url_as(&role, &password, &database);
+    let store = pg_store(&url, &dns).await.unwrap();
+    let app = in_process_with_store(store.clone());
+    let (status, body) = call(&app, get("/readyz")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["store"], "postgres");
+    assert_eq!(body["database"]["host"], PG_HOST);
+    assert_eq!(
+        body["database"]["address"],
+        format!("127.0.0.1:{}", cluster.port)
+    );
+    assert_eq!(body["database"]["class"], "loopback");
+    assert_eq!(body["database"]["tls_verified"], true);
+    assert!(body["database"]["latency_ms"].is_u64(), "{body}");
+
+    // The role may no longer log in, and its connections are cut: readiness and the items API
+    // both answer 503 with the database's diagnosis.
+    cluster.psql("postgres", &format!("ALTER ROLE {role} NOLOGIN"));
+    cluster.psql(
+        "postgres",
+        &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"),
+    );
+    let (status, body) = call(&app, get("/readyz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "database_auth_refused");
+    assert_eq!(body["error"]["hint"], Code::DatabaseAuthRefused.next_step());
+    assert_eq!(body["database"]["class"], "loopback");
+    assert!(!body.to_string().contains(&password), "{body}");
+    let (status, body) = call(&app, get("/api/items")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "database_auth_refused");
+}
+
+/// A clock the Entra test moves (the token source's; the fake endpoint's `expires_on` uses the
+/// real time, so tokens are issued with a lifetime the moved clock reaches).
+#[derive(Clone)]
+struct TestClock(
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+    std::time::SystemTime,
+);
+
+impl TestClock {
+    fn clock(&self) -> hosting::identity::Clock {
+        let this = self.clone();
+        std::sync::Arc::new(move || {
+            this.1 + Duration::from_secs(this.0.load(std::sync::atomic::Ordering::SeqCst))
+        })
+    }
+
+    fn advance(&self, by: Duration) {
+        self.0
+            .fetch_add(by.as_secs(), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn an_entra_token_is_the_password_and_new_connections_use_the_renewed_one() {
+    use fake_entra::{FakeIdentity, ManagedIdentity, SigningKey};
+    use hosting::identity::{TokenSettings, TokenSource};
+    let Some(cluster) = pg() else { return };
+    let secret = "identity-header-for-db-tests";
+    let identity = FakeIdentity::start(
+        ManagedIdentity {
+            client_id: fake_entra::BACKEND_CLIENT_ID.into(),
+            object_id: fake_entra::FRONTEND_OBJECT_ID.into(),
+            tenant: fake_entra::TENANT_ID.into(),
+        },
+        SigningKey::generate("kid-db"),
+        secret,
+    )
+    .await
+    .unwrap();
+    identity.grant(backend::config::DEFAULT_DB_TOKEN_RESOURCE, &[]);
+    identity.set_lifetime(Duration::from_secs(3600));
+    let clock = TestClock(Default::default(), std::time::SystemTime::now());
+    let source = std::sync::Arc::new(TokenSource::with_clock(
+        TokenSettings::new(
+            Some(identity.endpoint().parse().unwrap()),
+            Some(secret.into()),
+            backend::config::DEFAULT_DB_TOKEN_RESOURCE.into(),
+            None,
+            Duration::from_secs(5),
+        ),
+        reqwest::Client::builder().no_proxy().build().unwrap(),
+        clock.clock(),
+    ));
+    // PostgreSQL accepts the identity's current token as the role's password (Azure checks the
+    // token's signature instead; the test server compares it as a password).
+    let (role, _) = cluster.create_role();
+    let first = source.token().await.unwrap().secret();
+    let set_password = |token: &hosting::secret::Secret| {
+        cluster.psql(
+            "postgres",
+            &format!("ALTER ROLE {role} PASSWORD '{}'", token.expose()),
+        );
+    };
+    set_password(&first);
+    let database = cluster.create_database();
+    let url = format!(
+        "postgres://{role}@{PG_HOST}:{}/{database}?sslrootcert={}",
+        cluster.port,
+        cluster.ca_file.display()
+    );
+    let dns = test_support::spawn_dns().await;
+    let connector = Connector::new(
+        DatabaseSettings::parse(&url).unwrap(),
+        dns.resolver(),
+        None,
+        Credential::Token(std::sync::Arc::new(backend::database::IdentityTokens(
+            source.clone(),
+        ))),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let store = PostgresStore::open(
+        connector,
+        PoolSettings {
+            max_size: 2,
+            wait_timeout: Duration::from_secs(5),
+        },
+    )
+    .await
+    .unwrap();
+    store
+        .create("with the first token".into(), None)
+        .await
+        .unwrap();
+
+    // Inside the renewal window (5 minutes before expiry): the next connection asks for the
+    // password, gets a renewed token, and the server (now expecting that one) lets it in.
+    identity.set_lifetime(Duration::from_secs(7200));
+    clock.advance(Duration::from_secs(56 * 60));
+    let renewed = source.token().await.unwrap().secret();
+    assert_ne!(renewed.expose(), first.expose(), "renewed ahead of expiry");
+    set_password(&renewed);
+    cluster.psql(
+        "postgres",
+        &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"),
+    );
+    // Let the pooled connection's driver read the server's goodbye.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    store
+        .create("with the renewed token".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(store.list().await.unwrap().len(), 2);
+    assert_eq!(source.requests(), 2);
+
+    // The identity endpoint fails and the token has run out: a new connection cannot log in,
+    // and says why (database_token_unavailable), without a token in the message.
+    identity.set_behaviour(fake_entra::Behaviour::Vague500);
+    clock.advance(Duration::from_secs(3 * 3600));
+    cluster.psql(
+        "postgres",
+        &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"),
+    );
+    let failure = store.check().await.unwrap_err();
+    assert_eq!(failure.code(), Code::DatabaseTokenUnavailable, "{failure}");
+    assert!(!failure.message.contains(renewed.expose()));
+}

@@ -36,8 +36,14 @@ pub async fn spawn_backend_entra(authority: &str) -> TestServer {
 /// The real back end with the given credential mode.
 pub async fn spawn_backend_with(allowed: &[&str], auth: AuthMode) -> TestServer {
     let data = tempfile::tempdir().unwrap();
+    let store = ItemStore::open(data.path()).unwrap();
+    spawn_backend_on(allowed, auth, store).await.holding(data)
+}
+
+/// The real back end on `store` (PostgreSQL in the database tests).
+pub async fn spawn_backend_on(allowed: &[&str], auth: AuthMode, store: ItemStore) -> TestServer {
     let state = backend::AppState {
-        store: ItemStore::open(data.path()).unwrap(),
+        store,
         auth,
         app_service_auth: false,
         callers: Arc::new(CallerPolicy::new(
@@ -55,9 +61,7 @@ pub async fn spawn_backend_with(allowed: &[&str], auth: AuthMode) -> TestServer 
     )
     .unwrap();
     let diag = DiagState::new(DiagSettings::new(DiagArgs::default(), resolver)).unwrap();
-    test_support::serve(backend::app(state, diag, Duration::from_secs(5)))
-        .await
-        .holding(data)
+    test_support::serve(backend::app(state, diag, Duration::from_secs(5))).await
 }
 
 /// How to build a front end for a test.

@@ -2,6 +2,7 @@
 //! gates, and fake back ends for every failure the front end must diagnose.
 
 mod contract;
+mod database;
 mod entra;
 mod failures;
 mod helpers;
