@@ -2,6 +2,7 @@
 //! behaviour (caller addresses, restarts).
 
 mod diag;
+mod durability;
 mod entra;
 mod helpers;
 mod items;
