@@ -546,6 +546,9 @@ class Targets:
     name: str
     address: str
     proc: subprocess.Popen
+    # PostgreSQL when installed: {"url", "dns", "version"} (the back end's DATABASE_URL and
+    # DNS_SERVERS), else None.
+    database: dict | None = None
 
 
 def start_targets(procs: Procs, bins: Path) -> Targets:
@@ -564,7 +567,8 @@ def start_targets(procs: Procs, bins: Path) -> Targets:
     for key in ("dns", "tcp"):
         if not info[key].startswith(LOOPBACK + ":"):
             raise Failure(f"the targets helper is not on loopback: {info}")
-    return Targets(info["dns"], info["tcp"], info["name"], info["address"], proc)
+    return Targets(info["dns"], info["tcp"], info["name"], info["address"], proc,
+                   info.get("database"))
 
 
 def backend_env(data_dir: Path, port: int, dns: str) -> dict[str, str]:
@@ -577,9 +581,14 @@ def backend_env(data_dir: Path, port: int, dns: str) -> dict[str, str]:
 
 
 def start_backend(procs: Procs, bins: Path, data_dir: Path, dns: str,
-                  name: str = "backend") -> tuple[subprocess.Popen, int]:
+                  name: str = "backend", database: dict | None = None
+                  ) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    proc = procs.start(name, [str(bins / "backend")], backend_env(data_dir, port, dns))
+    env = backend_env(data_dir, port, dns)
+    if database:
+        # The back end on PostgreSQL: the database's name resolves through its own DNS view.
+        env |= {"DATABASE_URL": database["url"], "DNS_SERVERS": database["dns"]}
+    proc = procs.start(name, [str(bins / "backend")], env)
     wait_ready(procs, name, proc, port)
     return proc, port
 
@@ -678,6 +687,27 @@ def section_relay(procs: Procs, tools: dict, bins: Path, targets: Targets,
     if not bodies["backend"] == bodies["relay"] == bodies["nginx"]:
         raise Failure("the relay, nginx and the back end do not answer the same body")
 
+    # The back end on PostgreSQL (when installed), with a relay of its own: the cost of the
+    # real database, as the relay's ceiling with each store.
+    backend_pg = frontend_pg = None
+    if targets.database:
+        backend_pg, pg_port = start_backend(procs, bins, work / "data-pg", targets.dns,
+                                            "backend-pg", targets.database)
+        seed_items(pg_port)
+        fe_pg_port = free_port()
+        frontend_pg = procs.start("frontend-pg", [str(bins / "frontend")],
+                                  fe_env | {"LISTEN_ADDR": f"{LOOPBACK}:{fe_pg_port}",
+                                            "BACKEND_URL": f"http://{LOOPBACK}:{pg_port}"})
+        wait_ready(procs, "frontend-pg", frontend_pg, fe_pg_port)
+        for label, port, headers in (("backend-pg", pg_port, {"X-Api-Key": API_KEY}),
+                                     ("relay-pg", fe_pg_port, {})):
+            status, body = http_get(port, "/api/items", headers)
+            items = json.loads(body).get("items", []) if status == 200 else []
+            if status != 200 or len(items) != ITEMS:
+                raise Failure(f"{label} /api/items answered {status} with {len(items)} items")
+    else:
+        log("relay: PostgreSQL is not installed: no PostgreSQL rows (apt-get install postgresql)")
+
     for name, proc in (("backend", backend), ("frontend", frontend)):
         footprint.setdefault("idle_rss_kb", {})[name] = rss_kb([proc.pid])
     footprint.setdefault("idle_rss_kb", {})["nginx"] = rss_kb(tree(nginx.pid))
@@ -693,7 +723,15 @@ def section_relay(procs: Procs, tools: dict, bins: Path, targets: Targets,
     if candidate:
         systems.insert(1, System("relay_candidate", "front end relay (candidate build)",
                                  cand_port, "/api/items", {}, lambda: [candidate.pid]))
+    if backend_pg:
+        systems += [
+            System("relay_pg", "front end relay, back end on PostgreSQL", fe_pg_port,
+                   "/api/items", {}, lambda: [frontend_pg.pid]),
+            System("backend_pg", "back end on PostgreSQL alone (ceiling)", pg_port,
+                   "/api/items", {"X-Api-Key": API_KEY}, lambda: [backend_pg.pid]),
+        ]
     result = compare(tools, systems, settings.relay_concurrency, settings)
+    result["postgres"] = targets.database["version"] if backend_pg else None
     result["body_bytes"] = len(bodies["backend"])
     result["nginx_conf"] = conf.replace(str(ng_dir), "$DIR")
     result["nginx_argv"] = " ".join(nginx_argv).replace(str(ng_dir), "$DIR")
@@ -706,7 +744,7 @@ def section_relay(procs: Procs, tools: dict, bins: Path, targets: Targets,
     for name, pids in (("backend", [backend.pid]), ("frontend", [frontend.pid]),
                        ("nginx", tree(nginx.pid))):
         footprint.setdefault("loaded_rss_kb", {})[name] = rss_kb(pids)
-    for proc in (nginx, frontend, candidate, backend):
+    for proc in (nginx, frontend, candidate, backend, frontend_pg, backend_pg):
         if proc:
             procs.stop(proc)
     result["candidate"] = str(settings.candidate_dir) if candidate else None
@@ -1038,6 +1076,13 @@ def targets_table(res: dict) -> list[tuple[str, str, str, bool | None]]:
             rows.append((f"relay p99 vs nginx, c={c}",
                          f"{fmt(r['p99_ms'], 2)} / {fmt(n['p99_ms'], 2)} ms = **{fmt(q, 2)}×**",
                          "≤ 1.2×", None if q is None else q <= 1.2))
+            if "backend_pg" in by:
+                # A figure, not a target: what the real database costs the ceiling.
+                p, e = by["backend_pg"], by["backend"]
+                q = ratio(p["rps"], e["rps"])
+                rows.append((f"back end req/s, PostgreSQL vs embedded, c={c}",
+                             f"{fmt(p['rps'])} / {fmt(e['rps'])} = **{fmt(q, 2)}×**", "—",
+                             None))
     probe = res.get("probe")
     if probe:
         for kind, ours, theirs in (("tcp", "tcpping", "bb_tcp"), ("dns", "resolve", "bb_dns")):
@@ -1169,10 +1214,18 @@ def relay_report(w, r: dict, settings: Settings) -> None:
     order = [("relay", "lockdown relay"), ("nginx", "nginx"), ("backend", "back end alone")]
     if r.get("candidate"):
         order.insert(1, ("relay_candidate", "lockdown relay, candidate build ¹"))
+    if r.get("postgres"):
+        order += [("relay_pg", "lockdown relay, back end on PostgreSQL ²"),
+                  ("backend_pg", "back end on PostgreSQL alone ²")]
     comparison_table(w, r, order, "nginx")
     if r.get("candidate"):
         w("¹ Built from a patched copy of the tree (the fixes proposed in the notes), measured "
           "in the same rounds; the targets above use the unpatched build.\n")
+    if r.get("postgres"):
+        w(f"² The same back end with `DATABASE_URL` set: PostgreSQL {r['postgres']} (Debian's, a "
+          "throw-away cluster on loopback, fsync on), reached by its `privatelink` name with TLS "
+          "verify-full, a pool of 10; its own relay in front. The embedded rows are redb. Both "
+          "serve the same items; the difference is the cost of the real database.\n")
     rounds_details(w, r, order)
     w("Commands (ports are picked per run; `-t1` at c=1 because wrk needs a connection per "
       "thread):\n")

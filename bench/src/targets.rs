@@ -1,6 +1,8 @@
 //! The targets both probers hit, so each side asks the same server: the lab's public DNS view
 //! (hickory-server, `app-be.azurewebsites.net` → 127.0.1.20) and a TCP sink that accepts every
 //! connection and holds it until the prober closes, then resets it (no TIME_WAIT on either side).
+//! When PostgreSQL is installed, also the lab's database (its own cluster behind the
+//! `privatelink` name, fsync on) and the DNS that names it, for the relay's PostgreSQL rows.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -23,6 +25,24 @@ pub fn run(max_seconds: u64) -> anyhow::Result<String> {
 }
 
 async fn serve(max_seconds: u64) -> anyhow::Result<String> {
+    // The cluster stops when this function returns (its supervisor's stdin closes).
+    let database = match test_support::postgres::bin_dir() {
+        None => None,
+        Some(_) => {
+            let cluster =
+                test_support::postgres::PgCluster::start(&test_support::postgres::ClusterOptions {
+                    listen: lockdown::topology::DATABASE_PRIVATE_ENDPOINT,
+                    names: vec![lockdown::topology::DATABASE_HOST.to_owned()],
+                })
+                .map_err(anyhow::Error::msg)?;
+            let dns = DnsServer::database(cluster.listen).await?;
+            let url = cluster.url_at(
+                lockdown::topology::DATABASE_HOST,
+                &cluster.create_database(),
+            );
+            Some((cluster, dns, url))
+        }
+    };
     let dns = DnsServer::start(
         ZoneView {
             private_endpoint: false,
@@ -61,6 +81,11 @@ async fn serve(max_seconds: u64) -> anyhow::Result<String> {
         "tcp": tcp.to_string(),
         "name": lockdown::topology::BACKEND_HOST,
         "address": lockdown::topology::BACKEND_PUBLIC.to_string(),
+        "database": database.as_ref().map(|(_, dns, url)| serde_json::json!({
+            "url": url,
+            "dns": dns.addr.to_string(),
+            "version": test_support::postgres::version(),
+        })),
     });
     {
         let mut out = std::io::stdout().lock();
@@ -81,6 +106,7 @@ async fn serve(max_seconds: u64) -> anyhow::Result<String> {
     };
     sink_task.abort();
     drop(dns);
+    drop(database);
     Ok(serde_json::json!({
         "stopped": reason,
         "tcp_accepted": accepted.load(Ordering::Relaxed),
