@@ -77,8 +77,14 @@ param planSku string = 'P0v3'
 param hostNameScope string = ''
 
 @minValue(1)
-@description('App Service plan instances: the front end runs on each, the back end on one (per-app scaling; above 1 needs Standard or higher)')
+@description('App Service plan instances: the front end runs on each; the back end on one with the embedded store, on each with PostgreSQL (per-app scaling; above 1 needs Standard or higher)')
 param planCapacity int = 1
+
+@description('The back end\'s PostgreSQL: the Azure Database for PostgreSQL flexible server\'s public name (NAME.postgres.database.azure.com; it resolves to its private endpoint through the privatelink.postgres.database.azure.com zone linked to this VNet). Empty: the embedded store on /home, one back-end instance.')
+param databaseHost string = ''
+
+@description('The database on that server')
+param databaseName string = 'items'
 
 @description('Front-end image; empty until azd deploy pushed one (azd sets SERVICE_FRONTEND_IMAGE_NAME)')
 param frontendImage string = ''
@@ -122,6 +128,7 @@ var tags = {
 var placeholderImage = 'mcr.microsoft.com/appsvc/staticsite:latest'
 var frontendName = 'app-fe-${resourceToken}'
 var backendName = 'app-be-${resourceToken}'
+var backendIdentityName = 'id-be-${resourceToken}'
 var locksDown = (lockdownMode != 'none')
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -151,7 +158,7 @@ module identities 'modules/identities.bicep' = {
     location: location
     tags: tags
     frontendIdentityName: 'id-fe-${resourceToken}'
-    backendIdentityName: 'id-be-${resourceToken}'
+    backendIdentityName: backendIdentityName
   }
 }
 
@@ -347,8 +354,29 @@ var backendBaseSettings = [
   }
 ]
 
+// PostgreSQL with no password: the back end logs in as its user-assigned identity (a Microsoft
+// Entra role of the identity's name on the server, created with pgaadauth_create_principal),
+// its token as the password, TLS verify-full against the server's public name.
+var usesDatabase = !empty(databaseHost)
+var backendDatabaseSettings = [
+  {
+    name: 'DATABASE_URL'
+    value: 'postgres://${backendIdentityName}@${databaseHost}:5432/${databaseName}'
+  }
+  {
+    name: 'DB_AUTH'
+    value: 'entra'
+  }
+  {
+    name: 'AZURE_CLIENT_ID'
+    value: identities.outputs.backendClientId
+  }
+]
+// The embedded store admits one process; PostgreSQL any number: the back end scales with the plan.
+var backendInstanceCount = (usesDatabase) ? planCapacity : 1
+
 var frontendSettings = concat(frontendBaseSettings, usesEntra ? frontendEntraSettings : frontendApiKeySettings)
-var backendSettings = concat(backendBaseSettings, usesEntra ? backendEntraSettings : backendApiKeySettings)
+var backendSettings = concat(backendBaseSettings, usesEntra ? backendEntraSettings : backendApiKeySettings, usesDatabase ? backendDatabaseSettings : [])
 
 module frontend 'modules/frontend.bicep' = {
   name: 'frontend'
@@ -385,6 +413,7 @@ module backendOpen 'modules/backend-open.bicep' = if (lockdownMode == 'none') {
     identityClientId: identities.outputs.backendClientId
     image: empty(backendImage) ? placeholderImage : backendImage
     appSettings: backendSettings
+    instanceCount: backendInstanceCount
     workspaceId: monitoring.outputs.workspaceId
     hostNameScope: hostNameScope
   }
@@ -406,6 +435,7 @@ module backendServiceEndpoint 'modules/backend-service-endpoint.bicep' = if (loc
     identityClientId: identities.outputs.backendClientId
     image: empty(backendImage) ? placeholderImage : backendImage
     appSettings: backendSettings
+    instanceCount: backendInstanceCount
     workspaceId: monitoring.outputs.workspaceId
     hostNameScope: hostNameScope
     integrationSubnetId: network.outputs.integrationSubnetId
@@ -428,6 +458,7 @@ module backendPrivateEndpoint 'modules/backend-private-endpoint.bicep' = if (loc
     identityClientId: identities.outputs.backendClientId
     image: empty(backendImage) ? placeholderImage : backendImage
     appSettings: backendSettings
+    instanceCount: backendInstanceCount
     workspaceId: monitoring.outputs.workspaceId
     hostNameScope: hostNameScope
     privateEndpointSubnetId: network.outputs.privateEndpointSubnetId
@@ -487,3 +518,5 @@ output KEY_VAULT_NAME string = keyVault.outputs.keyVaultName
 output DIAG_TOKEN_SECRET_NAME string = keyVault.outputs.diagTokenSecretName
 output BACKEND_AUTH_MODE string = usesEntra ? 'entra' : 'api-key'
 output BACKEND_APP_ID_URI string = backendAppIdUri
+output BACKEND_STORE string = usesDatabase ? 'postgres' : 'embedded'
+output BACKEND_INSTANCES int = backendInstanceCount

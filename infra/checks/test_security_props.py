@@ -185,8 +185,9 @@ def check_site_baseline(text: str, origin: str, role: str) -> Declaration:
     fx = config.get("linuxFxVersion")
     assert isinstance(fx, Expr) and fx.text.startswith("'DOCKER|"), f"{origin}: linuxFxVersion must be DOCKER|<image>"
     if role == "backend":
-        assert config.get("numberOfWorkers") == 1, \
-            f"{origin}: siteConfig.numberOfWorkers must be 1: the back end's store (redb on the shared /home) admits one process"
+        workers = config.get("numberOfWorkers")
+        assert isinstance(workers, Expr) and workers.text == "instanceCount", \
+            f"{origin}: siteConfig.numberOfWorkers must be instanceCount (1 on the embedded store, which admits one process; the plan's capacity on PostgreSQL)"
 
     # A custom container's stdout (the apps' JSON logs) lands in AppServiceConsoleLogs only.
     diagnostics = one(resources(text, origin, "Microsoft.Insights/diagnosticSettings"), f"diagnostic settings in {origin}")
@@ -314,9 +315,28 @@ def check_main(text: str, origin: str = "main.bicep") -> None:
         settings[name] = {s["name"]: s["value"] for s in block}
     for side in ("frontend", "backend"):
         combined = names.get(f"{side}Settings")
-        expected = f"concat({side}BaseSettings, usesEntra ? {side}EntraSettings : {side}ApiKeySettings)"
+        expected = f"concat({side}BaseSettings, usesEntra ? {side}EntraSettings : {side}ApiKeySettings"
+        expected += ", usesDatabase ? backendDatabaseSettings : [])" if side == "backend" else ")"
         assert isinstance(combined, Expr) and combined.text == expected, \
             f"{origin}: var {side}Settings must be {expected}, is {combined}"
+
+    # PostgreSQL: no password (the identity's token), and the back end scales with the plan only
+    # then (the embedded store admits one process).
+    database = names.get("backendDatabaseSettings")
+    assert isinstance(database, list), f"{origin}: var backendDatabaseSettings must be a literal array"
+    database = {s["name"]: s["value"] for s in database}
+    assert database.get("DB_AUTH") == "entra", f"{origin}: the back end's database login must be DB_AUTH=entra"
+    url = database.get("DATABASE_URL")
+    assert isinstance(url, Expr) and url.text.startswith("'postgres://${backendIdentityName}@${databaseHost}:5432/"), \
+        f"{origin}: DATABASE_URL must be the identity's role at the server's public name, without a password, is {url}"
+    assert "sslmode" not in url.text, f"{origin}: DATABASE_URL must keep the default verify-full"
+    count = names.get("backendInstanceCount")
+    assert isinstance(count, Expr) and count.text == "(usesDatabase) ? planCapacity : 1", \
+        f"{origin}: backendInstanceCount must be (usesDatabase) ? planCapacity : 1, is {count}"
+    for module in BACKEND_MODULES.values():
+        given = dig(modules[f"modules/{module}"].body, "params", "instanceCount")
+        assert isinstance(given, Expr) and given.text == "backendInstanceCount", \
+            f"{origin}: modules/{module} instanceCount must be backendInstanceCount, is {given}"
     assert isinstance(names.get("usesEntra"), Expr) and names["usesEntra"].text == "(backendAuth == 'entra')", \
         f"{origin}: usesEntra must be (backendAuth == 'entra')"
 
@@ -552,8 +572,10 @@ MUTATIONS = [
     ("backend-private-endpoint.bicep", check_backend_private_endpoint,
      "      minTlsVersion: '1.2'", "      minTlsVersion: '1.1'", "minTlsVersion"),
     ("backend-open.bicep", check_backend_open, "ftpsState: 'Disabled'", "ftpsState: 'FtpsOnly'", "ftpsState"),
-    ("backend-service-endpoint.bicep", check_backend_service_endpoint, "      numberOfWorkers: 1\n", "", "numberOfWorkers"),
-    ("backend-private-endpoint.bicep", check_backend_private_endpoint, "numberOfWorkers: 1", "numberOfWorkers: 2", "numberOfWorkers"),
+    ("backend-service-endpoint.bicep", check_backend_service_endpoint, "      numberOfWorkers: instanceCount\n", "", "numberOfWorkers"),
+    ("backend-private-endpoint.bicep", check_backend_private_endpoint, "numberOfWorkers: instanceCount", "numberOfWorkers: 2", "numberOfWorkers"),
+    ("main.bicep", check_main, "(usesDatabase) ? planCapacity : 1", "planCapacity", "backendInstanceCount"),
+    ("main.bicep", check_main, "    value: 'entra'\n  }\n  {\n    name: 'AZURE_CLIENT_ID'", "    value: 'password'\n  }\n  {\n    name: 'AZURE_CLIENT_ID'", "DB_AUTH=entra"),
     ("plan.bicep", check_plan, "perSiteScaling: capacity > 1", "perSiteScaling: false", "perSiteScaling"),
     ("main.bicep", check_main, "if (lockdownMode == 'privateEndpoint')", "if (lockdownMode != 'none')", "backend-private-endpoint"),
     ("main.bicep", check_main, "value: 'x-client-ip'", "value: 'x-forwarded-for'", "CLIENT_IP_SOURCE"),

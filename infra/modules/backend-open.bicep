@@ -30,6 +30,10 @@ param appSettings array
 @description('Log Analytics workspace resource ID')
 param workspaceId string
 
+@minValue(1)
+@description('Instances of the back end: 1 on the embedded store (redb admits one process), the plan\'s capacity on PostgreSQL')
+param instanceCount int
+
 @description('Scope of a unique default host name (<name>-<hash>.<region>-01.azurewebsites.net); empty: the classic <name>.azurewebsites.net')
 param hostNameScope string
 
@@ -48,7 +52,7 @@ resource site 'Microsoft.Web/sites@2025-03-01' = {
   }
   properties: {
     // checkov:skip=CKV_AZURE_222: mode none is the open baseline before lockdown; pick serviceEndpoint or privateEndpoint to close the back end.
-    // checkov:skip=CKV_AZURE_212: one instance by design: the items store (redb) is a file on the shared /home that one process at a time can open.
+    // checkov:skip=CKV_AZURE_212: the instance count is instanceCount: one on the embedded store (redb, a file on the shared /home that one process at a time can open), the plan's capacity on PostgreSQL.
     // checkov:skip=CKV_AZURE_17: the back end authenticates its one caller with an API key or an Entra token, not client certificates.
     serverFarmId: planId
     httpsOnly: true
@@ -67,8 +71,8 @@ resource site 'Microsoft.Web/sites@2025-03-01' = {
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       healthCheckPath: '/healthz'
-      // One instance whatever the plan's size (per-app scaling): see the skip above.
-      numberOfWorkers: 1
+      // With per-app scaling, the back end's own count: 1 on redb, the plan's on PostgreSQL.
+      numberOfWorkers: instanceCount
       remoteDebuggingEnabled: false
       httpLoggingEnabled: true
       detailedErrorLoggingEnabled: true
