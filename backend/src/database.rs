@@ -212,11 +212,29 @@ impl DatabaseSettings {
     }
 }
 
+/// Decodes `%XX` escapes of a URL's user, password or path (a `+` stays a `+`, unlike in a
+/// query string).
 fn percent_decode(text: &str) -> String {
-    url::form_urlencoded::parse(format!("x={text}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Where the password of each new connection comes from.
@@ -603,13 +621,13 @@ mod tests {
     #[test]
     fn the_url_is_read_with_verify_full_by_default() {
         let s = DatabaseSettings::parse(
-            "postgres://app%40id:p%40ss@pg-lockdown.postgres.database.azure.com/items",
+            "postgres://app%40id:p%40s+s@pg-lockdown.postgres.database.azure.com/items",
         )
         .unwrap();
         assert_eq!(s.host, "pg-lockdown.postgres.database.azure.com");
         assert_eq!(s.port, 5432);
         assert_eq!(s.user, "app@id");
-        assert_eq!(s.password.as_ref().unwrap().expose(), "p@ss");
+        assert_eq!(s.password.as_ref().unwrap().expose(), "p@s+s");
         assert_eq!(s.dbname, "items");
         assert_eq!(
             s.tls,
@@ -617,8 +635,8 @@ mod tests {
                 roots: Roots::System
             }
         );
-        assert!(!format!("{s:?}").contains("p@ss"));
-        assert!(!s.redacted().contains("p@ss"));
+        assert!(!format!("{s:?}").contains("p@s+s"));
+        assert!(!s.redacted().contains("p@s+s"));
         let file = DatabaseSettings::parse(
             "postgresql://u@db.lockdown.test:6543/d?sslrootcert=/tmp/ca.pem",
         )
