@@ -1415,7 +1415,7 @@ def main(argv: list[str]) -> int:
         settings.json_out.write_text(json.dumps(res, indent=2, default=str) + "\n")
     log(f"wrote {settings.out} in {res['elapsed_s']:.0f} s")
     for what, figure, target, ok in targets_table(res):
-        log(f"  {'ok  ' if ok else 'MISS'} {what}: {figure.replace('**', '')} (target {target})")
+        log(f"  {'ok  ' if ok else ('–   ' if ok is None else 'MISS')} {what}: {figure.replace('**', '')} (target {target})")
     return 1 if failed else 0
 
 
