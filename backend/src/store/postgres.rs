@@ -169,7 +169,7 @@ impl PostgresStore {
         Ok(row.as_ref().map(item))
     }
 
-    /// Stores a new item: counted and inserted in one transaction under [`INSERT_LOCK`], and
+    /// Stores a new item: counted and inserted in one transaction under `INSERT_LOCK`, and
     /// acknowledged only once committed (`synchronous_commit` is on by default: flushed).
     pub async fn create(&self, name: String, note: Option<String>) -> Result<Item, StoreError> {
         let mut client = self.client().await?;
@@ -232,7 +232,7 @@ fn query_failure(error: &tokio_postgres::Error) -> DbFailure {
     }
 }
 
-/// Applies the missing [`MIGRATIONS`], each in its own transaction, under [`MIGRATION_LOCK`]
+/// Applies the missing `MIGRATIONS`, each in its own transaction, under `MIGRATION_LOCK`
 /// (a session lock: released when this connection ends, even if start-up dies half way).
 pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, StoreError> {
     client
