@@ -166,7 +166,7 @@ fn the_front_ends_copies_match_the_back_ends_schemas() {
     let caller = CallerSeen {
         client_ip: "10.0.1.4".into(),
         source: "x-client-ip".into(),
-        peer: "10.0.1.4:50000".into(),
+        peer: "10.0.1.4:50000".into(), // a value to serialise and parse back, never connected to
         class: "private".into(),
         allowed: true,
         auth: Some(auth_seen()),
