@@ -12,6 +12,7 @@
 //! - [`kudu_reader`]: reads Kudu's text as Microsoft's Diagnostics portal does.
 //! - [`postgres`]: a throw-away PostgreSQL (TLS, unprivileged owner, loopback port).
 
+pub mod browser;
 pub mod entra;
 pub mod kudu_reader;
 pub mod logging;

@@ -358,15 +358,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 /// Debian's `chromium` (CI installs it), as the front end's page test does.
 #[tokio::test]
 async fn chromium_shows_the_topology_the_matrix_and_the_change() {
-    let Some(chromium) = ["chromium", "chromium-browser"]
-        .into_iter()
-        .find(|b| which(b))
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium is required in CI"
-        );
-        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
+    let Some(chromium) = test_support::browser::chromium() else {
         return;
     };
     let healthy = report_of(Mode::ServiceEndpoint, &[]).await;
@@ -416,11 +408,6 @@ async fn chromium_shows_the_topology_the_matrix_and_the_change() {
         red_in_green == 0 && green_in_green > 500,
         "the healthy run is all green: {red_in_green} red, {green_in_green} green pixels"
     );
-}
-
-fn which(binary: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(binary).is_file()))
 }
 
 async fn chromium_run(chromium: &str, dir: &Path, page: &Path, extra: &str) -> String {

@@ -129,15 +129,7 @@ async fn forms_need_the_csrf_token() {
 /// built must hold the items and the panel. Needs Debian's `chromium` (CI installs it).
 #[tokio::test]
 async fn chromium_renders_the_items_and_a_green_panel() {
-    let Some(chromium) = ["chromium", "chromium-browser"]
-        .into_iter()
-        .find(|b| which(b))
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium is required in CI"
-        );
-        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
+    let Some(chromium) = test_support::browser::chromium() else {
         return;
     };
     let backend = spawn_backend(&["127.0.0.2/32"]).await;
@@ -189,11 +181,6 @@ async fn chromium_renders_the_items_and_a_green_panel() {
     if let Ok(keep) = std::env::var("SCREENSHOT_DIR") {
         std::fs::copy(&shot, std::path::Path::new(&keep).join("frontend-page.png")).unwrap();
     }
-}
-
-fn which(binary: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(binary).is_file()))
 }
 
 async fn run_with_timeout(binary: &str, args: Vec<String>) -> String {
