@@ -24,6 +24,7 @@ use tokio::sync::Semaphore;
 use crate::dns::{DnsResolver, ResolveRequest};
 use crate::envfacts::{DiagPolicyView, EnvFacts, EnvReport, interfaces, parse_resolv_conf};
 use crate::error::DiagError;
+use crate::forward::{ACTIONS, BackendDiag, Forwarder};
 use crate::httpcheck::{HttpCheckRequest, http_check, tls_client_config};
 use crate::policy::{Policy, PolicyError, PolicySource};
 use crate::target::{InputError, parse_ip_port, truncate};
@@ -174,6 +175,8 @@ struct Inner {
     /// `facts.instance_id` as a header value, when it is one.
     instance: Option<HeaderValue>,
     tls: Result<Arc<rustls::ClientConfig>, String>,
+    /// `/diag/backend/{action}`'s client, when the app has a back end to forward to.
+    forwarder: Option<Result<Forwarder, String>>,
     limits: DiagLimits,
     bucket: Mutex<TokenBucket>,
     failures: Mutex<Failures>,
@@ -214,6 +217,9 @@ pub struct DiagSettings {
     pub facts: EnvFacts,
     /// The bounds (default: the production ones).
     pub limits: DiagLimits,
+    /// The app's own back end's `/diag`, reached through `/diag/backend/{action}` (the front
+    /// end's `BACKEND_DIAG_TOKEN`); `None`: those routes answer 404 `backend_diag_not_configured`.
+    pub backend_diag: Option<BackendDiag>,
 }
 
 impl DiagSettings {
@@ -226,6 +232,7 @@ impl DiagSettings {
             own_backend_host: None,
             facts: EnvFacts::default(),
             limits: DiagLimits::default(),
+            backend_diag: None,
         }
     }
 }
@@ -240,6 +247,7 @@ impl DiagState {
             own_backend_host,
             mut facts,
             limits,
+            backend_diag,
         } = settings;
         let policy = match &args.diag_allow {
             Some(allow) => Policy::parse(allow)?,
@@ -264,9 +272,19 @@ impl DiagState {
             .instance_id
             .as_deref()
             .and_then(|id| HeaderValue::from_str(id).ok());
+        // A forwarded diagnostic gets what the back end needs for its longest one, and a margin.
+        let forwarder = backend_diag.map(|target| {
+            Forwarder::new(
+                target,
+                resolver.clone(),
+                source,
+                limits.max_request + Duration::from_secs(3),
+            )
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 token,
+                forwarder,
                 policy,
                 resolver,
                 source,
@@ -347,6 +365,7 @@ pub fn router(state: DiagState) -> Router {
         .route("/diag/tcpping", get(tcpping))
         .route("/diag/http", get(http))
         .route("/diag/env", get(env))
+        .route("/diag/backend/{action}", get(backend))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -584,6 +603,31 @@ async fn http(
         "diag http"
     );
     Ok(respond(format, &report, |r| r.to_text()))
+}
+
+/// `/diag/backend/{action}`: `action` run in the app's own back end (see [`crate::forward`]).
+async fn backend(
+    State(state): State<DiagState>,
+    axum::extract::Path(action): axum::extract::Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, DiagError> {
+    if !ACTIONS.contains(&action.as_str()) {
+        // Like any unknown route: only the diagnostics /diag has are forwarded.
+        return Err(DiagError::Disabled);
+    }
+    let forwarder = match &state.inner.forwarder {
+        None => return Err(DiagError::BackendNotConfigured),
+        Some(Err(e)) => return Err(DiagError::Internal(e.clone())),
+        Some(Ok(forwarder)) => forwarder,
+    };
+    let response = forwarder.forward(&action, query.as_deref()).await;
+    tracing::info!(
+        diag.action = "backend",
+        diag.backend_action = %action,
+        status = response.status().as_u16(),
+        "diag forwarded to the back end"
+    );
+    Ok(response)
 }
 
 /// Query of `/diag/env`.

@@ -39,6 +39,10 @@ pub enum DiagError {
     /// 403 `target_denied`: the target policy forbids the (resolved) address; nothing was sent.
     #[error("{0}")]
     TargetDenied(Denied),
+    /// 404 `backend_diag_not_configured`: `/diag/backend/…` on an app that has no back end's
+    /// diag token (`BACKEND_DIAG_TOKEN` on the front end).
+    #[error("this app does not forward diagnostics to its back end")]
+    BackendNotConfigured,
     /// 500 `internal`: something that should not fail did (details are logged, not returned).
     #[error("internal error: {0}")]
     Internal(String),
@@ -77,6 +81,14 @@ impl IntoResponse for DiagError {
                 StatusCode::FORBIDDEN,
                 "target_denied",
                 Some(denied.hint().to_owned()),
+            ),
+            Self::BackendNotConfigured => (
+                StatusCode::NOT_FOUND,
+                "backend_diag_not_configured",
+                Some(
+                    "set BACKEND_DIAG_TOKEN on the front end to the back end's DIAG_TOKEN"
+                        .to_owned(),
+                ),
             ),
             Self::Internal(detail) => {
                 tracing::error!(error = %detail, "diag request failed");

@@ -18,6 +18,7 @@
 //! - [`diagnosis`]: the one diagnosis vocabulary: every code, its meaning and its next step.
 //! - [`error`]: the `/diag` error type and its envelope.
 //! - [`failure`]: reading an error chain: the innermost cause, the `io` kind, a wrapped type.
+//! - [`forward`]: `/diag/backend/…`, a diagnostic run in the app's own back end, through it.
 
 pub mod api;
 pub mod appservice;
@@ -26,6 +27,7 @@ pub mod dns;
 pub mod envfacts;
 pub mod error;
 pub mod failure;
+pub mod forward;
 pub mod httpcheck;
 pub mod kudu;
 pub mod outbound;

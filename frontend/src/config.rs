@@ -52,6 +52,11 @@ pub struct FrontendConfig {
     /// The API key sent to the back end in `X-Api-Key` (never reaches the browser).
     #[arg(long, env = "BACKEND_API_KEY", hide_env_values = true)]
     pub backend_api_key: Option<Secret>,
+    /// The back end's `DIAG_TOKEN`: turns on `/diag/backend/{action}`, which runs a diagnostic
+    /// in the back end through this app (for a back end with no public entry). Held here, sent
+    /// only to `BACKEND_URL`, never returned or logged. Unset: those routes answer 404.
+    #[arg(long, env = "BACKEND_DIAG_TOKEN", hide_env_values = true)]
+    pub backend_diag_token: Option<Secret>,
     /// Entra mode: the resource the token is asked for — the back end's application ID URI
     /// (`api://…`) or client ID. A resource, not a scope: no `/.default`.
     #[arg(long, env = "BACKEND_TOKEN_RESOURCE")]

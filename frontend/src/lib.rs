@@ -145,10 +145,18 @@ pub fn build(config: &FrontendConfig) -> anyhow::Result<Built> {
     if config.backend_auth == BackendAuth::Entra {
         facts.auth.backend_token_resource = config.token_resource().ok();
     }
+    let backend_diag = match config.backend_diag_token.as_ref().filter(|t| !t.is_empty()) {
+        Some(token) => Some(
+            diag::forward::BackendDiag::new(config.backend_url.clone(), token.expose())
+                .map_err(anyhow::Error::msg)?,
+        ),
+        None => None,
+    };
     let diag = DiagState::new(DiagSettings {
         outbound_source_addr: source,
         own_backend_host: Some(config.backend_url.as_str().to_owned()),
         facts,
+        backend_diag,
         ..DiagSettings::new(config.diag.clone(), resolver.clone())
     })?;
     if let Some(warning) = config.request_budget_warning() {

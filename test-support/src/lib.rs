@@ -365,6 +365,8 @@ pub struct DiagConfig {
     pub source: Option<IpAddr>,
     /// The variables `/diag/env` may read from.
     pub env: HashMap<String, String>,
+    /// The back end `/diag/backend/…` forwards to.
+    pub backend_diag: Option<diag::forward::BackendDiag>,
 }
 
 impl DiagConfig {
@@ -377,6 +379,7 @@ impl DiagConfig {
             resolver,
             source: None,
             env: HashMap::new(),
+            backend_diag: None,
         }
     }
 
@@ -390,6 +393,7 @@ impl DiagConfig {
             outbound_source_addr: self.source,
             facts: EnvFacts::from_map(&self.env),
             limits: self.limits,
+            backend_diag: self.backend_diag.clone(),
             ..DiagSettings::new(args, self.resolver.clone())
         })
         .unwrap()

@@ -3,6 +3,7 @@
 
 mod diag;
 mod dns;
+mod forward;
 mod guard;
 mod http;
 mod kudu;
