@@ -31,6 +31,7 @@ pub mod routes;
 pub mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -212,9 +213,29 @@ pub async fn open_store(config: &BackendConfig) -> anyhow::Result<ItemStore> {
     }
 }
 
-/// `DB_AUTH=entra`: tokens of the app's managed identity for the database.
-fn db_token_provider(_config: &BackendConfig) -> anyhow::Result<Arc<dyn database::TokenProvider>> {
-    anyhow::bail!("DB_AUTH=entra is not available in this build")
+/// `DB_AUTH=entra`: tokens of the app's managed identity for the database (`DB_TOKEN_RESOURCE`),
+/// from the identity endpoint App Service gives the app — the front end's client
+/// ([`hosting::identity`]), renewed ahead of expiry. Without `IDENTITY_ENDPOINT` the first
+/// connect fails as `database_token_unavailable`, which says to turn the identity on.
+fn db_token_provider(config: &BackendConfig) -> anyhow::Result<Arc<dyn database::TokenProvider>> {
+    let settings = hosting::identity::TokenSettings::new(
+        config.identity_endpoint.clone(),
+        config.identity_header.clone(),
+        config.db_token_resource.clone(),
+        config.azure_client_id.clone(),
+        config.db_connect_timeout(),
+    );
+    // The identity endpoint is local to the instance: plain http, never a proxy, no source
+    // binding (it is not reached through the VNet).
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(2).min(config.db_connect_timeout()))
+        .build()
+        .context("building the identity endpoint's client")?;
+    Ok(Arc::new(database::IdentityTokens(Arc::new(
+        hosting::identity::TokenSource::new(settings, http),
+    ))))
 }
 
 impl AppState {

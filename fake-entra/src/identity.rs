@@ -78,6 +78,7 @@ struct Settings {
     lifetime: Duration,
     expires_on_format: ExpiresOnFormat,
     user_assigned: bool,
+    fixed_token: Option<String>,
 }
 
 struct IdentityState {
@@ -132,6 +133,7 @@ impl FakeIdentity {
                 lifetime: Duration::from_secs(24 * 3600),
                 expires_on_format: ExpiresOnFormat::String,
                 user_assigned: false,
+                fixed_token: None,
             }),
             requests: Mutex::new(Vec::new()),
             issued: AtomicUsize::new(0),
@@ -179,6 +181,17 @@ impl FakeIdentity {
             .lock()
             .expect("settings lock")
             .expires_on_format = format;
+    }
+
+    /// Answers `token` as the access token instead of a freshly signed one (`None`: signed
+    /// tokens again): for a peer that compares the token as a password, as the tests'
+    /// PostgreSQL does where Azure's checks the signature.
+    pub fn set_fixed_token(&self, token: Option<&str>) {
+        self.state
+            .settings
+            .lock()
+            .expect("settings lock")
+            .fixed_token = token.map(str::to_owned);
     }
 
     /// A user-assigned identity: requests must name it with `client_id`.
@@ -247,7 +260,7 @@ async fn token(
             header_ok,
         });
 
-    let (behaviour, lifetime, format, user_assigned) = {
+    let (behaviour, lifetime, format, user_assigned, fixed_token) = {
         let mut settings = state.settings.lock().expect("settings lock");
         let behaviour = settings.behaviour.clone();
         match &mut settings.behaviour {
@@ -259,6 +272,7 @@ async fn token(
             settings.lifetime,
             settings.expires_on_format,
             settings.user_assigned,
+            settings.fixed_token.clone(),
         )
     };
     match behaviour {
@@ -339,7 +353,7 @@ async fn token(
     let expires_on = unix_now() + lifetime.as_secs() as i64;
     claims["exp"] = json!(expires_on);
     claims["uti"] = json!(format!("fake-lab-uti-{serial}"));
-    let access_token = state.key.token(&claims);
+    let access_token = fixed_token.unwrap_or_else(|| state.key.token(&claims));
     let expires_on = match format {
         ExpiresOnFormat::String => json!(expires_on.to_string()),
         ExpiresOnFormat::Number => json!(expires_on),

@@ -536,3 +536,89 @@ async fn an_entra_token_is_the_password_and_new_connections_use_the_renewed_one(
     assert_eq!(failure.code(), Code::DatabaseTokenUnavailable, "{failure}");
     assert!(!failure.message.contains(renewed.expose()));
 }
+
+/// The binary's own path: `DB_AUTH=entra` with the identity endpoint App Service sets, through
+/// `open_store` (the configuration the Bicep writes), logs in with the identity's token.
+#[tokio::test]
+async fn the_back_end_logs_in_with_its_managed_identity_from_its_settings() {
+    use clap::Parser;
+    use fake_entra::{FakeIdentity, ManagedIdentity, SigningKey};
+    let Some(cluster) = pg() else { return };
+    let secret = "identity-header-for-the-binary";
+    let identity = FakeIdentity::start(
+        ManagedIdentity {
+            client_id: fake_entra::BACKEND_CLIENT_ID.into(),
+            object_id: fake_entra::FRONTEND_OBJECT_ID.into(),
+            tenant: fake_entra::TENANT_ID.into(),
+        },
+        SigningKey::generate("kid-binary"),
+        secret,
+    )
+    .await
+    .unwrap();
+    identity.grant(backend::config::DEFAULT_DB_TOKEN_RESOURCE, &[]);
+    identity.set_lifetime(Duration::from_secs(3600));
+    // The server takes the token the endpoint hands out as the role's password (Azure checks its
+    // signature instead): the endpoint answers one known token.
+    let token = hosting::secret::Secret::from(format!("db-token-{}", std::process::id()));
+    identity.set_fixed_token(Some(token.expose()));
+    let (role, _) = cluster.create_role();
+    cluster.psql(
+        "postgres",
+        &format!("ALTER ROLE {role} PASSWORD '{}'", token.expose()),
+    );
+    let database = cluster.create_database();
+    let dns = test_support::spawn_dns().await;
+    let url = format!(
+        "postgres://{role}@{PG_HOST}:{}/{database}?sslrootcert={}",
+        cluster.port,
+        cluster.ca_file.display()
+    );
+    let endpoint = identity.endpoint();
+    let dns_server = dns.addr.to_string();
+    let config = backend::BackendConfig::parse_from([
+        "backend",
+        "--database-url",
+        &url,
+        "--db-auth",
+        "entra",
+        "--identity-endpoint",
+        &endpoint,
+        "--identity-header",
+        secret,
+        "--dns-servers",
+        &dns_server,
+    ]);
+    let store = backend::open_store(&config).await.unwrap();
+    store
+        .create("logged in as the identity".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(store.list().await.unwrap().len(), 1);
+    let asked = identity.requests();
+    assert!(
+        !asked.is_empty() && asked.iter().all(|r| r.header_ok),
+        "{asked:?}"
+    );
+    assert!(
+        asked
+            .iter()
+            .all(|r| r.resource.as_deref() == Some(backend::config::DEFAULT_DB_TOKEN_RESOURCE)),
+        "{asked:?}"
+    );
+
+    // Without the identity endpoint (no managed identity on the app): start-up says why.
+    let config = backend::BackendConfig::parse_from([
+        "backend",
+        "--database-url",
+        &url,
+        "--db-auth",
+        "entra",
+        "--dns-servers",
+        &dns_server,
+    ]);
+    let error = backend::open_store(&config).await.map(|_| ()).unwrap_err();
+    let text = format!("{error:#}");
+    assert!(text.contains("database_token_unavailable"), "{text}");
+    assert!(!text.contains(token.expose()), "{text}");
+}
