@@ -88,7 +88,7 @@ pub fn build(config: &BackendConfig) -> anyhow::Result<Built> {
 }
 
 /// As [`build`], with the store the configuration selects: PostgreSQL when `DATABASE_URL` is
-/// set (connected and migrated before this returns, see [`open_store`]), else the embedded
+/// set (see [`open_store`]: a database that cannot be used yet leaves the back end unready), else the embedded
 /// store under `DATA_DIR`.
 pub async fn build_connected(config: &BackendConfig) -> anyhow::Result<Built> {
     let store = open_store(config).await?;
@@ -166,9 +166,11 @@ pub fn build_with_store(config: &BackendConfig, store: ItemStore) -> anyhow::Res
     })
 }
 
-/// The store the configuration selects: PostgreSQL at `DATABASE_URL` (connected, migrated), else
-/// the embedded store under `DATA_DIR`. A database that cannot be used stops start-up with the
-/// diagnosis' code, the failure and the next step.
+/// The store the configuration selects: PostgreSQL at `DATABASE_URL`, else the embedded store
+/// under `DATA_DIR`. A `DATABASE_URL` that cannot be right (an address or a `privatelink` name
+/// where TLS verifies the name, a malformed URL) stops start-up. A database that cannot be used
+/// *now* (name, network, TLS, login) does not: the failure is logged once with its diagnosis,
+/// and the store answers `/readyz` and every call with it until the database answers.
 pub async fn open_store(config: &BackendConfig) -> anyhow::Result<ItemStore> {
     let Some(settings) = config.database()? else {
         tracing::info!(data_dir = %config.data_dir.display(), "store: embedded (redb)");
@@ -197,17 +199,24 @@ pub async fn open_store(config: &BackendConfig) -> anyhow::Result<ItemStore> {
         max_size: config.db_pool_size,
         wait_timeout: config.db_connect_timeout(),
     };
-    match store::postgres::PostgresStore::open(connector, pool).await {
-        Ok(store) => {
+    match store::postgres::PostgresStore::open_unready(connector, pool).await {
+        Ok((store, None)) => {
             tracing::info!(database = %shown, db_auth = config.db_auth.as_str(), "store: PostgreSQL");
             Ok(ItemStore::Postgres(store))
         }
-        Err(store::StoreError::Unavailable(failure)) => {
+        // The database is down, unreachable or refuses the login: the back end still starts, so
+        // the diagnosis reaches the front end (`/readyz`, every API call) instead of a restart
+        // loop behind App Service's 503; the migrations run once the database answers.
+        Ok((store, Some(failure))) => {
             let code = failure.code();
-            anyhow::bail!(
-                "the database ({shown}) cannot be used: {code}: {failure}. {}",
-                code.next_step()
-            )
+            tracing::error!(
+                database = %shown,
+                code = code.as_str(),
+                error = %failure,
+                next_step = code.next_step(),
+                "store: PostgreSQL cannot be used yet; not ready until it can"
+            );
+            Ok(ItemStore::Postgres(store))
         }
         Err(other) => Err(anyhow::anyhow!("the database ({shown}): {other}")),
     }

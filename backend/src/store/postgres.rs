@@ -70,6 +70,9 @@ impl managed::Manager for PgManager {
 pub struct PostgresStore {
     pool: Pool<PgManager>,
     connector: Arc<Connector>,
+    /// Set once the migrations ran (at start-up, or on the first call after the database came
+    /// back, for a store opened with [`PostgresStore::open_unready`]).
+    migrated: Arc<tokio::sync::OnceCell<()>>,
 }
 
 /// How the database hop looked to a readiness check.
@@ -94,10 +97,35 @@ impl PostgresStore {
     /// Connects, applies the migrations that are missing, and returns the store. A failed first
     /// connect is returned as is: start-up says why the database cannot be used.
     pub async fn open(connector: Connector, pool: PoolSettings) -> Result<Self, StoreError> {
-        let connector = Arc::new(connector);
-        let (mut client, _) = connector.connect().await.map_err(StoreError::Unavailable)?;
+        let store = Self::unmigrated(connector, pool)?;
+        let (mut client, _) = store
+            .connector
+            .connect()
+            .await
+            .map_err(StoreError::Unavailable)?;
         migrate(&mut client).await?;
-        drop(client);
+        let _ = store.migrated.set(());
+        Ok(store)
+    }
+
+    /// As [`PostgresStore::open`], but a database that cannot be reached or logged into now does
+    /// not stop the caller: the store comes back with the failure, answers every call with it
+    /// (`StoreError::Unavailable`, so `/readyz` and the API say why) and migrates on the first
+    /// call that gets a connection. Other errors (a migration that fails) are returned.
+    pub async fn open_unready(
+        connector: Connector,
+        pool: PoolSettings,
+    ) -> Result<(Self, Option<DbFailure>), StoreError> {
+        let store = Self::unmigrated(connector, pool)?;
+        match store.ensure_migrated().await {
+            Ok(()) => Ok((store, None)),
+            Err(StoreError::Unavailable(failure)) => Ok((store, Some(failure))),
+            Err(other) => Err(other),
+        }
+    }
+
+    fn unmigrated(connector: Connector, pool: PoolSettings) -> Result<Self, StoreError> {
+        let connector = Arc::new(connector);
         let pool = Pool::builder(PgManager {
             connector: Arc::clone(&connector),
         })
@@ -107,7 +135,22 @@ impl PostgresStore {
         .runtime(deadpool::Runtime::Tokio1)
         .build()
         .map_err(|e| StoreError::Database(e.to_string()))?;
-        Ok(Self { pool, connector })
+        Ok(Self {
+            pool,
+            connector,
+            migrated: Arc::new(tokio::sync::OnceCell::new()),
+        })
+    }
+
+    /// Runs the migrations once per store (callers at the same time wait for the one running).
+    async fn ensure_migrated(&self) -> Result<(), StoreError> {
+        self.migrated
+            .get_or_try_init(|| async {
+                let mut client = self.raw_client().await?;
+                migrate(&mut client).await.map(|_| ())
+            })
+            .await
+            .map(|_| ())
     }
 
     /// The connector (settings, and fresh connections for checks).
@@ -132,6 +175,11 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> Result<managed::Object<PgManager>, StoreError> {
+        self.ensure_migrated().await?;
+        self.raw_client().await
+    }
+
+    async fn raw_client(&self) -> Result<managed::Object<PgManager>, StoreError> {
         self.pool.get().await.map_err(|e| match e {
             PoolError::Backend(failure) => StoreError::Unavailable(failure),
             PoolError::Timeout(_) => StoreError::Unavailable(DbFailure {

@@ -328,7 +328,7 @@ async fn dns_refused_and_timeout_each_have_their_code() {
 }
 
 #[tokio::test]
-async fn start_up_stops_with_the_diagnosis_when_the_database_cannot_be_used() {
+async fn a_database_down_at_start_up_leaves_the_back_end_unready_with_the_diagnosis() {
     use clap::Parser;
     let closed = test_support::closed_port();
     let config = backend::BackendConfig::parse_from([
@@ -336,15 +336,22 @@ async fn start_up_stops_with_the_diagnosis_when_the_database_cannot_be_used() {
         "--database-url",
         &format!("postgres://u:secret@127.0.0.1:{closed}/d?sslmode=disable"),
     ]);
-    let error = backend::open_store(&config).await.map(|_| ()).unwrap_err();
-    let text = format!("{error:#}");
-    assert!(text.contains("database_connect_refused"), "{text}");
-    assert!(
-        text.contains(Code::DatabaseConnectRefused.next_step()),
-        "{text}"
+    // The back end starts; the store answers every call with the diagnosis.
+    let store = backend::open_store(&config).await.unwrap();
+    let app = in_process_with_store(store);
+    let (status, body) = call(&app, get("/readyz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "database_connect_refused", "{body}");
+    assert_eq!(
+        body["error"]["hint"],
+        Code::DatabaseConnectRefused.next_step()
     );
-    assert!(!text.contains("secret"), "{text}");
+    let (status, body) = call(&app, get("/api/items")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "database_connect_refused");
+    assert!(!body.to_string().contains("secret"), "{body}");
 
+    // A URL that can never verify still stops start-up, saying what to use instead.
     let config = backend::BackendConfig::parse_from([
         "backend",
         "--database-url",
@@ -355,6 +362,49 @@ async fn start_up_stops_with_the_diagnosis_when_the_database_cannot_be_used() {
         format!("{error:#}").contains("Use the server's public name"),
         "{error:#}"
     );
+}
+
+/// A database that comes up after the back end: the first call that reaches it migrates, and
+/// the back end is ready without a restart.
+#[tokio::test]
+async fn the_back_end_becomes_ready_when_its_database_comes_up() {
+    let Some(cluster) = pg() else { return };
+    let (role, password) = cluster.create_role();
+    let database = cluster.create_database();
+    let dns = test_support::spawn_dns().await;
+    let url = format!(
+        "postgres://{role}:{password}@{PG_HOST}:{}/{database}?sslrootcert={}",
+        cluster.port,
+        cluster.ca_file.display()
+    );
+    // The role may not log in yet (as a database still starting, or a login not yet granted).
+    cluster.psql("postgres", &format!("ALTER ROLE {role} NOLOGIN"));
+    let settings = DatabaseSettings::parse(&url).unwrap();
+    let connector = Connector::new(
+        settings.clone(),
+        dns.resolver(),
+        None,
+        Credential::Password(settings.password.clone()),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let pool = PoolSettings {
+        max_size: 2,
+        wait_timeout: Duration::from_secs(5),
+    };
+    let (store, failure) = PostgresStore::open_unready(connector, pool).await.unwrap();
+    assert_eq!(failure.unwrap().code(), Code::DatabaseAuthRefused);
+    assert!(matches!(
+        store.list().await,
+        Err(backend::store::StoreError::Unavailable(_))
+    ));
+
+    cluster.psql("postgres", &format!("ALTER ROLE {role} LOGIN"));
+    store
+        .create("after the database came up".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(store.list().await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -607,7 +657,8 @@ async fn the_back_end_logs_in_with_its_managed_identity_from_its_settings() {
         "{asked:?}"
     );
 
-    // Without the identity endpoint (no managed identity on the app): start-up says why.
+    // Without the identity endpoint (no managed identity on the app): the back end starts
+    // unready and every call says why.
     let config = backend::BackendConfig::parse_from([
         "backend",
         "--database-url",
@@ -617,8 +668,12 @@ async fn the_back_end_logs_in_with_its_managed_identity_from_its_settings() {
         "--dns-servers",
         &dns_server,
     ]);
-    let error = backend::open_store(&config).await.map(|_| ()).unwrap_err();
-    let text = format!("{error:#}");
-    assert!(text.contains("database_token_unavailable"), "{text}");
-    assert!(!text.contains(token.expose()), "{text}");
+    let app = in_process_with_store(backend::open_store(&config).await.unwrap());
+    let (status, body) = call(&app, get("/readyz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(
+        body["error"]["code"], "database_token_unavailable",
+        "{body}"
+    );
+    assert!(!body.to_string().contains(token.expose()), "{body}");
 }
