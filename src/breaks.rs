@@ -54,11 +54,21 @@ pub enum Break {
     CustomErrorPages,
     /// An Application Gateway in front of the back end answers 403 itself, to every caller.
     GatewayInFront,
+    /// The `privatelink.postgres.database.azure.com` zone is not linked to the back end's VNet:
+    /// the database's name resolves to its public endpoint.
+    DbDnsNotLinked,
+    /// The database server's public network access is still enabled: it answers the internet.
+    DbPublicAccess,
+    /// The back end's `DATABASE_URL` names the database's private address instead of its
+    /// public name (the certificate cannot match): the back end refuses to start.
+    DbByAddress,
+    /// An NSG or firewall drops the back end's packets to the database's private endpoint.
+    DbEgressBlocked,
 }
 
 impl Break {
     /// Every break, in catalogue order.
-    pub const ALL: [Break; 11] = [
+    pub const ALL: [Break; 15] = [
         Self::FrontendNotIntegrated,
         Self::NoAccessRestriction,
         Self::WrongSubnet,
@@ -70,6 +80,10 @@ impl Break {
         Self::BadCredential,
         Self::CustomErrorPages,
         Self::GatewayInFront,
+        Self::DbDnsNotLinked,
+        Self::DbPublicAccess,
+        Self::DbByAddress,
+        Self::DbEgressBlocked,
     ];
 
     /// The `--break` name.
@@ -86,6 +100,10 @@ impl Break {
             Self::BadCredential => "bad-credential",
             Self::CustomErrorPages => "custom-error-pages",
             Self::GatewayInFront => "gateway-in-front",
+            Self::DbDnsNotLinked => "db-dns-not-linked",
+            Self::DbPublicAccess => "db-public-access",
+            Self::DbByAddress => "db-by-address",
+            Self::DbEgressBlocked => "db-egress-blocked",
         }
     }
 
@@ -117,6 +135,18 @@ impl Break {
             Self::GatewayInFront => {
                 "an Application Gateway in front of the back end answers 403 to every caller"
             }
+            Self::DbDnsNotLinked => {
+                "the database's privatelink zone is not linked: its name resolves to the public endpoint"
+            }
+            Self::DbPublicAccess => {
+                "the database server still accepts the internet (public network access enabled)"
+            }
+            Self::DbByAddress => {
+                "the back end's DATABASE_URL names the database's private address, not its name"
+            }
+            Self::DbEgressBlocked => {
+                "an NSG drops the back end's packets to the database's private endpoint"
+            }
         }
     }
 
@@ -132,8 +162,20 @@ impl Break {
             | Self::BackendDown
             | Self::BadCredential
             | Self::CustomErrorPages
-            | Self::GatewayInFront => None,
+            | Self::GatewayInFront
+            | Self::DbDnsNotLinked
+            | Self::DbPublicAccess
+            | Self::DbByAddress
+            | Self::DbEgressBlocked => None,
         }
+    }
+
+    /// Whether the break is in the data tier: it needs the lab on PostgreSQL.
+    pub fn needs_database(self) -> bool {
+        matches!(
+            self,
+            Self::DbDnsNotLinked | Self::DbPublicAccess | Self::DbByAddress | Self::DbEgressBlocked
+        )
     }
 }
 
@@ -169,6 +211,31 @@ pub struct Plan {
     pub custom_error_pages: bool,
     /// An Application Gateway answers for the back end.
     pub gateway_in_front: bool,
+    /// The data tier (with the lab on PostgreSQL).
+    pub database: DatabasePlan,
+}
+
+/// The back end's database behind its private endpoint, with the data tier's breaks applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatabasePlan {
+    /// The `privatelink.postgres.database.azure.com` zone is linked to the back end's VNet.
+    pub privatelink_linked: bool,
+    /// The server's public endpoint accepts the internet.
+    pub public_access: bool,
+    /// `DATABASE_URL` names the private address instead of the server's name.
+    pub by_address: bool,
+    /// Connections from the back end to the private endpoint time out.
+    pub egress_blocked: bool,
+}
+
+impl DatabasePlan {
+    /// The correct data tier.
+    pub const LOCKED: Self = Self {
+        privatelink_linked: true,
+        public_access: false,
+        by_address: false,
+        egress_blocked: false,
+    };
 }
 
 /// A break that does not belong to the chosen mode.
@@ -210,6 +277,7 @@ impl Plan {
             service_endpoint: mode == Mode::ServiceEndpoint,
             custom_error_pages: false,
             gateway_in_front: false,
+            database: DatabasePlan::LOCKED,
         };
         for &b in breaks {
             if let Some(needs) = b.mode()
@@ -238,6 +306,12 @@ impl Plan {
                 Break::BadCredential => plan.frontend_key_ok = false,
                 Break::CustomErrorPages => plan.custom_error_pages = true,
                 Break::GatewayInFront => plan.gateway_in_front = true,
+                Break::DbDnsNotLinked => plan.database.privatelink_linked = false,
+                Break::DbPublicAccess => plan.database.public_access = true,
+                // The back end refuses such a URL at start-up (the lab runs that check): App
+                // Service then has no instance to send requests to.
+                Break::DbByAddress => plan.database.by_address = true,
+                Break::DbEgressBlocked => plan.database.egress_blocked = true,
             }
         }
         Ok(plan)

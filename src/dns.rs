@@ -17,8 +17,8 @@ use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
 use tokio::net::{TcpListener, UdpSocket};
 
 use crate::topology::{
-    BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, DATABASE_PRIVATELINK_HOST, DNS_HOST, FRONTEND_PUBLIC,
-    HostNames,
+    BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, DATABASE_PRIVATELINK_HOST, DATABASE_PUBLIC, DNS_HOST,
+    FRONTEND_PUBLIC, HostNames,
 };
 
 /// What one DNS view holds.
@@ -100,16 +100,23 @@ async fn bind_udp_and_tcp() -> anyhow::Result<(UdpSocket, TcpListener)> {
 }
 
 /// The `postgres.database.azure.com` and `privatelink.postgres.database.azure.com` zone texts:
-/// the server's public name is a CNAME into `privatelink`, which gives `address`.
-pub fn database_zones(address: std::net::Ipv4Addr) -> [String; 2] {
-    [
-        format!(
-            "$ORIGIN postgres.database.azure.com.\n{SOA}\npg-lockdown 60 IN CNAME {DATABASE_PRIVATELINK_HOST}.\n"
-        ),
-        format!(
-            "$ORIGIN privatelink.postgres.database.azure.com.\n{SOA}\npg-lockdown 10 IN A {address}\n"
-        ),
-    ]
+/// the server's public name is a CNAME into `privatelink`. With the zone linked (`Some(address)`,
+/// the VNet's view) the privatelink name gives the private endpoint's `address`; unlinked
+/// (`None`: the internet's view, or a VNet without the link) public DNS answers it with the
+/// server's public endpoint.
+pub fn database_zones(linked: Option<std::net::Ipv4Addr>) -> Vec<String> {
+    let public = format!(
+        "$ORIGIN postgres.database.azure.com.\n{SOA}\npg-lockdown 60 IN CNAME {DATABASE_PRIVATELINK_HOST}.\n"
+    );
+    match linked {
+        Some(address) => vec![
+            public,
+            format!(
+                "$ORIGIN privatelink.postgres.database.azure.com.\n{SOA}\npg-lockdown 10 IN A {address}\n"
+            ),
+        ],
+        None => vec![public + &format!("pg-lockdown.privatelink 60 IN A {DATABASE_PUBLIC}\n")],
+    }
 }
 
 /// A running DNS server (or a mute one), stopped when dropped.
@@ -127,8 +134,13 @@ impl Drop for DnsServer {
 }
 
 impl DnsServer {
-    /// Serves `view`, the apps named `hosts`, on a fresh loopback port, UDP and TCP.
-    pub async fn start(view: ZoneView, hosts: &HostNames) -> anyhow::Result<Self> {
+    /// Serves `view`, the apps named `hosts`, on a fresh loopback port, UDP and TCP; with
+    /// `database`, also the database's name (see [`database_zones`]).
+    pub async fn start(
+        view: ZoneView,
+        hosts: &HostNames,
+        database: Option<Option<std::net::Ipv4Addr>>,
+    ) -> anyhow::Result<Self> {
         let mut catalog = Catalog::new();
         let (name, handler) = zone_handler(&public_zone(view, hosts))?;
         catalog.upsert(name, vec![handler]);
@@ -136,14 +148,17 @@ impl DnsServer {
             let (name, handler) = zone_handler(&privatelink_zone(hosts))?;
             catalog.upsert(name, vec![handler]);
         }
+        for text in database.map(database_zones).unwrap_or_default() {
+            let (name, handler) = zone_handler(&text)?;
+            catalog.upsert(name, vec![handler]);
+        }
         Self::serve(catalog).await
     }
 
-    /// The back end's view of its database's name: the public name a CNAME into the linked
-    /// `privatelink.postgres.database.azure.com` zone, which gives `address`.
-    pub async fn database(address: std::net::Ipv4Addr) -> anyhow::Result<Self> {
+    /// The back end's view of its database's name (see [`database_zones`]).
+    pub async fn database(linked: Option<std::net::Ipv4Addr>) -> anyhow::Result<Self> {
         let mut catalog = Catalog::new();
-        for text in database_zones(address) {
+        for text in database_zones(linked) {
             let (name, handler) = zone_handler(&text)?;
             catalog.upsert(name, vec![handler]);
         }
@@ -194,8 +209,10 @@ mod tests {
             }
             zone_handler(&privatelink_zone(&hosts)).unwrap();
         }
-        for text in database_zones(std::net::Ipv4Addr::new(127, 0, 3, 5)) {
-            zone_handler(&text).unwrap();
+        for linked in [Some(std::net::Ipv4Addr::new(127, 0, 3, 5)), None] {
+            for text in database_zones(linked) {
+                zone_handler(&text).unwrap();
+            }
         }
     }
 

@@ -6,6 +6,7 @@
 //! - [`emulator`]: App Service's front ends (access restrictions, public access, the status
 //!   lines and pages it refuses with, the headers it adds on each path, `ARRAffinity`);
 //! - [`gateway`]: an Application Gateway that refuses everyone (`--break gateway-in-front`);
+//! - [`proxy`]: a TCP forwarder (the database's public endpoint, `--break db-public-access`);
 //! - [`breaks`]: the modes and the misconfiguration catalogue;
 //! - [`stack`]: starting it all; [`suite`]: the smoke suite the lab runs against itself;
 //! - [`describe`]: what the lab prints about itself (the break catalogue, the topology).
@@ -15,6 +16,7 @@ pub mod describe;
 pub mod dns;
 pub mod emulator;
 pub mod gateway;
+pub mod proxy;
 pub mod stack;
 pub mod suite;
 pub mod topology;

@@ -21,13 +21,15 @@ use test_support::postgres::{ClusterOptions, PgCluster};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::breaks::{Mode, Plan};
+use crate::breaks::{DatabasePlan, Mode, Plan};
 use crate::dns::DnsServer;
 use crate::emulator::{self, Entry, ErrorPages, Site, SiteInstance, SiteNetworking};
 use crate::gateway;
+use crate::proxy;
 use crate::topology::{
-    BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, DATABASE_HOST, DATABASE_PRIVATE_ENDPOINT,
-    FRONTEND_PUBLIC, HostNames, INTEGRATION_SUBNET, frontend_private_ip, in_vnet, instance_id, net,
+    BACKEND_PRIVATE_ENDPOINT, BACKEND_PUBLIC, DATABASE_BLOCKED_ENDPOINT, DATABASE_HOST,
+    DATABASE_PRIVATE_ENDPOINT, DATABASE_PUBLIC, FRONTEND_PUBLIC, HostNames, INTEGRATION_SUBNET,
+    frontend_private_ip, in_vnet, instance_id, net,
 };
 
 /// The environment variable the lab's smoke suite reads the front end's `/diag` token from.
@@ -216,6 +218,9 @@ pub struct Lab {
     pub backend_instance_ids: Vec<String>,
     /// The back end's store, in words (the topology's `store` line).
     pub store: String,
+    /// The database's port, when the lab runs on PostgreSQL (its private endpoint, and its
+    /// public endpoint with `db-public-access`).
+    pub database_port: Option<u16>,
     stop: CancellationToken,
     _dns: Vec<DnsServer>,
     _silent: Vec<FullQueue>,
@@ -252,9 +257,20 @@ impl Lab {
         let diag_token = format!("lab-diag-{}", &secret[16..]);
 
         let hosts = options.hosts.clone();
-        let public_dns = DnsServer::start(plan.public_dns, &hosts).await?;
+        let runs_pg = match options.database {
+            LabDatabase::Embedded => false,
+            LabDatabase::PostgresIfInstalled => test_support::postgres::bin_dir().is_some(),
+            LabDatabase::Shared(_) => true,
+        };
+        if !runs_pg && plan.database != DatabasePlan::LOCKED {
+            anyhow::bail!(
+                "the data tier's breaks (db-*) need the lab on PostgreSQL: apt-get install postgresql"
+            );
+        }
+        // The internet's DNS answers the database's name with its public endpoint.
+        let public_dns = DnsServer::start(plan.public_dns, &hosts, runs_pg.then_some(None)).await?;
         let vnet_dns = match plan.vnet_dns {
-            Some(view) => DnsServer::start(view, &hosts).await?,
+            Some(view) => DnsServer::start(view, &hosts, None).await?,
             None => DnsServer::mute().await?,
         };
 
@@ -279,15 +295,45 @@ impl Lab {
         };
         // The back end's DNS for its database: a view of its own, so that a broken VNet DNS
         // (the front end's `dns-down`) breaks the front end's hop, not the back end's start-up.
+        let mut silent = Vec::new();
+        let mut database_proxy = None;
         let (database_dns, database_url) = match &pg {
             None => (None, None),
             Some(pg) => {
                 let cluster = pg.cluster();
-                let dns = DnsServer::database(cluster.listen).await?;
-                let url = cluster.url_at(DATABASE_HOST, &cluster.create_database());
+                let db = plan.database;
+                // An NSG dropping the back end's packets: the endpoint's address never answers.
+                let endpoint = if db.egress_blocked {
+                    silent.push(
+                        FullQueue::bind(DATABASE_BLOCKED_ENDPOINT.into(), cluster.port).await?,
+                    );
+                    DATABASE_BLOCKED_ENDPOINT
+                } else {
+                    cluster.listen
+                };
+                let dns = DnsServer::database(db.privatelink_linked.then_some(endpoint)).await?;
+                // Public network access enabled: the server's public endpoint answers the
+                // internet (nothing listens there otherwise: refused, as a closed server is).
+                if db.public_access {
+                    database_proxy = Some(
+                        proxy::spawn(
+                            SocketAddr::new(DATABASE_PUBLIC.into(), cluster.port),
+                            SocketAddr::new(cluster.listen.into(), cluster.port),
+                            &stop,
+                        )
+                        .await?,
+                    );
+                }
+                let host = if db.by_address {
+                    cluster.listen.to_string()
+                } else {
+                    DATABASE_HOST.to_owned()
+                };
+                let url = cluster.url_at(&host, &cluster.create_database());
                 (Some(dns), Some(url))
             }
         };
+        let _ = database_proxy;
         let embedded = ItemStore::open(&data_dir)?;
         let store_line = match (&pg, &options.database) {
             (Some(pg), _) => format!(
@@ -310,12 +356,28 @@ impl Lab {
             None => AuthMode::from_keys(ApiKeys::new([api_key.as_str()])),
             Some(entra) => AuthMode::Entra(entra.validator()),
         };
+        // The back end's own start-up check of DATABASE_URL: a URL that cannot verify stops it,
+        // as the binary does (App Service then has no instance to send requests to).
+        let database_settings = match &database_url {
+            Some(url) => match backend::database::DatabaseSettings::parse(url) {
+                Ok(settings) => Some(Ok(settings)),
+                Err(error) => Some(Err(error.to_string())),
+            },
+            None => None,
+        };
+        let backend_starts = !matches!(database_settings, Some(Err(_)));
+        let mut store_line = store_line;
+        if let Some(Err(error)) = &database_settings {
+            store_line += &format!("; the back end does not start: {error}");
+        }
         let mut backend_instances = Vec::new();
         for n in 0..options.backend_instances {
             let id = instance_id(&format!("be-{n}"));
-            let upstream = if plan.backend_running {
-                let store = match (&database_url, &database_dns) {
-                    (Some(url), Some(dns)) => lab_pg_store(url, dns.addr).await?,
+            let upstream = if plan.backend_running && backend_starts {
+                let store = match (&database_settings, &database_dns) {
+                    (Some(Ok(settings)), Some(dns)) => {
+                        lab_pg_store(settings.clone(), dns.addr).await?
+                    }
                     _ => embedded.clone(),
                 };
                 let state = backend::AppState {
@@ -333,8 +395,9 @@ impl Lab {
                     diag_token: Some(diag_token.clone()),
                     diag_allow: Some("127.0.0.0/8".into()),
                 };
+                // The back end resolves through its VNet's DNS: the view with its database's zone.
                 let resolver = diag::dns::DnsResolver::with_servers(
-                    vec![vnet_dns.addr],
+                    vec![database_dns.as_ref().map_or(vnet_dns.addr, |dns| dns.addr)],
                     Duration::from_secs(1),
                 )?;
                 let diag = diag::api::DiagState::new(DiagSettings {
@@ -384,7 +447,6 @@ impl Lab {
             }
         };
 
-        let mut silent = Vec::new();
         let backend_port = if plan.egress_blocked {
             let blocked = FullQueue::bind(BACKEND_PUBLIC, 0).await?;
             let port = blocked.addr.port();
@@ -473,6 +535,7 @@ impl Lab {
             frontend_instance_ids: frontend_ids,
             backend_instance_ids: backend_ids,
             store: store_line,
+            database_port: pg.as_ref().map(|pg| pg.cluster().port),
             stop,
             _dns: [Some(vnet_dns), Some(public_dns), database_dns]
                 .into_iter()
@@ -492,10 +555,12 @@ impl Lab {
 }
 
 /// One back-end instance's PostgreSQL store: its own pool, as a separate process would have.
-async fn lab_pg_store(url: &str, dns: SocketAddr) -> anyhow::Result<ItemStore> {
-    use backend::database::{Connector, Credential, DatabaseSettings};
+async fn lab_pg_store(
+    settings: backend::database::DatabaseSettings,
+    dns: SocketAddr,
+) -> anyhow::Result<ItemStore> {
+    use backend::database::{Connector, Credential};
     use backend::store::postgres::{PoolSettings, PostgresStore};
-    let settings = DatabaseSettings::parse(url)?;
     let credential = Credential::Password(settings.password.clone());
     let connector = Connector::new(
         settings,
@@ -504,15 +569,19 @@ async fn lab_pg_store(url: &str, dns: SocketAddr) -> anyhow::Result<ItemStore> {
         credential,
         Duration::from_secs(5),
     )?;
-    let store = PostgresStore::open(
+    // As the binary: a database that cannot be used yet leaves the back end unready, saying why.
+    let (store, failure) = PostgresStore::open_unready(
         connector,
         PoolSettings {
             max_size: 4,
-            wait_timeout: Duration::from_secs(5),
+            wait_timeout: Duration::from_secs(2),
         },
     )
     .await
     .map_err(|e| anyhow::anyhow!("the lab's database: {e}"))?;
+    if let Some(failure) = failure {
+        tracing::warn!(code = failure.code().as_str(), error = %failure, "lab back end: its database cannot be used yet");
+    }
     Ok(ItemStore::Postgres(store))
 }
 
@@ -566,6 +635,8 @@ fn frontend_config(instance: FrontendInstance<'_>) -> anyhow::Result<frontend::F
         backend_url: instance.backend_url.parse()?,
         backend_auth,
         backend_api_key,
+        // The lab's apps share one /diag token, as the Bicep's do (one Key Vault secret).
+        backend_diag_token: Some(instance.diag_token.into()),
         backend_token_resource,
         azure_client_id: None,
         identity_endpoint,

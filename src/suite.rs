@@ -3,7 +3,7 @@
 
 use crate::breaks::Mode;
 use crate::stack::{Lab, LabAuth, TOKEN_ENV};
-use crate::topology::{INTEGRATION_SUBNET, PRIVATE_ENDPOINT_SUBNET, PUBLIC_RANGE};
+use crate::topology::{DATABASE_HOST, INTEGRATION_SUBNET, PRIVATE_ENDPOINT_SUBNET, PUBLIC_RANGE};
 
 /// The check names, in the order the suite runs them (the tests pin which ones each break fails).
 pub mod checks {
@@ -19,6 +19,13 @@ pub mod checks {
     pub const DENIED: &str = "the internet cannot reach the back end";
     /// Entra mode: the back end refuses a call without a token, with its own code.
     pub const NO_TOKEN: &str = "back end refuses a call without a token";
+    /// On PostgreSQL: the back end resolves its database's name through the privatelink zone to
+    /// the private endpoint (run in the back end, reached through the front end).
+    pub const DB_RESOLVE: &str = "back end resolves its database through the privatelink zone";
+    /// On PostgreSQL: every back-end instance connects to the database's private endpoint.
+    pub const DB_REACH: &str = "back end connects to its database";
+    /// On PostgreSQL: the database's public endpoint refuses the internet.
+    pub const DB_DENIED: &str = "the internet cannot reach the database";
 }
 
 /// The suite for a running lab, as TOML.
@@ -48,6 +55,49 @@ expect = {{ status = 401, error_code = "missing_token" }}
             ),
         ),
     };
+    // The data tier, when the lab runs on PostgreSQL: checked from inside the back end, which
+    // has no public entry, through the front end's /diag/backend/.
+    let data_tier = match lab.database_port {
+        None => String::new(),
+        Some(port) => format!(
+            r#"
+[[check]]
+name = "{DB_RESOLVE}"
+from = "backend"
+resolve = "{DATABASE_HOST}"
+expect = {{ address_in = "{PRIVATE_ENDPOINT_SUBNET}", privatelink = true }}
+
+[[check]]
+name = "{DB_REACH}"
+from = "backend"
+instances = "all"
+tcpping = "{DATABASE_HOST}:{port}"
+expect = {{ reachable = true }}
+
+[[check]]
+name = "{DB_DENIED}"
+from = "here"
+tcpping = "{DATABASE_HOST}:{port}"
+expect = {{ denied = true }}
+"#,
+            DB_RESOLVE = checks::DB_RESOLVE,
+            DB_REACH = checks::DB_REACH,
+            DB_DENIED = checks::DB_DENIED,
+        ),
+    };
+    let backend_app = if lab.database_port.is_some() {
+        format!(
+            r#"
+# The back end has no public entry: its /diag is reached through the front end's.
+[apps.backend]
+url = "{}"
+via = "frontend"
+"#,
+            lab.backend_url
+        )
+    } else {
+        String::new()
+    };
     format!(
         r#"# lockdown lab, {mode} mode: expectations as code. `probe smoke --config FILE` runs the
 # same format against Azure (see infra/smoke/).
@@ -62,7 +112,7 @@ dns_servers = ["{public_dns}"]
 [apps.frontend]
 url = "{frontend}"
 token_env = "{TOKEN_ENV}"
-
+{backend_app}
 [[check]]
 name = "{RESOLVE}"
 from = "frontend"
@@ -95,7 +145,7 @@ name = "{DENIED}"
 from = "here"
 http = "http://{backend}/healthz"
 expect = {{ denied = true }}
-{entra_checks}"#,
+{entra_checks}{data_tier}"#,
         mode = lab.plan.mode,
         public_dns = lab.public_dns,
         backend_host = lab.hosts.backend,

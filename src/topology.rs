@@ -23,6 +23,10 @@ pub const PRIVATE_ENDPOINT_SUBNET: &str = "127.0.3.0/24";
 pub const BACKEND_PRIVATE_ENDPOINT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 3, 4));
 /// The database's private endpoint (when the lab runs on PostgreSQL).
 pub const DATABASE_PRIVATE_ENDPOINT: Ipv4Addr = Ipv4Addr::new(127, 0, 3, 5);
+/// The database server's public endpoint (what its name resolves to without the linked zone).
+pub const DATABASE_PUBLIC: Ipv4Addr = Ipv4Addr::new(127, 0, 1, 30);
+/// A second private endpoint address where an NSG drops the back end's packets (`db-egress-blocked`).
+pub const DATABASE_BLOCKED_ENDPOINT: Ipv4Addr = Ipv4Addr::new(127, 0, 3, 6);
 /// The database server's public name (its certificate carries it).
 pub const DATABASE_HOST: &str = "pg-lockdown.postgres.database.azure.com";
 /// The database's privatelink name.

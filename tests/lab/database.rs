@@ -2,13 +2,13 @@
 //! own pool), writes through either are seen by both, and the suite passes as on the embedded
 //! store. Skipped with a message when PostgreSQL is not installed (outside CI).
 
-use lockdown::{LabDatabase, LabOptions, Mode, Plan};
+use lockdown::{Break, LabDatabase, LabOptions, Mode, Plan};
 
 use crate::helpers::*;
 
 #[tokio::test]
 async fn the_lab_on_postgres_shares_one_database_between_its_instances() {
-    let Some(cluster) = test_support::postgres::cluster() else {
+    let Some(cluster) = lab_cluster() else {
         return;
     };
     let lab = start_with(LabOptions {
@@ -55,4 +55,35 @@ async fn the_lab_on_postgres_shares_one_database_between_its_instances() {
             .collect();
         assert_eq!(listed, ids);
     }
+}
+
+/// Each break of the data tier fails exactly its checks, with its code (the checks from the back
+/// end run in it, reached through the front end).
+#[tokio::test]
+async fn every_data_tier_break_fails_the_right_checks_with_the_right_code() {
+    let Some(cluster) = lab_cluster() else {
+        return;
+    };
+    for b in Break::ALL.into_iter().filter(|b| b.needs_database()) {
+        let (mode, want) = crate::breaks::expected(b);
+        let options = LabOptions {
+            database: LabDatabase::Shared(cluster),
+            ..LabOptions::new(Plan::new(mode, &[b]).unwrap(), 0)
+        };
+        crate::breaks::assert_break_with(options, b, &want).await;
+    }
+}
+
+#[tokio::test]
+async fn the_data_tier_breaks_need_postgres() {
+    let error = lockdown::Lab::start(LabOptions::new(
+        Plan::new(Mode::PrivateEndpoint, &[Break::DbDnsNotLinked]).unwrap(),
+        0,
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("apt-get install postgresql"),
+        "{error}"
+    );
 }

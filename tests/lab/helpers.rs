@@ -14,6 +14,28 @@ pub async fn start_with(options: LabOptions) -> Lab {
     Lab::start(options).await.expect("the lab starts")
 }
 
+/// A PostgreSQL cluster laid out as the lab's own (on the database's private endpoint address,
+/// its certificate naming the server's public name), shared by the lab tests; `None` (with a
+/// message) when PostgreSQL is not installed outside CI.
+pub fn lab_cluster() -> Option<&'static test_support::postgres::PgCluster> {
+    use std::sync::OnceLock;
+    use test_support::postgres::{ClusterOptions, PgCluster};
+    static CLUSTER: OnceLock<Option<PgCluster>> = OnceLock::new();
+    // Through the shared helper first: it decides installed / skipped / required in CI.
+    test_support::postgres::cluster()?;
+    CLUSTER
+        .get_or_init(|| {
+            Some(
+                PgCluster::start(&ClusterOptions {
+                    listen: lockdown::topology::DATABASE_PRIVATE_ENDPOINT,
+                    names: vec![lockdown::topology::DATABASE_HOST.to_owned()],
+                })
+                .unwrap_or_else(|e| panic!("{e}")),
+            )
+        })
+        .as_ref()
+}
+
 pub fn options(lab: &Lab) -> RunOptions {
     RunOptions {
         tokens: [(TOKEN_ENV.to_owned(), lab.diag_token.clone())].into(),

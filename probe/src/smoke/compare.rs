@@ -356,6 +356,7 @@ mod tests {
         CheckResult {
             name: name.into(),
             from: "frontend".into(),
+            via: None,
             instance: instance.map(str::to_owned),
             answered_by: instance.map(str::to_owned),
             action: "resolve".into(),

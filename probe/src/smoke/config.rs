@@ -70,11 +70,18 @@ pub struct Here {
 pub struct AppRef {
     /// The app's base URL (`https://<app>.azurewebsites.net`).
     pub url: Url,
-    /// The environment variable holding the app's `DIAG_TOKEN` (never the token itself).
+    /// The environment variable holding the app's `DIAG_TOKEN` (never the token itself); not
+    /// set on an app reached `via` another (that app's token is the one sent).
+    #[serde(default)]
     pub token_env: String,
     /// Instance ids to fan out over; default: discovered from `ARRAffinity` cookies.
     #[serde(default)]
     pub instances: Option<Vec<String>>,
+    /// Reach this app's `/diag` through another app of the suite, which forwards to its own back
+    /// end (`/diag/backend/…`, `BACKEND_DIAG_TOKEN` on that app): for a back end with no public
+    /// entry. `url` still names the app (for the report); the calls go to the other app's URL.
+    #[serde(default)]
+    pub via: Option<String>,
 }
 
 /// Which instances a from-app check runs on.
@@ -322,10 +329,35 @@ impl SmokeConfig {
                 Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
                 None => false,
             };
-            if app.url.scheme() == "http" && !loopback {
+            if app.url.scheme() == "http" && !loopback && app.via.is_none() {
                 return Err(ConfigError::Invalid(format!(
                     "apps.{name}.url must be https: the /diag token would travel in clear (plain http is allowed on loopback only)"
                 )));
+            }
+            match &app.via {
+                None if app.token_env.trim().is_empty() => {
+                    return Err(ConfigError::Invalid(format!(
+                        "apps.{name}.token_env must name the variable holding the app's DIAG_TOKEN"
+                    )));
+                }
+                None => {}
+                Some(via) => {
+                    let Some(through) = self.apps.get(via) else {
+                        return Err(ConfigError::Invalid(format!(
+                            "apps.{name}.via = {via:?} is not an app of the suite ([apps.{via}])"
+                        )));
+                    };
+                    if via == name || through.via.is_some() {
+                        return Err(ConfigError::Invalid(format!(
+                            "apps.{name}.via = {via:?}: an app is reached through one app that has a URL of its own, not through itself or a chain"
+                        )));
+                    }
+                    if !app.token_env.is_empty() {
+                        return Err(ConfigError::Invalid(format!(
+                            "apps.{name}: drop token_env: reached via {via}, it is {via}'s token that is sent (the back end's stays in {via}'s BACKEND_DIAG_TOKEN)"
+                        )));
+                    }
+                }
             }
         }
         self.checks
@@ -691,6 +723,45 @@ mod tests {
             let error = suite(check).unwrap_err().to_string();
             assert!(error.starts_with("check 1 (\"c\")"), "{error}");
             assert!(error.contains(want), "{check}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_app_reached_via_another_is_checked_for_what_it_needs() {
+        let suite = |apps: &str| {
+            SmokeConfig::from_toml(&format!(
+                "[apps.frontend]\nurl = \"https://fe.example\"\ntoken_env = \"T\"\n\n{apps}\n[[check]]\nname = \"c\"\nfrom = \"backend\"\nresolve = \"db.postgres.database.azure.com\"\nexpect = {{ ok = true }}\n"
+            ))
+            .unwrap()
+            .checks()
+        };
+        let checks =
+            suite("[apps.backend]\nurl = \"https://be.example\"\nvia = \"frontend\"\n").unwrap();
+        assert_eq!(checks[0].from.as_deref(), Some("backend"));
+        for (apps, want) in [
+            (
+                "[apps.backend]\nurl = \"https://be.example\"\nvia = \"gateway\"\n",
+                "not an app of the suite",
+            ),
+            (
+                "[apps.backend]\nurl = \"https://be.example\"\nvia = \"backend\"\n",
+                "not through itself",
+            ),
+            (
+                "[apps.backend]\nurl = \"https://be.example\"\nvia = \"frontend\"\ntoken_env = \"B\"\n",
+                "drop token_env",
+            ),
+            (
+                "[apps.backend]\nurl = \"https://be.example\"\n",
+                "token_env must name",
+            ),
+            (
+                "[apps.backend]\nurl = \"https://be.example\"\nvia = \"db\"\n[apps.db]\nurl = \"https://db.example\"\nvia = \"frontend\"\n",
+                "or a chain",
+            ),
+        ] {
+            let error = suite(apps).unwrap_err().to_string();
+            assert!(error.contains(want), "{apps}: {error}");
         }
     }
 

@@ -584,6 +584,7 @@ mod tests {
         CheckResult {
             name: name.into(),
             from: from.into(),
+            via: None,
             instance: instance.map(str::to_owned),
             answered_by: instance.map(str::to_owned),
             action: if target.starts_with("http") {

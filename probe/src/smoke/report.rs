@@ -63,6 +63,9 @@ pub struct CheckResult {
     pub name: String,
     /// `here` or the app's name.
     pub from: String,
+    /// The app the check went through to reach `from` (its `/diag/backend/…`), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     /// The instance it was pinned to (`ARRAffinity`), when fanned out.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
@@ -206,10 +209,14 @@ impl SuiteReport {
                 Verdict::Pass => paint("32", "✓"),
                 Verdict::Fail => paint("31", "✗"),
             };
+            let from = match &result.via {
+                Some(via) => format!("{} through {via}", result.from),
+                None => result.from.clone(),
+            };
             let mut place = match (&result.instance, &result.answered_by) {
-                (Some(instance), _) => format!("from {}, instance {instance}", result.from),
-                (None, Some(answered)) => format!("from {}, answered by {answered}", result.from),
-                (None, None) => format!("from {}", result.from),
+                (Some(instance), _) => format!("from {from}, instance {instance}"),
+                (None, Some(answered)) => format!("from {from}, answered by {answered}"),
+                (None, None) => format!("from {from}"),
             };
             if result.attempts > 1 {
                 place += &format!(", {} attempts", result.attempts);
@@ -394,6 +401,7 @@ mod tests {
         CheckResult {
             name: name.into(),
             from: "frontend".into(),
+            via: None,
             instance: Some("fe-1".into()),
             answered_by: Some("fe-1".into()),
             action: "http".into(),

@@ -78,9 +78,12 @@ struct Context {
 
 #[derive(Clone)]
 struct AppClient {
+    /// Where the calls go: the app's URL, or the URL of the app it is reached through.
     url: Url,
     token: String,
     instances: Option<Vec<String>>,
+    /// The app this one is reached through (`via`): calls go to its `/diag/backend/…`.
+    via: Option<String>,
     /// Calls in flight to this app: below `/diag`'s own bound (8 by default) so a suite never
     /// trips it.
     in_flight: Arc<Semaphore>,
@@ -216,6 +219,12 @@ pub async fn run(config: &SmokeConfig, options: &RunOptions) -> Result<SuiteRepo
             CheckResult {
                 name: unit.check.name.clone(),
                 from: unit.check.from.clone().unwrap_or_else(|| "here".into()),
+                via: unit
+                    .check
+                    .from
+                    .as_ref()
+                    .and_then(|app| ctx.apps.get(app))
+                    .and_then(|client| client.via.clone()),
                 instance: unit.instance.clone(),
                 answered_by,
                 action: unit.check.action.kind().to_owned(),
@@ -245,8 +254,8 @@ pub async fn run(config: &SmokeConfig, options: &RunOptions) -> Result<SuiteRepo
     };
     report.apps = ctx
         .apps
-        .iter()
-        .map(|(name, app)| (name.clone(), app.url.to_string()))
+        .keys()
+        .map(|name| (name.clone(), config.apps[name].url.to_string()))
         .collect();
     Ok(report)
 }
@@ -359,13 +368,33 @@ fn context(
         .iter()
         .map(|s| parse_dns_server(s).map_err(ConfigError::Invalid))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut apps = HashMap::new();
-    for check in checks {
-        let Some(name) = &check.from else { continue };
+    let mut apps: HashMap<String, AppClient> = HashMap::new();
+    // An app reached via another shares that app's client: its token, URL and in-flight bound
+    // (both land on the same /diag guard).
+    let mut needed: Vec<&String> = Vec::new();
+    for name in checks.iter().filter_map(|c| c.from.as_ref()) {
+        if let Some(via) = &config.apps[name].via {
+            needed.push(via);
+        }
+        needed.push(name);
+    }
+    for name in needed {
         if apps.contains_key(name) {
             continue;
         }
         let app = &config.apps[name];
+        if let Some(via) = &app.via {
+            let through = apps[via].clone();
+            apps.insert(
+                name.clone(),
+                AppClient {
+                    instances: app.instances.clone(),
+                    via: Some(via.clone()),
+                    ..through
+                },
+            );
+            continue;
+        }
         let token = options
             .tokens
             .get(&app.token_env)
@@ -384,6 +413,7 @@ fn context(
                 url: app.url.clone(),
                 token,
                 instances: app.instances.clone(),
+                via: None,
                 in_flight: Arc::new(Semaphore::new(PER_APP_CONCURRENCY)),
             },
         );
@@ -426,6 +456,9 @@ async fn discover_instances(ctx: &Context, app: &str) -> Vec<Option<String>> {
     let client = &ctx.apps[app];
     if let Some(ids) = &client.instances {
         return ids.iter().cloned().map(Some).collect();
+    }
+    if client.via.is_some() {
+        return discover_via(ctx, client).await;
     }
     let url = client
         .url
@@ -471,6 +504,55 @@ async fn discover_instances(ctx: &Context, app: &str) -> Vec<Option<String>> {
         vec![None]
     } else {
         // Sorted: the round robin starts anywhere, and reports must compare from run to run.
+        found.sort();
+        found.into_iter().map(Some).collect()
+    }
+}
+
+/// The instances of an app reached through another: the back-end instances that answer the
+/// forwarded `/diag/backend/env` (the front end's calls carry no affinity cookie, so the platform
+/// spreads them), until a few calls in a row bring nothing new.
+async fn discover_via(ctx: &Context, client: &AppClient) -> Vec<Option<String>> {
+    let url = client
+        .url
+        .join("/diag/backend/env")
+        .expect("a base URL joins a path");
+    let mut found: Vec<String> = Vec::new();
+    let mut quiet = 0;
+    for _ in 0..12 {
+        let Ok(response) = ctx
+            .http
+            .get(url.clone())
+            .bearer_auth(&client.token)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+        else {
+            break;
+        };
+        let id = response
+            .headers()
+            .get(diag::forward::BACKEND_INSTANCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match id {
+            Some(id) if !found.contains(&id) => {
+                quiet = 0;
+                found.push(id);
+            }
+            Some(_) => {
+                quiet += 1;
+                if quiet >= 3 {
+                    break;
+                }
+            }
+            // Not forwarding, or failing: the checks themselves will say why.
+            None => break,
+        }
+    }
+    if found.is_empty() {
+        vec![None]
+    } else {
         found.sort();
         found.into_iter().map(Some).collect()
     }
@@ -599,10 +681,10 @@ async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Answer {
             if let Some(server) = server {
                 q.push(("server", server.clone()));
             }
-            ("/diag/resolve", q)
+            ("resolve", q)
         }
         Action::TcpPing { host, port } => (
-            "/diag/tcpping",
+            "tcpping",
             vec![
                 ("host", host.clone()),
                 ("port", port.to_string()),
@@ -612,21 +694,29 @@ async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Answer {
             ],
         ),
         Action::Http { url } => (
-            "/diag/http",
+            "http",
             vec![
                 ("url", url.to_string()),
                 ("timeout_ms", check.timeout_ms.min(10_000).to_string()),
             ],
         ),
     };
-    let mut url = client.url.join(path).expect("a base URL joins a path");
+    let path = match &client.via {
+        Some(_) => format!("/diag/backend/{path}"),
+        None => format!("/diag/{path}"),
+    };
+    let mut url = client.url.join(&path).expect("a base URL joins a path");
     url.query_pairs_mut().extend_pairs(&query);
+    if let (Some(_), Some(instance)) = (&client.via, &unit.instance) {
+        url.query_pairs_mut()
+            .append_pair(diag::forward::BACKEND_INSTANCE_PARAM, instance);
+    }
     let mut request = ctx
         .http
         .get(url)
         .bearer_auth(&client.token)
         .timeout(Duration::from_millis(check.timeout_ms) + Duration::from_secs(10));
-    if let Some(instance) = &unit.instance {
+    if let (None, Some(instance)) = (&client.via, &unit.instance) {
         request = request.header(reqwest::header::COOKIE, format!("ARRAffinity={instance}"));
     }
     let mut retry = request.try_clone();
@@ -665,9 +755,13 @@ async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Answer {
             };
         }
     };
+    let instance_header = match &client.via {
+        Some(_) => diag::forward::BACKEND_INSTANCE_HEADER,
+        None => INSTANCE_HEADER,
+    };
     let answered_by = response
         .headers()
-        .get(INSTANCE_HEADER)
+        .get(instance_header)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let status = response.status();
@@ -688,7 +782,7 @@ async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Answer {
                  or App Service does not pin this app's callers (clientAffinityEnabled is off)."
             ),
         ),
-        _ => diag_outcome(app, &check.action, &head, &body),
+        _ => diag_outcome(app, client.via.as_deref(), &check.action, &head, &body),
     };
     Answer {
         outcome,
@@ -697,8 +791,48 @@ async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Answer {
 }
 
 /// What an app's `/diag` answer says: the report, or why there is none.
-fn diag_outcome(app: &str, action: &Action, head: &ResponseHead<'_>, body: &[u8]) -> Outcome {
+fn diag_outcome(
+    app: &str,
+    via: Option<&str>,
+    action: &Action,
+    head: &ResponseHead<'_>,
+    body: &[u8],
+) -> Outcome {
     let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    if let Some(via) = via {
+        // The app that forwards answers for the way to the back end: its own refusals, then
+        // the diagnosis of why the back end's /diag could not be reached.
+        let code = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["error"]["code"].as_str().map(str::to_owned));
+        let message = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        match (status, code.as_deref()) {
+            (StatusCode::NOT_FOUND, Some("backend_diag_not_configured")) => {
+                return not_run(
+                    Code::DiagUnavailable,
+                    format!(
+                        "{via} does not forward diagnostics to {app}: set BACKEND_DIAG_TOKEN on {via} to {app}'s DIAG_TOKEN."
+                    ),
+                );
+            }
+            (StatusCode::BAD_GATEWAY, Some(code)) => {
+                let code = Code::parse(code).unwrap_or(Code::DiagError);
+                return not_run(
+                    code,
+                    format!(
+                        "{via} could not run this in {app}: {message} {}",
+                        code.next_step()
+                    ),
+                );
+            }
+            _ => {}
+        }
+        let app = format!("{via} (forwarding to {app})");
+        return diag_outcome(&app, None, action, head, body);
+    }
     // App Service (or a gateway) answering for the app comes first: its 503 is not /diag's.
     if let Some(answer) = classify(head, body) {
         return not_run(
