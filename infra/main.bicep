@@ -80,7 +80,14 @@ param hostNameScope string = ''
 @description('App Service plan instances: the front end runs on each; the back end on one with the embedded store, on each with PostgreSQL (per-app scaling; above 1 needs Standard or higher)')
 param planCapacity int = 1
 
-@description('The back end\'s PostgreSQL: the Azure Database for PostgreSQL flexible server\'s public name (NAME.postgres.database.azure.com; it resolves to its private endpoint through the privatelink.postgres.database.azure.com zone linked to this VNet). Empty: the embedded store on /home, one back-end instance.')
+@description('The back end\'s store: embedded (redb on /home, one back-end instance) or postgresql (an Azure Database for PostgreSQL flexible server made here: public access disabled, a private endpoint with its privatelink zone, no password, the back end\'s identity its Entra administrator; the back end VNet-integrated and scaled with the plan)')
+@allowed([
+  'embedded'
+  'postgresql'
+])
+param database string = 'embedded'
+
+@description('Instead of making a server: an existing flexible server\'s public name (NAME.postgres.database.azure.com) whose private endpoint and privatelink.postgres.database.azure.com zone are linked to this VNet, with the back end\'s identity as a role on it. Implies database = postgresql.')
 param databaseHost string = ''
 
 @description('The database on that server')
@@ -318,6 +325,12 @@ var frontendBaseSettings = [
     value: diagTokenRef
   }
   {
+    // The back end's DIAG_TOKEN (the same secret): /diag/backend/... runs checks in the back end,
+    // which has no public entry once locked down.
+    name: 'BACKEND_DIAG_TOKEN'
+    value: diagTokenRef
+  }
+  {
     name: 'WEBSITES_PORT'
     value: '8080'
   }
@@ -354,14 +367,36 @@ var backendBaseSettings = [
   }
 ]
 
-// PostgreSQL with no password: the back end logs in as its user-assigned identity (a Microsoft
-// Entra role of the identity's name on the server, created with pgaadauth_create_principal),
-// its token as the password, TLS verify-full against the server's public name.
-var usesDatabase = !empty(databaseHost)
+// PostgreSQL with no password: the back end logs in as its user-assigned identity (on a server
+// made here, its Entra administrator; on an existing one, a role of the identity's name created
+// with pgaadauth_create_principal), its token as the password, TLS verify-full against the
+// server's public name, which resolves to the private endpoint through the privatelink zone.
+// The back end reaches it through the VNet: it is VNet-integrated (outbound only) when on PostgreSQL.
+var usesDatabase = (database == 'postgresql') || !empty(databaseHost)
+var createsDatabase = usesDatabase && empty(databaseHost)
+
+module postgres 'modules/database.bicep' = if (createsDatabase) {
+  name: 'database'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    serverName: 'psql-${resourceToken}'
+    databaseName: databaseName
+    administratorPrincipalId: identities.outputs.backendPrincipalId
+    administratorName: backendIdentityName
+    privateEndpointSubnetId: network.outputs.privateEndpointSubnetId
+    vnetId: network.outputs.vnetId
+  }
+}
+
+var databaseHostName = createsDatabase ? (postgres.?outputs.host ?? '') : databaseHost
+// Apps on one plan share its integration subnet; empty: the back end is not VNet-integrated.
+var backendEgressSubnetId = usesDatabase ? network.outputs.integrationSubnetId : ''
 var backendDatabaseSettings = [
   {
     name: 'DATABASE_URL'
-    value: 'postgres://${backendIdentityName}@${databaseHost}:5432/${databaseName}'
+    value: 'postgres://${backendIdentityName}@${databaseHostName}:5432/${databaseName}'
   }
   {
     name: 'DB_AUTH'
@@ -414,6 +449,7 @@ module backendOpen 'modules/backend-open.bicep' = if (lockdownMode == 'none') {
     image: empty(backendImage) ? placeholderImage : backendImage
     appSettings: backendSettings
     instanceCount: backendInstanceCount
+    egressSubnetId: backendEgressSubnetId
     workspaceId: monitoring.outputs.workspaceId
     hostNameScope: hostNameScope
   }
@@ -436,6 +472,7 @@ module backendServiceEndpoint 'modules/backend-service-endpoint.bicep' = if (loc
     image: empty(backendImage) ? placeholderImage : backendImage
     appSettings: backendSettings
     instanceCount: backendInstanceCount
+    egressSubnetId: backendEgressSubnetId
     workspaceId: monitoring.outputs.workspaceId
     hostNameScope: hostNameScope
     integrationSubnetId: network.outputs.integrationSubnetId
@@ -459,6 +496,7 @@ module backendPrivateEndpoint 'modules/backend-private-endpoint.bicep' = if (loc
     image: empty(backendImage) ? placeholderImage : backendImage
     appSettings: backendSettings
     instanceCount: backendInstanceCount
+    egressSubnetId: backendEgressSubnetId
     workspaceId: monitoring.outputs.workspaceId
     hostNameScope: hostNameScope
     privateEndpointSubnetId: network.outputs.privateEndpointSubnetId
@@ -520,3 +558,4 @@ output BACKEND_AUTH_MODE string = usesEntra ? 'entra' : 'api-key'
 output BACKEND_APP_ID_URI string = backendAppIdUri
 output BACKEND_STORE string = usesDatabase ? 'postgres' : 'embedded'
 output BACKEND_INSTANCES int = backendInstanceCount
+output DATABASE_HOST string = databaseHostName

@@ -172,7 +172,7 @@ step_dry_runs() {
   [[ "$count" -gt 0 ]] || { echo "no expected dry runs found"; return 1; }
   # Every script with --dry-run has at least one expected list.
   local script
-  for script in create lockdown undo smoke auth; do
+  for script in create lockdown undo smoke auth database; do
     grep -lq "^# infra/scripts/${script}.sh " "$checks"/expected/*.txt \
       || { echo "no expected dry run for infra/scripts/${script}.sh"; bad=1; }
   done
@@ -208,7 +208,9 @@ apps = doc["apps"]
 assert set(apps) == {"frontend", "backend"}, f"{path}: apps must be frontend and backend"
 for name, app in apps.items():
     assert app["url"].startswith("https://"), f"{path}: apps.{name}.url must be https"
-    assert set(app) == {"url", "token_env"}, f"{path}: apps.{name} holds url and token_env only (no tokens)"
+    assert set(app) in ({"url", "token_env"}, {"url", "via"}), f"{path}: apps.{name} holds url and token_env (or via) only (no tokens)"
+    if "via" in app:
+        assert name == "backend" and app["via"] == "frontend", f"{path}: only the back end is reached via the front end"
 checks = doc["check"]
 assert checks, f"{path}: no checks"
 for check in checks:
@@ -239,6 +241,8 @@ bad CIDR|2|LOCKDOWN_MODE=privateEndpoint FRONTEND_URL=https://a.azurewebsites.ne
 URL with a path|2|LOCKDOWN_MODE=none FRONTEND_URL=https://a.azurewebsites.net/x BACKEND_URL=https://b.azurewebsites.net
 quote injection|2|LOCKDOWN_MODE=none FRONTEND_URL=https://a.azurewebsites.net"] BACKEND_URL=https://b.azurewebsites.net
 unknown credential mode|2|LOCKDOWN_MODE=none BACKEND_AUTH_MODE=kerberos FRONTEND_URL=https://a.azurewebsites.net BACKEND_URL=https://b.azurewebsites.net
+database by address|2|LOCKDOWN_MODE=none DATABASE_HOST=10.20.2.5 FRONTEND_URL=https://a.azurewebsites.net BACKEND_URL=https://b.azurewebsites.net
+database by privatelink name|2|LOCKDOWN_MODE=none DATABASE_HOST=db.privatelink.postgres.database.azure.com FRONTEND_URL=https://a.azurewebsites.net BACKEND_URL=https://b.azurewebsites.net
 CASES
   return "$bad"
 }

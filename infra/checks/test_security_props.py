@@ -327,7 +327,7 @@ def check_main(text: str, origin: str = "main.bicep") -> None:
     database = {s["name"]: s["value"] for s in database}
     assert database.get("DB_AUTH") == "entra", f"{origin}: the back end's database login must be DB_AUTH=entra"
     url = database.get("DATABASE_URL")
-    assert isinstance(url, Expr) and url.text.startswith("'postgres://${backendIdentityName}@${databaseHost}:5432/"), \
+    assert isinstance(url, Expr) and url.text.startswith("'postgres://${backendIdentityName}@${databaseHostName}:5432/"), \
         f"{origin}: DATABASE_URL must be the identity's role at the server's public name, without a password, is {url}"
     assert "sslmode" not in url.text, f"{origin}: DATABASE_URL must keep the default verify-full"
     count = names.get("backendInstanceCount")
@@ -337,6 +337,22 @@ def check_main(text: str, origin: str = "main.bicep") -> None:
         given = dig(modules[f"modules/{module}"].body, "params", "instanceCount")
         assert isinstance(given, Expr) and given.text == "backendInstanceCount", \
             f"{origin}: modules/{module} instanceCount must be backendInstanceCount, is {given}"
+        # On PostgreSQL the back end reaches the database's private endpoint: VNet-integrated.
+        egress = dig(modules[f"modules/{module}"].body, "params", "egressSubnetId")
+        assert isinstance(egress, Expr) and egress.text == "backendEgressSubnetId", \
+            f"{origin}: modules/{module} egressSubnetId must be backendEgressSubnetId, is {egress}"
+    egress = names.get("backendEgressSubnetId")
+    assert isinstance(egress, Expr) and egress.text == "usesDatabase ? network.outputs.integrationSubnetId : ''", \
+        f"{origin}: the back end must be VNet-integrated exactly when it uses PostgreSQL (backendEgressSubnetId), is {egress}"
+    postgres = modules.get("modules/database.bicep")
+    assert postgres is not None and postgres.condition == "(createsDatabase)", \
+        f"{origin}: modules/database.bicep must be deployed exactly when a server is made here (createsDatabase)"
+    admin = dig(postgres.body, "params", "administratorPrincipalId")
+    assert isinstance(admin, Expr) and admin.text == "identities.outputs.backendPrincipalId", \
+        f"{origin}: the database's Entra administrator must be the back end's identity, is {admin}"
+    admin_name = dig(postgres.body, "params", "administratorName")
+    assert isinstance(admin_name, Expr) and admin_name.text == "backendIdentityName", \
+        f"{origin}: the administrator's name must be DATABASE_URL's user (backendIdentityName), is {admin_name}"
     assert isinstance(names.get("usesEntra"), Expr) and names["usesEntra"].text == "(backendAuth == 'entra')", \
         f"{origin}: usesEntra must be (backendAuth == 'entra')"
 
@@ -344,6 +360,8 @@ def check_main(text: str, origin: str = "main.bicep") -> None:
     front_key, back_key = settings["frontendApiKeySettings"], settings["backendApiKeySettings"]
     front_entra, back_entra = settings["frontendEntraSettings"], settings["backendEntraSettings"]
     assert isinstance(front.get("DIAG_TOKEN"), Expr) and front["DIAG_TOKEN"].text.endswith("Ref"), f"{origin}: front end DIAG_TOKEN must be a Key Vault reference"
+    assert isinstance(front.get("BACKEND_DIAG_TOKEN"), Expr) and front["BACKEND_DIAG_TOKEN"].text == "diagTokenRef", \
+        f"{origin}: front end BACKEND_DIAG_TOKEN must be the back end's DIAG_TOKEN, as a Key Vault reference (diagTokenRef)"
     assert isinstance(back.get("DIAG_TOKEN"), Expr) and back["DIAG_TOKEN"].text.endswith("Ref"), f"{origin}: back end DIAG_TOKEN must be a Key Vault reference"
     assert isinstance(front_key.get("BACKEND_API_KEY"), Expr) and front_key["BACKEND_API_KEY"].text.endswith("Ref"), f"{origin}: front end BACKEND_API_KEY must be a Key Vault reference"
     assert isinstance(back_key.get("API_KEYS"), Expr) and back_key["API_KEYS"].text.endswith("Ref"), f"{origin}: back end API_KEYS must be a Key Vault reference"
@@ -414,8 +432,13 @@ def check_backend_auth(text: str, origin: str = "backend-auth.bicep") -> None:
     assert validation.get("requireAuthentication") is True, f"{origin}: globalValidation.requireAuthentication must be true"
     assert validation.get("unauthenticatedClientAction") == "Return401", \
         f"{origin}: unauthenticatedClientAction must be Return401 (an API, not a login page), is {validation.get('unauthenticatedClientAction')!r}"
-    assert validation.get("excludedPaths") == ["/healthz"], \
-        f"{origin}: excludedPaths must be exactly ['/healthz'] (the platform's health check), is {validation.get('excludedPaths')!r}"
+    excluded = validation.get("excludedPaths")
+    assert isinstance(excluded, list) and "/healthz" in excluded, \
+        f"{origin}: excludedPaths must hold '/healthz' (the platform's health check), is {excluded!r}"
+    for path in excluded:
+        # Only the health check and the token-guarded diagnostics: never /api, never a wildcard.
+        assert path == "/healthz" or re.fullmatch(r"/diag/(resolve|tcpping|http|env|tls)", path), \
+            f"{origin}: excludedPaths may hold /healthz and the /diag routes only (the app's own token guards them), not {path!r}"
     assert dig(props, "login", "tokenStore", "enabled") is False, f"{origin}: the token store must be off"
     assert dig(props, "httpSettings", "requireHttps") is True, f"{origin}: httpSettings.requireHttps must be true"
     aad = dig(props, "identityProviders", "azureActiveDirectory", default={})
@@ -454,6 +477,52 @@ def check_entra_app(text: str, origin: str = "entra-app.bicep") -> None:
         f"{origin}: the assignment's resource must be the back end's service principal"
     assert isinstance(assignment.body.get("appRoleId"), Expr) and isinstance(roles[0].get("id"), Expr) \
         and assignment.body["appRoleId"].text == roles[0]["id"].text, f"{origin}: the assignment must name the app's role"
+
+
+def check_database(text: str, origin: str = "database.bicep") -> None:
+    """PostgreSQL: private only, no password, TLS 1.2+ required, reached by its public name
+    through its own privatelink zone."""
+    server = one(resources(text, origin, "Microsoft.DBforPostgreSQL/flexibleServers"), "flexible server")
+    props = server.body.get("properties", {})
+    assert dig(props, "network", "publicNetworkAccess") == "Disabled", \
+        f"{origin}: the server's publicNetworkAccess must be 'Disabled', is {dig(props, 'network', 'publicNetworkAccess')!r}"
+    assert dig(props, "authConfig", "passwordAuth") == "Disabled", f"{origin}: passwordAuth must be 'Disabled' (Entra tokens only)"
+    assert dig(props, "authConfig", "activeDirectoryAuth") == "Enabled", f"{origin}: activeDirectoryAuth must be 'Enabled'"
+    assert "administratorLoginPassword" not in props, f"{origin}: no administrator password"
+    configs = {d.body.get("name"): dig(d.body, "properties", "value")
+               for d in resources(text, origin, "Microsoft.DBforPostgreSQL/flexibleServers/configurations")}
+    assert configs.get("require_secure_transport") == "on", f"{origin}: require_secure_transport must be 'on'"
+    assert configs.get("ssl_min_protocol_version") in ("TLSv1.2", "TLSv1.3"), f"{origin}: ssl_min_protocol_version must be TLSv1.2 or higher"
+    admin = one(resources(text, origin, "Microsoft.DBforPostgreSQL/flexibleServers/administrators"), "Entra administrator")
+    assert dig(admin.body, "properties", "principalType") == "ServicePrincipal", f"{origin}: the administrator is the back end's managed identity (ServicePrincipal)"
+
+    endpoint = one(resources(text, origin, "Microsoft.Network/privateEndpoints"), f"private endpoint in {origin}")
+    connection = one(dig(endpoint.body, "properties", "privateLinkServiceConnections", default=[]), "private link connection")
+    assert dig(connection, "properties", "groupIds") == ["postgresqlServer"], f"{origin}: the private endpoint's group must be 'postgresqlServer'"
+    target = dig(connection, "properties", "privateLinkServiceId")
+    assert isinstance(target, Expr) and target.text == f"{server.symbol}.id", f"{origin}: the private endpoint must point at the server"
+    zone = one(resources(text, origin, "Microsoft.Network/privateDnsZones"), f"private DNS zone in {origin}")
+    assert zone.body.get("name") == "privatelink.postgres.database.azure.com", f"{origin}: the zone must be privatelink.postgres.database.azure.com"
+    link = one(resources(text, origin, "Microsoft.Network/privateDnsZones/virtualNetworkLinks"), "zone link")
+    assert isinstance(dig(link.body, "properties", "virtualNetwork", "id"), Expr), f"{origin}: the zone must be linked to the VNet"
+    group = one(resources(text, origin, "Microsoft.Network/privateEndpoints/privateDnsZoneGroups"), "zone group")
+    configs = dig(group.body, "properties", "privateDnsZoneConfigs", default=[])
+    assert any(isinstance(dig(c, "properties", "privateDnsZoneId"), Expr) for c in configs), f"{origin}: the zone group must register the endpoint in the zone"
+    # The certificate names NAME.postgres.database.azure.com only: hand out that name.
+    assert re.search(r"^output host string = \w+\.properties\.fullyQualifiedDomainName$", text, re.M), \
+        f"{origin}: output host must be the server's public name (fullyQualifiedDomainName)"
+
+
+def check_backend_egress(text: str, origin: str) -> None:
+    """A back end is VNet-integrated with route-all exactly when it is given a subnet."""
+    site = one(resources(text, origin, "Microsoft.Web/sites"), f"Microsoft.Web/sites in {origin}")
+    props = site.body.get("properties", {})
+    subnet = props.get("virtualNetworkSubnetId")
+    assert isinstance(subnet, Expr) and subnet.text == "empty(egressSubnetId) ? null : egressSubnetId", \
+        f"{origin}: virtualNetworkSubnetId must be egressSubnetId (when given), is {subnet}"
+    route = dig(props, "outboundVnetRouting", "applicationTraffic")
+    assert isinstance(route, Expr) and route.text == "!empty(egressSubnetId)", \
+        f"{origin}: outboundVnetRouting.applicationTraffic must be on when integrated (the database's private address and zone)"
 
 
 def check_keyvault(text: str, origin: str = "keyvault.bicep") -> None:
@@ -499,6 +568,15 @@ def test_main():
 
 def test_plan():
     check_plan(read("plan.bicep"))
+
+
+def test_database():
+    check_database(read("database.bicep"))
+
+
+def test_backend_egress():
+    for module in BACKEND_MODULES.values():
+        check_backend_egress(read(module), module)
 
 
 def test_keyvault():
@@ -592,6 +670,7 @@ MUTATIONS = [
     ("backend-auth.bicep", check_backend_auth, "requireAuthentication: true", "requireAuthentication: false", "requireAuthentication"),
     ("backend-auth.bicep", check_backend_auth, "'Return401'", "'RedirectToLoginPage'", "Return401"),
     ("backend-auth.bicep", check_backend_auth, "        '/healthz'\n", "        '/healthz'\n        '/api'\n", "excludedPaths"),
+    ("backend-auth.bicep", check_backend_auth, "        '/diag/env'\n", "        '/diag/*'\n", "excludedPaths"),
     ("backend-auth.bicep", check_backend_auth, "      tokenStore: {\n        enabled: false", "      tokenStore: {\n        enabled: true", "token store"),
     ("backend-auth.bicep", check_backend_auth, "@minLength(1)\n@description('Client IDs", "@description('Client IDs", "allowedApplications"),
     ("backend-auth.bicep", check_backend_auth, "allowedApplications: allowedApplications", "allowedApplications: []", "allowedApplications"),
@@ -605,6 +684,20 @@ MUTATIONS = [
     ("registry.bicep", check_registry, "adminUserEnabled: false", "adminUserEnabled: true", "admin user"),
     ("registry.bicep", check_registry, "anonymousPullEnabled: false", "anonymousPullEnabled: true", "anonymous pull"),
     ("backend-open.bicep", check_backend_open, "category: 'AppServiceConsoleLogs'", "category: 'AppServiceAppLogs'", "AppServiceConsoleLogs"),
+    ("database.bicep", check_database, "      publicNetworkAccess: 'Disabled'", "      publicNetworkAccess: 'Enabled'", "publicNetworkAccess"),
+    ("database.bicep", check_database, "passwordAuth: 'Disabled'", "passwordAuth: 'Enabled'", "passwordAuth"),
+    ("database.bicep", check_database, "    value: 'on'", "    value: 'off'", "require_secure_transport"),
+    ("database.bicep", check_database, "value: 'TLSv1.2'", "value: 'TLSv1'", "ssl_min_protocol_version"),
+    ("database.bicep", check_database, "'postgresqlServer'", "'sites'", "postgresqlServer"),
+    ("database.bicep", check_database, "name: 'privatelink.postgres.database.azure.com'", "name: 'privatelink.database.windows.net'", "privatelink.postgres"),
+    ("database.bicep", check_database, "output host string = server.properties.fullyQualifiedDomainName",
+     "output host string = privateEndpoint.properties.customDnsConfigs[0].ipAddresses[0]", "public name"),
+    ("backend-private-endpoint.bicep", lambda text, origin: check_backend_egress(text, origin),
+     "applicationTraffic: !empty(egressSubnetId)", "applicationTraffic: false", "applicationTraffic"),
+    ("main.bicep", check_main, "var backendEgressSubnetId = usesDatabase ? network.outputs.integrationSubnetId : ''",
+     "var backendEgressSubnetId = ''", "VNet-integrated"),
+    ("main.bicep", check_main, "    administratorPrincipalId: identities.outputs.backendPrincipalId",
+     "    administratorPrincipalId: identities.outputs.frontendPrincipalId", "Entra administrator"),
 ]
 
 

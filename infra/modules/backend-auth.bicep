@@ -53,8 +53,16 @@ resource authSettings 'Microsoft.Web/sites/config@2025-03-01' = {
     globalValidation: {
       requireAuthentication: true
       unauthenticatedClientAction: 'Return401'
+      // /healthz for the platform's health check; /diag/* carry the diag token in Authorization
+      // (the app's own constant-time gate, rate and policy), which the platform would take for
+      // a missing Entra token: the front end's /diag/backend/... reaches them (smoke checks from
+      // the back end, which has no public entry).
       excludedPaths: [
         '/healthz'
+        '/diag/resolve'
+        '/diag/tcpping'
+        '/diag/http'
+        '/diag/env'
       ]
     }
     httpSettings: {

@@ -39,7 +39,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   location: location
   tags: tags
   properties: {
-    // checkov:skip=CKV_AZURE_109: App Service resolves Key Vault references over the app's outbound path; the back end is not VNet-integrated, so the vault must accept public traffic. Access is RBAC-only, to the apps' identities.
+    // checkov:skip=CKV_AZURE_109: App Service resolves Key Vault references over the platform's path unless the app routes them through the VNet, and the back end is VNet-integrated only on PostgreSQL, so the vault must accept public traffic. Access is RBAC-only, to the apps' identities.
     // checkov:skip=CKV_AZURE_189: same reason as CKV_AZURE_109; put the vault behind a private endpoint and integrate both apps to close it.
     // checkov:skip=CKV_AZURE_110: purge protection would keep the vault name reserved after `azd down --purge` and block the next `azd up` of the same environment; turn it on for production.
     // checkov:skip=CKV_AZURE_42: soft delete is on (7 days); purge protection is off for the reason given for CKV_AZURE_110.

@@ -127,8 +127,10 @@ if [[ "$secret_count" == "0" ]]; then
       umask 077
       printf '[{"name": "API_KEYS", "value": "%s", "slotSetting": false}, {"name": "DIAG_TOKEN", "value": "%s", "slotSetting": false}]\n' \
         "$api_key" "$diag_token" >"$secrets_dir/backend.json"
-      printf '[{"name": "BACKEND_API_KEY", "value": "%s", "slotSetting": false}, {"name": "DIAG_TOKEN", "value": "%s", "slotSetting": false}]\n' \
-        "$api_key" "$diag_token" >"$secrets_dir/frontend.json"
+      # BACKEND_DIAG_TOKEN: the back end's DIAG_TOKEN, for /diag/backend/... (checks run in the
+      # back end through the front end once the back end has no public entry).
+      printf '[{"name": "BACKEND_API_KEY", "value": "%s", "slotSetting": false}, {"name": "DIAG_TOKEN", "value": "%s", "slotSetting": false}, {"name": "BACKEND_DIAG_TOKEN", "value": "%s", "slotSetting": false}]\n' \
+        "$api_key" "$diag_token" "$diag_token" >"$secrets_dir/frontend.json"
     )
     az_do webapp config appsettings set --resource-group "$RESOURCE_GROUP" --name "$BACKEND_NAME" --settings "@$secrets_dir/backend.json"
     az_do webapp config appsettings set --resource-group "$RESOURCE_GROUP" --name "$FRONTEND_NAME" --settings "@$secrets_dir/frontend.json"

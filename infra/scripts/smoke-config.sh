@@ -11,6 +11,10 @@
 # With the Entra credential (BACKEND_AUTH_MODE=entra), in every mode also: the back end refuses
 # a call without a token (from the front end, through its /diag), and it let the front end in
 # with its Entra token (the front end's /api/path, from here).
+# With the back end on PostgreSQL (DATABASE_HOST), in every mode also, from inside the back end:
+# the database's name resolves to a private address through its privatelink zone, and every
+# back-end instance connects on 5432. Once locked down the back end has no public entry, so its
+# checks run through the front end's /diag/backend/ ([apps.backend] via = "frontend").
 #
 # Usage: smoke-config.sh [--from-file FILE] [--mode MODE] [--auth AUTH] [--output FILE]
 #   (default)          read the outputs from the environment, as azd hooks get them
@@ -21,7 +25,7 @@
 #   --output FILE      write FILE (folders created) instead of printing
 # Outputs read: FRONTEND_URL, BACKEND_URL, BACKEND_HOSTNAME (else taken from BACKEND_URL),
 #   INTEGRATION_SUBNET_CIDR (required unless mode is none), LOCKDOWN_MODE, BACKEND_AUTH_MODE
-#   (default api-key).
+#   (default api-key), DATABASE_HOST (empty: the embedded store, no data-tier checks).
 # Tokens are never written: the config names FRONTEND_DIAG_TOKEN and BACKEND_DIAG_TOKEN.
 
 set -euo pipefail
@@ -47,7 +51,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 declare -A outputs=()
-readonly KNOWN_KEYS="FRONTEND_URL BACKEND_URL BACKEND_HOSTNAME INTEGRATION_SUBNET_CIDR LOCKDOWN_MODE BACKEND_AUTH_MODE"
+readonly KNOWN_KEYS="FRONTEND_URL BACKEND_URL BACKEND_HOSTNAME INTEGRATION_SUBNET_CIDR LOCKDOWN_MODE BACKEND_AUTH_MODE DATABASE_HOST"
 
 if [[ -n "$from_file" ]]; then
   [[ -r "$from_file" ]] || die "cannot read $from_file"
@@ -111,6 +115,12 @@ if [[ -z "$backend_host" ]]; then
 fi
 [[ "$backend_host" =~ ^[A-Za-z0-9.-]+$ ]] || die "BACKEND_HOSTNAME is not a host name: '$backend_host'"
 
+database_host="${outputs[DATABASE_HOST]:-}"
+if [[ -n "$database_host" ]]; then
+  [[ "$database_host" =~ ^[A-Za-z0-9-]+\.postgres\.database\.azure\.com$ ]] \
+    || die "DATABASE_HOST must be the server's public name (NAME.postgres.database.azure.com): '$database_host'"
+fi
+
 subnet="${outputs[INTEGRATION_SUBNET_CIDR]:-}"
 if [[ "$mode" != "none" ]]; then
   [[ -n "$subnet" ]] || die "INTEGRATION_SUBNET_CIDR is not set (needed in mode $mode)"
@@ -142,7 +152,12 @@ render() {
   printf '# Written by infra/scripts/smoke-config.sh from the deployment outputs: write it again after a change.\n'
   printf '# Tokens never live here: token_env names the variable.\n'
   printf '\n[apps.frontend]\nurl = "%s"\ntoken_env = "FRONTEND_DIAG_TOKEN"\n' "$frontend_url"
-  printf '\n[apps.backend]\nurl = "%s"\ntoken_env = "BACKEND_DIAG_TOKEN"\n' "$backend_url"
+  if [[ "$mode" == "none" ]]; then
+    printf '\n[apps.backend]\nurl = "%s"\ntoken_env = "BACKEND_DIAG_TOKEN"\n' "$backend_url"
+  else
+    # Locked down, the back end has no public entry: its /diag is reached through the front end.
+    printf '\n[apps.backend]\nurl = "%s"\nvia = "frontend"\n' "$backend_url"
+  fi
 
   check "the front end answers from here" here http "${frontend_url}/healthz" "status = 200"
 
@@ -176,6 +191,13 @@ render() {
   esac
 
   check "front end connects to the back end on 443" frontend tcpping "${backend_host}:443" "reachable = true"
+
+  if [[ -n "$database_host" ]]; then
+    check "back end resolves its database to a private address through the privatelink zone" backend resolve \
+      "$database_host" "private = true, privatelink = true"
+    check "every back-end instance connects to its database on 5432" backend tcpping "${database_host}:5432" \
+      "reachable = true" all
+  fi
 
   if [[ "$auth" == "entra" ]]; then
     if [[ "$mode" == "none" ]]; then

@@ -110,6 +110,10 @@ case "$source_kind" in
       --vnet-name "$VNET_NAME" --name "$INTEGRATION_SUBNET" --query addressPrefix --output tsv)"
     printf 'FRONTEND_URL="https://%s"\nBACKEND_URL="https://%s"\nBACKEND_HOSTNAME="%s"\nINTEGRATION_SUBNET_CIDR="%s"\nLOCKDOWN_MODE="%s"\n' \
       "$frontend_host" "$backend_host" "$backend_host" "$subnet_cidr" "$mode" >"$outputs_file"
+    # database.sh's server (its public name), for the data-tier checks.
+    if [[ -n "${DATABASE_HOST:-}" ]]; then
+      printf 'DATABASE_HOST="%s"\n' "$DATABASE_HOST" >>"$outputs_file"
+    fi
     writer_input="<outputs>"
     ;;
 esac
