@@ -35,7 +35,7 @@ async fn serve(max_seconds: u64) -> anyhow::Result<String> {
                     names: vec![lockdown::topology::DATABASE_HOST.to_owned()],
                 })
                 .map_err(anyhow::Error::msg)?;
-            let dns = DnsServer::database(cluster.listen).await?;
+            let dns = DnsServer::database(Some(cluster.listen)).await?;
             let url = cluster.url_at(
                 lockdown::topology::DATABASE_HOST,
                 &cluster.create_database(),
@@ -49,6 +49,7 @@ async fn serve(max_seconds: u64) -> anyhow::Result<String> {
             privatelink_linked: false,
         },
         &lockdown::topology::HostNames::classic(),
+        None,
     )
     .await?;
     let sink = TcpListener::bind("127.0.0.1:0").await?;
