@@ -60,7 +60,8 @@ async fn the_private_endpoint_is_seen_through_the_regions_privatelink_name() {
 
 #[tokio::test]
 async fn every_break_fails_the_same_checks_as_with_classic_names() {
-    for b in Break::ALL {
+    // The data tier's names are the database's, whatever the apps are called (database.rs).
+    for b in Break::ALL.into_iter().filter(|b| !b.needs_database()) {
         let mode = b.mode().unwrap_or(Mode::ServiceEndpoint);
         let classic = start_named(mode, &[b], HostNames::classic(), LabAuth::ApiKey).await;
         let expected = failing_checks(&smoke(&classic).await);
