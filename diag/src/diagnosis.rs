@@ -86,6 +86,33 @@ codes! {
     BadResponse = "bad_response", Network,
         meaning: "something answered, but not HTTP",
         next: "The port belongs to something else than the app.";
+    PrivatelinkZoneMissing = "privatelink_zone_missing", Network,
+        meaning: "an Azure service's name resolved through no `privatelink` zone: the lookup never left public DNS (or a zone of your own answered for the public name)",
+        next: "Give the service a private endpoint with a DNS zone group in the zone the catalogue names (`docs/azure-services.md`; the message names it), and link that zone to the VNet the app resolves through. With custom DNS servers, forward the service's public suffix to Azure DNS `168.63.129.16`.";
+    PrivatelinkZoneNotLinked = "privatelink_zone_not_linked", Network,
+        meaning: "an Azure service's name goes through its `privatelink` zone's name, yet resolved to a public address: that zone does not answer where the lookup ran",
+        next: "Link the zone the message names to the VNet the app is integrated with (a virtual network link), with the private endpoint's A record in it (its zone group). With custom DNS servers, forward the zone to Azure DNS `168.63.129.16`, or set `WEBSITE_DNS_SERVER`.";
+    WrongPrivatelinkZone = "wrong_privatelink_zone", Network,
+        meaning: "an Azure service's name resolved through another `privatelink` zone than the service's own",
+        next: "Put the endpoint's record in the zone the catalogue names for the service (Key Vault: `privatelink.vaultcore.azure.net`, not `privatelink.vault.azure.net`), link that zone, and remove the hand-made CNAME or record that points elsewhere.";
+    CalledByAddress = "called_by_address", Network,
+        meaning: "a TLS service is called by an IP address or by its `privatelink` name, which no certificate of the service carries",
+        next: "Call the service by its public name (`NAME.vault.azure.net`, `NAME.postgres.database.azure.com`, `APP.azurewebsites.net`): it resolves to the private endpoint through the privatelink zone, and the certificate names it. Azure SQL also refuses logins that do not name the server.";
+    TlsNameMismatch = "tls_name_mismatch", Network,
+        meaning: "the server's certificate does not name the host the check asked for (the SNI)",
+        next: "Something else answers on that address: a private endpoint of another resource, a stale A record in the zone, or a TLS-inspecting firewall. `/diag/tls` lists the names the certificate carries; `/diag/resolve` shows where the name leads.";
+    TlsExpired = "tls_expired", Network,
+        meaning: "the server's certificate (or one in its chain) has expired or is not valid yet",
+        next: "Azure renews its own certificates: an expired one is a TLS-inspecting firewall or a server of your own. Check this machine's clock too.";
+    TlsUntrusted = "tls_untrusted", Network,
+        meaning: "the server's certificate chain does not lead to a trusted root",
+        next: "A TLS-inspecting firewall or proxy on the route-all path signs with its own CA: exempt the service's names from inspection, or trust that CA. For a server of your own, give its CA to the check.";
+    NotPostgres = "not_postgres", Network,
+        meaning: "the port answered, but not as PostgreSQL (no answer to `SSLRequest`)",
+        next: "The address or port belongs to something else: check the port (5432; 6432 for PgBouncer) and that the name resolves to the server's private endpoint.";
+    PostgresNoTls = "postgres_no_tls", Network,
+        meaning: "PostgreSQL answered, but refused TLS (`N` to `SSLRequest`)",
+        next: "Azure Database for PostgreSQL always offers TLS: this is another server. Turn `ssl = on` on a server of your own.";
     AccessRestricted = "access_restricted", Platform,
         meaning: "App Service's access restrictions refused the caller: `403 Ip Forbidden`, with the caller's address as App Service saw it in `x-ms-forbidden-ip` (Premium plans may replace the page with a custom one)",
         next: "An access rule denied the caller. `x-ms-forbidden-ip` says where App Service saw the call from: the service-endpoint IPv6 form of an integration-subnet address means the call came through the service endpoint and the rule does not allow that subnet (it must name the **integration subnet** by resource ID, taken from Azure, never typed); any other address means the call did not leave through the VNet (check VNet integration, route-all, and the `Microsoft.Web` service endpoint on the subnet). Right after the service endpoint was enabled this can last minutes, rarely hours: wait (`--wait`). `AppServiceIPSecAuditLogs` shows each decision.";

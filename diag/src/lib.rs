@@ -8,6 +8,8 @@
 //!
 //! - [`api`]: the `/diag` router, its token, limits and state.
 //! - [`policy`], [`target`]: which targets `/diag` may reach, and parsing what users send.
+//! - [`azure`]: the catalogue of Azure services: host suffix, `privatelink` zone, ports, how to
+//!   prove each; whether a lookup came through the right zone.
 //! - [`dns`]: the resolver (no cache for diagnostics), the CNAME walk, the resolve report.
 //! - [`tcpping`]: TCP connects to exactly the resolved address.
 //! - [`kudu`]: the text of Kudu's `tcpping` and `nameresolver` that Microsoft's portal reads.
@@ -22,6 +24,7 @@
 
 pub mod api;
 pub mod appservice;
+pub mod azure;
 pub mod diagnosis;
 pub mod dns;
 pub mod envfacts;

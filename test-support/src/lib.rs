@@ -47,11 +47,14 @@ pub const TOKEN: &str = "test-diag-token-0123456789";
 /// Number of A records of `big.lockdown.test` (far more than fits in a UDP answer).
 pub const BIG_RECORDS: usize = 300;
 
-const ZONES: [&str; 4] = [
+const ZONES: [&str; 6] = [
     include_str!("zones/azurewebsites.net.zone"),
     include_str!("zones/privatelink.azurewebsites.net.zone"),
     include_str!("zones/2.20.10.in-addr.arpa.zone"),
     include_str!("zones/lockdown.test.zone"),
+    // Key Vault's zones, for the catalogue's zone check (`diag::azure`).
+    include_str!("zones/vault.azure.net.zone"),
+    include_str!("zones/privatelink.vaultcore.azure.net.zone"),
 ];
 
 /// A running DNS server with the test zones.

@@ -324,7 +324,7 @@ impl DnsResolver {
             )
             .any(is_privatelink);
         let ok = outcome.error.is_none();
-        Resolution {
+        let mut resolution = Resolution {
             query: ResolveQuery {
                 host,
                 record_type: query_type.as_str().to_owned(),
@@ -343,8 +343,21 @@ impl DnsResolver {
             addresses,
             records,
             privatelink,
+            service: None,
+            zone: None,
             duration_ms: elapsed_ms(started),
+        };
+        if query_type != QueryType::Ptr {
+            resolution.service =
+                crate::azure::lookup(&resolution.query.host).map(|m| m.service.into());
+            if matches!(
+                query_type,
+                QueryType::Addresses | QueryType::A | QueryType::Aaaa
+            ) {
+                resolution.zone = crate::azure::zone_check(&resolution);
+            }
         }
+        resolution
     }
 
     fn literal(&self, ip: IpAddr, query_type: QueryType, started: Instant) -> Resolution {
@@ -376,6 +389,8 @@ impl DnsResolver {
             },
             records: Vec::new(),
             privatelink: false,
+            service: None,
+            zone: None,
             duration_ms: elapsed_ms(started),
         }
     }
@@ -405,6 +420,8 @@ impl DnsResolver {
             addresses: Vec::new(),
             records: Vec::new(),
             privatelink: false,
+            service: None,
+            zone: None,
             duration_ms: elapsed_ms(started),
         }
     }

@@ -138,6 +138,12 @@ pub struct Resolution {
     pub records: Vec<DnsRecord>,
     /// True when a `*.privatelink.*` name appears in the query or the chain.
     pub privatelink: bool,
+    /// The Azure service the name belongs to, when [`crate::azure`] catalogues it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<crate::azure::ServiceView>,
+    /// For a catalogued name: whether the answer came through the service's `privatelink` zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<crate::azure::ZoneCheck>,
     /// Wall time of the whole lookup.
     pub duration_ms: f64,
 }
@@ -184,6 +190,16 @@ impl Resolution {
             for hop in &self.chain {
                 out.push_str(&format!("        {}\n", hop.name));
             }
+        }
+        if let Some(service) = &self.service {
+            out.push_str(&format!("Service: {}\n", service.name));
+        }
+        if let Some(zone) = &self.zone {
+            let code = zone.code.map(|c| format!(" [{c}]")).unwrap_or_default();
+            out.push_str(&format!(
+                "Zone:    {}{code}\n",
+                zone.explain(&self.query.host)
+            ));
         }
         out
     }

@@ -370,3 +370,73 @@ async fn servers_named_by_a_request_are_asked_every_time() {
     assert_eq!(ips(&r), ["127.0.0.1"]);
     assert_eq!(first.query_count(), 1);
 }
+
+/// A catalogued name's report names its service and says how its answer came, for each way a
+/// Key Vault name can resolve.
+#[tokio::test]
+async fn a_catalogued_name_reports_its_service_and_zone() {
+    use diag::azure::ZoneStatus;
+    use diag::diagnosis::Code;
+    let dns = spawn_dns().await;
+    let resolver = dns.resolver();
+    let cases = [
+        (
+            "kv-ok.vault.azure.net",
+            ZoneStatus::Private,
+            None,
+            Some("privatelink.vaultcore.azure.net"),
+        ),
+        (
+            "kv-public.vault.azure.net",
+            ZoneStatus::NotLinked,
+            Some(Code::PrivatelinkZoneNotLinked),
+            Some("privatelink.vaultcore.azure.net"),
+        ),
+        (
+            "kv-none.vault.azure.net",
+            ZoneStatus::Missing,
+            Some(Code::PrivatelinkZoneMissing),
+            None,
+        ),
+        (
+            "kv-wrong.vault.azure.net",
+            ZoneStatus::WrongZone,
+            Some(Code::WrongPrivatelinkZone),
+            Some("privatelink.vault.azure.net"),
+        ),
+        ("kv-gone.vault.azure.net", ZoneStatus::Failed, None, None),
+    ];
+    for (host, status, code, seen) in cases {
+        let r = resolver.resolve(host, QueryType::Addresses).await;
+        let service = r
+            .service
+            .as_ref()
+            .unwrap_or_else(|| panic!("{host}: {r:?}"));
+        assert_eq!(service.key, "key_vault");
+        assert_eq!(service.zones, ["privatelink.vaultcore.azure.net"]);
+        let zone = r.zone.as_ref().unwrap();
+        assert_eq!(
+            (zone.status, zone.code, zone.seen.as_deref()),
+            (status, code, seen),
+            "{host}: {r:?}"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["service"]["key"], "key_vault");
+        assert_eq!(
+            json["zone"]["expected"][0],
+            "privatelink.vaultcore.azure.net"
+        );
+    }
+    // Names the catalogue does not know carry neither key.
+    let r = resolver.resolve("public.lockdown.test", QueryType::A).await;
+    let json = serde_json::to_value(&r).unwrap();
+    assert!(
+        json.get("service").is_none() && json.get("zone").is_none(),
+        "{json}"
+    );
+    // Other record types name the service but judge no zone.
+    let r = resolver
+        .resolve("kv-ok.vault.azure.net", QueryType::Cname)
+        .await;
+    assert!(r.service.is_some() && r.zone.is_none(), "{r:?}");
+}

@@ -152,6 +152,9 @@ pub struct Expect {
     pub address_in: Option<IpNet>,
     /// A `*.privatelink.*` hop is (or is not) in the CNAME chain.
     pub privatelink: Option<bool>,
+    /// `true`: the name (one the Azure service catalogue knows) resolved through its service's
+    /// `privatelink` zone to private addresses; `false`: it did not (the view from outside).
+    pub zone: Option<bool>,
     /// The connection's local (source) address lies in this range.
     #[serde(default, deserialize_with = "cidr")]
     pub source_in: Option<IpNet>,
@@ -479,7 +482,7 @@ fn check_expectations(action: &Action, from_here: bool, expect: &Expect) -> Resu
     }
     let mut allowed = vec!["ok", "denied", "address_in"];
     match action {
-        Action::Resolve { .. } => allowed.extend(["private", "privatelink"]),
+        Action::Resolve { .. } => allowed.extend(["private", "privatelink", "zone"]),
         Action::TcpPing { .. } => allowed.extend(["reachable", "source_in"]),
         Action::Http { .. } => {
             allowed.extend([
@@ -501,6 +504,7 @@ fn check_expectations(action: &Action, from_here: bool, expect: &Expect) -> Resu
         ("private", expect.private.is_some()),
         ("address_in", expect.address_in.is_some()),
         ("privatelink", expect.privatelink.is_some()),
+        ("zone", expect.zone.is_some()),
         ("source_in", expect.source_in.is_some()),
         ("caller_in", expect.caller_in.is_some()),
         ("error_code", expect.error_code.is_some()),
@@ -510,6 +514,14 @@ fn check_expectations(action: &Action, from_here: bool, expect: &Expect) -> Resu
         if present && !allowed.contains(&key) {
             return Err(format!("expect.{key} does not apply to {}", action.kind()));
         }
+    }
+    if let Action::Resolve { host, .. } = action
+        && expect.zone.is_some()
+        && diag::azure::lookup(host).is_none()
+    {
+        return Err(format!(
+            "expect.zone needs a name of a service the catalogue knows (docs/azure-services.md); {host:?} is not one"
+        ));
     }
     if matches!(action, Action::Resolve { .. }) && expect.denied.is_some() {
         return Err("expect.denied does not apply to resolve (use ok = false for a name that must not resolve)".into());
@@ -613,6 +625,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("CIDR form"), "{error}");
+    }
+
+    #[test]
+    fn the_zone_expectation_needs_a_catalogued_name() {
+        let checks = suite(
+            "from = \"frontend\"\nresolve = \"kv-x.vault.azure.net\"\nexpect = { zone = true }",
+        )
+        .unwrap();
+        assert_eq!(checks[0].expect.zone, Some(true));
+        for (check, wanted) in [
+            (
+                "resolve = \"a.test\"\nexpect = { zone = true }",
+                "catalogue knows",
+            ),
+            (
+                "tcpping = \"kv-x.vault.azure.net:443\"\nexpect = { zone = true }",
+                "does not apply",
+            ),
+        ] {
+            let error = suite(check).unwrap_err().to_string();
+            assert!(error.contains(wanted), "{error}");
+        }
     }
 
     #[test]

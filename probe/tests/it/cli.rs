@@ -111,6 +111,8 @@ fn resolve_text_follows_nameresolver() {
         }],
         records: vec![],
         privatelink: true,
+        service: None,
+        zone: None,
         duration_ms: 1.234,
     };
     assert_eq!(

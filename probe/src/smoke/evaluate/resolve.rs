@@ -16,6 +16,20 @@ pub(super) fn resolve(expect: &Expect, r: &Resolution) -> Evaluation {
     if expect.ok == Some(false) {
         return Evaluation::pass(evidence);
     }
+    if expect.zone == Some(true)
+        && let Some(zone) = diag::azure::zone_check(r)
+    {
+        return Evaluation::fail(
+            Code::DnsFailure,
+            format!(
+                "{} ({}); {}.",
+                r.query.host,
+                error.message,
+                zone.explain(&r.query.host)
+            ),
+            evidence,
+        );
+    }
     let next = match error.kind {
         DnsErrorKind::Nxdomain => {
             "the name does not exist in the DNS this check used: check the spelling, and that the app uses the VNet's DNS (WEBSITE_DNS_SERVER or the VNet's DNS servers)"
@@ -33,7 +47,7 @@ pub(super) fn resolve(expect: &Expect, r: &Resolution) -> Evaluation {
     )
 }
 
-pub(super) fn resolved(expect: &Expect, r: &Resolution, evidence: Vec<String>) -> Evaluation {
+pub(super) fn resolved(expect: &Expect, r: &Resolution, mut evidence: Vec<String>) -> Evaluation {
     if expect.ok == Some(false) {
         return Evaluation::fail(
             Code::UnexpectedAnswer,
@@ -42,6 +56,29 @@ pub(super) fn resolved(expect: &Expect, r: &Resolution, evidence: Vec<String>) -
         );
     }
     let addresses: Vec<IpAddr> = r.addresses.iter().map(|a| a.ip).collect();
+    if let Some(want) = expect.zone {
+        // Judged here from the answer itself, so an app running an older /diag is judged too.
+        if let Some(zone) = diag::azure::zone_check(r) {
+            let host = &r.query.host;
+            evidence.push(zone.explain(host));
+            match (want, zone.code) {
+                (true, Some(code)) => {
+                    return Evaluation::fail(code, format!("{}.", zone.explain(host)), evidence);
+                }
+                (false, _) if zone.is_private() => {
+                    return Evaluation::fail(
+                        Code::ResolvesPrivate,
+                        format!(
+                            "{host} resolves through {} to a private address where it must not: a private DNS zone linked here still answers for it.",
+                            zone.expected.join(" or ")
+                        ),
+                        evidence,
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
     if let Some(want) = expect.privatelink
         && r.privatelink != want
     {
@@ -165,4 +202,92 @@ pub(super) fn describe_resolution(r: &Resolution) -> String {
             servers.join(", ")
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_vault(chain: &[&str], ips: &[&str]) -> Resolution {
+        let mut previous = "kv-x.vault.azure.net".to_owned();
+        let chain: Vec<_> = chain
+            .iter()
+            .map(|target| {
+                let hop = serde_json::json!({"name": previous, "ttl": 60, "target": target});
+                previous = (*target).to_owned();
+                hop
+            })
+            .collect();
+        let addresses: Vec<_> = ips
+            .iter()
+            .map(|ip| {
+                let class = if ip.starts_with("10.") {
+                    "private"
+                } else {
+                    "public"
+                };
+                serde_json::json!({"ip": ip, "ttl": 60, "class": class})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "query": {"host": "kv-x.vault.azure.net", "type": "A", "name": "kv-x.vault.azure.net"},
+            "resolver": {"servers": [], "source": "DNS_SERVERS"},
+            "ok": true, "rcode": "NOERROR", "error": null, "chain": chain,
+            "canonical_name": null, "addresses": addresses, "records": [],
+            "privatelink": false, "duration_ms": 1.0
+        }))
+        .unwrap()
+    }
+
+    /// `zone = true` fails with the code of each wrong way, naming the zone to link; an answer
+    /// from an older /diag (no `zone` key) is judged all the same.
+    #[test]
+    fn the_zone_expectation_names_the_zone_to_link() {
+        let inside = Expect {
+            zone: Some(true),
+            ..Expect::default()
+        };
+        let right = "kv-x.privatelink.vaultcore.azure.net";
+        let pass = resolve(&inside, &key_vault(&[right], &["10.20.3.4"]));
+        assert!(pass.passed, "{pass:?}");
+        assert!(
+            pass.evidence
+                .iter()
+                .any(|e| e.contains("privatelink.vaultcore.azure.net"))
+        );
+        for (chain, ips, code) in [
+            (
+                &[right, "vault-weu.vault.azure.net"][..],
+                &["20.1.2.3"][..],
+                Code::PrivatelinkZoneNotLinked,
+            ),
+            (&[][..], &["20.1.2.3"][..], Code::PrivatelinkZoneMissing),
+            (
+                &["kv-x.privatelink.vault.azure.net"][..],
+                &["10.20.3.9"][..],
+                Code::WrongPrivatelinkZone,
+            ),
+        ] {
+            let e = resolve(&inside, &key_vault(chain, ips));
+            assert_eq!(e.code.as_deref(), Some(code.as_str()), "{chain:?}: {e:?}");
+            assert!(
+                e.diagnosis
+                    .unwrap()
+                    .contains("privatelink.vaultcore.azure.net")
+            );
+        }
+        let outside = Expect {
+            zone: Some(false),
+            ..Expect::default()
+        };
+        assert!(
+            resolve(
+                &outside,
+                &key_vault(&[right, "vault-weu.vault.azure.net"], &["20.1.2.3"])
+            )
+            .passed
+        );
+        let e = resolve(&outside, &key_vault(&[right], &["10.20.3.4"]));
+        assert_eq!(e.code.as_deref(), Some("resolves_private"), "{e:?}");
+    }
 }
