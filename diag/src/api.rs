@@ -1,5 +1,5 @@
 //! The `/diag` router the front end, the back end and `probe serve` mount: `/diag/resolve`,
-//! `/diag/tcpping`, `/diag/http`, `/diag/env`, behind the guard — absent without `DIAG_TOKEN`
+//! `/diag/tcpping`, `/diag/tls`, `/diag/http`, `/diag/env`, behind the guard — absent without `DIAG_TOKEN`
 //! (the app's own 404 for unknown routes answers), 401 without the right bearer token (wrong
 //! tokens draw on a budget of their own, so they cannot lock the operator out), a request rate and
 //! a concurrency bound, input validation, and the target policy on every resolved address (see
@@ -29,6 +29,7 @@ use crate::httpcheck::{HttpCheckRequest, http_check, tls_client_config};
 use crate::policy::{Policy, PolicyError, PolicySource};
 use crate::target::{InputError, parse_ip_port, truncate};
 use crate::tcpping::{PingVerdict, TcpPingRequest, tcp_ping};
+use crate::tlscheck::{TlsCheckRequest, tls_check};
 
 /// The response header naming the instance that answered (`WEBSITE_INSTANCE_ID`, the value an
 /// `ARRAffinity` cookie pins). Sent only to callers that passed the token check.
@@ -177,6 +178,8 @@ struct Inner {
     tls: Result<Arc<rustls::ClientConfig>, String>,
     /// `/diag/backend/{action}`'s client, when the app has a back end to forward to.
     forwarder: Option<Result<Forwarder, String>>,
+    /// The handshake check's verifier (the platform's roots plus [`DiagSettings::tls_extra_roots`]).
+    tls_verifier: Result<Arc<dyn rustls::client::danger::ServerCertVerifier>, String>,
     limits: DiagLimits,
     bucket: Mutex<TokenBucket>,
     failures: Mutex<Failures>,
@@ -220,6 +223,8 @@ pub struct DiagSettings {
     /// The app's own back end's `/diag`, reached through `/diag/backend/{action}` (the front
     /// end's `BACKEND_DIAG_TOKEN`); `None`: those routes answer 404 `backend_diag_not_configured`.
     pub backend_diag: Option<BackendDiag>,
+    /// CA certificates `/diag/tls` trusts besides the platform's (tests, the lab, a private CA).
+    pub tls_extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl DiagSettings {
@@ -233,6 +238,7 @@ impl DiagSettings {
             facts: EnvFacts::default(),
             limits: DiagLimits::default(),
             backend_diag: None,
+            tls_extra_roots: Vec::new(),
         }
     }
 }
@@ -248,6 +254,7 @@ impl DiagState {
             mut facts,
             limits,
             backend_diag,
+            tls_extra_roots,
         } = settings;
         let policy = match &args.diag_allow {
             Some(allow) => Policy::parse(allow)?,
@@ -259,6 +266,8 @@ impl DiagState {
             .filter(|token| !token.trim().is_empty())
             .map(|token| token.as_bytes().to_vec());
         let tls = tls_client_config().map_err(|e| e.to_string());
+        let tls_verifier =
+            crate::tlscheck::tls_verifier(tls_extra_roots).map_err(|e| e.to_string());
         // What is in force, whether it was set by variable, by flag or (the lab) in code.
         if let Some(source) = source {
             facts.outbound_source_addr = Some(source.to_string());
@@ -291,6 +300,7 @@ impl DiagState {
                 instance,
                 facts,
                 tls,
+                tls_verifier,
                 bucket: Mutex::new(TokenBucket::full(limits.burst)),
                 failures: Mutex::new(Failures {
                     bucket: TokenBucket::full(limits.failed_burst),
@@ -363,6 +373,7 @@ pub fn router(state: DiagState) -> Router {
     Router::new()
         .route("/diag/resolve", get(resolve))
         .route("/diag/tcpping", get(tcpping))
+        .route("/diag/tls", get(tls))
         .route("/diag/http", get(http))
         .route("/diag/env", get(env))
         .route("/diag/backend/{action}", get(backend))
@@ -554,6 +565,69 @@ async fn tcpping(
         sent = report.summary.sent,
         ok = report.summary.ok,
         "diag tcpping"
+    );
+    Ok(respond(format, &report, |r| r.to_text()))
+}
+
+/// Query of `/diag/tls`.
+#[derive(Debug, Deserialize)]
+struct TlsParams {
+    host: Option<String>,
+    port: Option<String>,
+    sni: Option<String>,
+    protocol: Option<String>,
+    timeout_ms: Option<String>,
+    format: Option<String>,
+}
+
+async fn tls(
+    State(state): State<DiagState>,
+    ApiQuery(params): ApiQuery<TlsParams>,
+) -> Result<Response, DiagError> {
+    let format = format(params.format.as_deref())?;
+    let host = params.host.as_deref().ok_or(InputError::Missing("host"))?;
+    let request = TlsCheckRequest::parse(
+        host,
+        params.port.as_deref(),
+        params.sni.as_deref(),
+        params.protocol.as_deref(),
+        params.timeout_ms.as_deref(),
+    )?;
+    let max = state.inner.limits.max_request;
+    let lookup = request.lookup_limit(&state.inner.resolver);
+    if lookup + request.timeout > max {
+        return Err(InputError::TooLong {
+            lookup_ms: lookup.as_millis() as u64,
+            connects_ms: request.timeout.as_millis() as u64,
+            max_ms: max.as_millis() as u64,
+        }
+        .into());
+    }
+    let verifier = state
+        .inner
+        .tls_verifier
+        .as_ref()
+        .map_err(|e| DiagError::Internal(format!("no TLS verifier: {e}")))?;
+    let report = tls_check(
+        &state.inner.resolver,
+        verifier,
+        &request,
+        state.inner.source,
+        Some(&state.inner.policy),
+    )
+    .await;
+    if let Some(denied) = report.denied {
+        tracing::warn!(diag.action = "tls", %denied, "diag target denied");
+        return Err(DiagError::TargetDenied(denied));
+    }
+    tracing::info!(
+        diag.action = "tls",
+        target.host = %report.target.host,
+        target.port = report.target.port,
+        protocol = report.protocol.as_str(),
+        ok = report.ok,
+        code = report.code.map(|c| c.as_str()),
+        "diag tls"
     );
     Ok(respond(format, &report, |r| r.to_text()))
 }

@@ -12,6 +12,8 @@
 //!   prove each; whether a lookup came through the right zone.
 //! - [`dns`]: the resolver (no cache for diagnostics), the CNAME walk, the resolve report.
 //! - [`tcpping`]: TCP connects to exactly the resolved address.
+//! - [`tlscheck`]: the handshake check: TLS with the public name as SNI, PostgreSQL's
+//!   `SSLRequest` first; the chain, its names and expiry, and why it does not verify.
 //! - [`kudu`]: the text of Kudu's `tcpping` and `nameresolver` that Microsoft's portal reads.
 //! - [`httpcheck`]: one HTTP request with phase timings and App Service's answers recognised.
 //! - [`appservice`]: what App Service's own refusals look like (status line, headers, pages).
@@ -37,6 +39,7 @@ pub mod outbound;
 pub mod policy;
 pub mod target;
 pub mod tcpping;
+pub mod tlscheck;
 
 pub use api::{DiagArgs, DiagState, router};
 pub use appservice::{PlatformAnswer, classify};

@@ -71,6 +71,9 @@ pub enum InputError {
     /// The URL cannot be checked.
     #[error("the URL {0}")]
     InvalidUrl(String),
+    /// The handshake protocol is not one `/diag/tls` speaks.
+    #[error("unknown protocol `{0}`; use tls or postgres")]
+    InvalidProtocol(String),
     /// The port was given twice (`host:port` and a separate port) with different values.
     #[error("the port is given twice ({0} and {1})")]
     PortTwice(u16, u16),

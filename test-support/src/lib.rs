@@ -370,6 +370,8 @@ pub struct DiagConfig {
     pub env: HashMap<String, String>,
     /// The back end `/diag/backend/…` forwards to.
     pub backend_diag: Option<diag::forward::BackendDiag>,
+    /// CA certificates `/diag/tls` trusts besides the platform's.
+    pub tls_extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl DiagConfig {
@@ -383,6 +385,7 @@ impl DiagConfig {
             source: None,
             env: HashMap::new(),
             backend_diag: None,
+            tls_extra_roots: Vec::new(),
         }
     }
 
@@ -397,6 +400,7 @@ impl DiagConfig {
             facts: EnvFacts::from_map(&self.env),
             limits: self.limits,
             backend_diag: self.backend_diag.clone(),
+            tls_extra_roots: self.tls_extra_roots.clone(),
             ..DiagSettings::new(args, self.resolver.clone())
         })
         .unwrap()

@@ -8,3 +8,4 @@ mod guard;
 mod http;
 mod kudu;
 mod tcpping;
+mod tls;
