@@ -1,5 +1,5 @@
-//! The `probe` command line: `serve` (the `/diag` + `/healthz` server), and `resolve` and
-//! `tcpping` for the operator's own shell — the same functions and input validation as the
+//! The `probe` command line: `serve` (the `/diag` + `/healthz` server), and `resolve`,
+//! `tcpping` and `tls` for the operator's own shell — the same functions and input validation as the
 //! endpoints, without token or target policy. Exit codes: 0 passed, 1 failed, 2 usage or config
 //! error. Add a subcommand by adding a variant to [`Command`] and an arm to [`run`].
 
@@ -14,6 +14,7 @@ use diag::envfacts::EnvFacts;
 use diag::outbound::OutboundArgs;
 use diag::target::{InputError, parse_ip_port, parse_port, split_host_port};
 use diag::tcpping::{TcpPingRequest, tcp_ping};
+use diag::tlscheck::{TlsCheckRequest, tls_check, tls_verifier};
 
 /// Exit code: everything passed (resolved, connected).
 pub const EXIT_OK: u8 = 0;
@@ -40,6 +41,8 @@ pub enum Command {
     Resolve(ResolveArgs),
     /// Open TCP connections like Kudu's tcpping.
     Tcpping(TcppingArgs),
+    /// Prove what answers on a port: a TLS handshake (or PostgreSQL's SSLRequest, then TLS).
+    Tls(TlsArgs),
     /// Run a smoke suite (expectations as code) and report a verdict per check.
     Smoke(SmokeArgs),
 }
@@ -182,12 +185,53 @@ pub struct TcppingArgs {
     pub outbound: OutboundArgs,
 }
 
+/// `probe tls HOST[:PORT] [PORT] [--sni NAME] [--protocol tls|postgres] [--ca-file PEM]
+/// [-w TIMEOUT_MS] [--format text|json] [--json]`.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    // The text is also `--help` (pinned by a golden): the brackets are not links.
+    #[allow(
+        rustdoc::broken_intra_doc_links,
+        reason = "clap help text, not rustdoc"
+    )]
+    /// HOST or HOST:PORT ([v6]:PORT for IPv6).
+    #[arg(value_name = "HOST[:PORT]")]
+    pub target: String,
+    /// The port, when not in HOST:PORT [default: the Azure service's, else 443].
+    pub port: Option<String>,
+    /// The name to send as SNI and verify [default: HOST].
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+    /// tls or postgres (SSLRequest, then TLS) [default: postgres on a PostgreSQL port, else tls].
+    #[arg(long, value_name = "PROTOCOL")]
+    pub protocol: Option<String>,
+    /// Also trust the CA certificates of this PEM file (a private CA; the platform's roots stay).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Time for the connect and the handshake in milliseconds, 1-10000 [default: 5000].
+    #[arg(short = 'w', long = "timeout-ms", value_name = "TIMEOUT_MS")]
+    pub timeout_ms: Option<String>,
+    /// Output format (human is the same as text here).
+    #[arg(long, short = 'f', value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Print JSON (the /diag/tls body): the same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// DNS servers.
+    #[command(flatten)]
+    pub dns: DnsArgs,
+    /// Outbound source address.
+    #[command(flatten)]
+    pub outbound: OutboundArgs,
+}
+
 /// Runs a parsed command line and returns the process exit code.
 pub async fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Resolve(args) => resolve(args).await,
         Command::Tcpping(args) => tcpping(args).await,
+        Command::Tls(args) => tls(args).await,
         Command::Smoke(args) => smoke(args).await,
     };
     ExitCode::from(code)
@@ -304,6 +348,64 @@ pub async fn tcpping(args: TcppingArgs) -> u8 {
     } else {
         EXIT_FAILED
     }
+}
+
+/// The CA certificates of a PEM file.
+fn read_ca_file(
+    path: &std::path::Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("--ca-file {}: {e}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("--ca-file {} holds no certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// `probe tls`. Exits 0 when the handshake completed and the chain verified, else 1.
+pub async fn tls(args: TlsArgs) -> u8 {
+    let request = tcpping_target(&args.target, args.port.as_deref()).and_then(|(host, port)| {
+        TlsCheckRequest::parse(
+            host,
+            port,
+            args.sni.as_deref(),
+            args.protocol.as_deref(),
+            args.timeout_ms.as_deref(),
+        )
+    });
+    let request = match request {
+        Ok(request) => request,
+        Err(error) => return usage_error(error),
+    };
+    let roots = match args.ca_file.as_deref().map(read_ca_file).transpose() {
+        Ok(roots) => roots.unwrap_or_default(),
+        Err(error) => return usage_error(error),
+    };
+    let verifier = match tls_verifier(roots) {
+        Ok(verifier) => verifier,
+        Err(error) => return usage_error(format!("no TLS verifier: {error}")),
+    };
+    let resolver = match DnsResolver::from_args(&args.dns) {
+        Ok(resolver) => resolver,
+        Err(error) => return usage_error(error),
+    };
+    let report = tls_check(
+        &resolver,
+        &verifier,
+        &request,
+        args.outbound.outbound_source_addr,
+        None,
+    )
+    .await;
+    match output_format(args.format, args.json) {
+        OutputFormat::Text | OutputFormat::Human => print_out(&report.to_text()),
+        OutputFormat::Json => print_json(&report),
+    }
+    if report.ok { EXIT_OK } else { EXIT_FAILED }
 }
 
 /// `probe serve`: `/diag` and `/healthz` until SIGTERM or Ctrl-C.

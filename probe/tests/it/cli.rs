@@ -63,7 +63,7 @@ fn every_help_is_pinned() {
         .get_subcommands()
         .map(|c| c.get_name().to_owned())
         .collect();
-    assert_eq!(subcommands, ["serve", "resolve", "tcpping", "smoke"]);
+    assert_eq!(subcommands, ["serve", "resolve", "tcpping", "tls", "smoke"]);
     for name in &subcommands {
         assert_golden(&format!("{name}-help.txt"), &help(&[name]));
     }
@@ -442,4 +442,70 @@ async fn the_binary_prints_text_the_portal_reads() {
         command.env("DNS_SERVERS", &server).args(bad);
         assert_eq!(run(command).await.0, 2, "{bad:?}");
     }
+}
+
+#[tokio::test]
+async fn probe_tls_exit_codes() {
+    let closed = closed_port();
+    let mut command = probe_bin();
+    command.args([
+        "tls",
+        &format!("127.0.0.1:{closed}"),
+        "--sni",
+        "a.lockdown.test",
+        "--json",
+    ]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 1, "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["code"], "connect_refused", "{json}");
+
+    for bad in [
+        vec!["tls", "127.0.0.1:443", "--protocol", "smtp"],
+        vec!["tls", "127.0.0.1:443", "--ca-file", "/nonexistent/ca.pem"],
+        vec!["tls", "bad name"],
+    ] {
+        let mut command = probe_bin();
+        command.args(&bad);
+        assert_eq!(run(command).await.0, 2, "{bad:?}");
+    }
+
+    let Some(cluster) = test_support::postgres::cluster() else {
+        return;
+    };
+    let mut command = probe_bin();
+    command.args([
+        "tls",
+        &format!("127.0.0.1:{}", cluster.port),
+        "--sni",
+        test_support::postgres::PG_HOST,
+        "--protocol",
+        "postgres",
+        "--ca-file",
+        cluster.ca_file.to_str().unwrap(),
+    ]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("PostgreSQL answered SSLRequest with \"S\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Verified: yes"), "{stdout}");
+}
+
+#[tokio::test]
+async fn probe_resolve_names_the_service_and_the_zone() {
+    let dns = spawn_dns().await;
+    let mut command = probe_bin();
+    command.args([
+        "resolve",
+        "kv-public.vault.azure.net",
+        &dns.addr.to_string(),
+        "-f",
+        "human",
+    ]);
+    let (code, stdout) = run(command).await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("Service: Key Vault"), "{stdout}");
+    assert!(stdout.contains("[privatelink_zone_not_linked]"), "{stdout}");
 }
