@@ -495,9 +495,16 @@ async fn run(
         let phase = Instant::now();
         let answer = within(deadline, async {
             stream.write_all(&SSL_REQUEST).await?;
-            let mut byte = [0u8; 1];
-            let read = stream.read(&mut byte).await?;
-            Ok::<_, std::io::Error>((read == 1).then_some(byte[0]))
+            // PostgreSQL answers one byte and then waits for the ClientHello: anything more in
+            // the first read is another server that happens to start with `S` or `N` (an SSH
+            // banner, `SSH-2.0-…`).
+            let mut buffer = [0u8; 64];
+            let read = stream.read(&mut buffer).await?;
+            Ok::<_, std::io::Error>(match read {
+                0 => None,
+                1 => Some(buffer[0]),
+                _ => Some(0),
+            })
         })
         .await;
         report.timings_ms.ssl_request = Some(round_ms(phase.elapsed()));
@@ -528,6 +535,11 @@ async fn run(
                         "PostgreSQL answered SSLRequest with N: the server does not offer TLS",
                     ),
                     Code::PostgresNoTls,
+                ));
+            }
+            Ok(Ok(Some(0))) => {
+                return Err(not_postgres(
+                    "the server answered PostgreSQL's SSLRequest with more than the one byte PostgreSQL sends: this port is not PostgreSQL".to_owned(),
                 ));
             }
             Ok(Ok(Some(other))) => {

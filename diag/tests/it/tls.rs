@@ -220,7 +220,7 @@ async fn a_port_that_does_not_speak_tls_or_postgres_is_told_apart() {
         report["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("0x48"),
+            .contains("more than the one byte"),
         "{report}"
     );
     let closing = spawn_accept_once().await;

@@ -62,6 +62,10 @@ pub struct Here {
     /// Local address to connect from.
     #[serde(default)]
     pub source_addr: Option<IpAddr>,
+    /// A PEM file of CA certificates `tls` checks from here trust besides the platform's (a
+    /// private CA; the lab's test CA).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// An app reachable over HTTP(S) whose `/diag` runs checks.
@@ -121,6 +125,15 @@ pub struct CheckSpec {
     /// Action: request this URL.
     #[serde(default)]
     pub http: Option<String>,
+    /// Action: handshake with `host[:port]` (TLS, or PostgreSQL's SSLRequest then TLS).
+    #[serde(default)]
+    pub tls: Option<String>,
+    /// The name `tls` sends as SNI and verifies (default: the host).
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// `tls` or `postgres` for `tls` (default: from the Azure service catalogue and the port).
+    #[serde(default)]
+    pub protocol: Option<String>,
     /// Overrides `defaults.timeout_ms`.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
@@ -209,6 +222,17 @@ pub enum Action {
         /// The URL.
         url: Url,
     },
+    /// Protocol handshake.
+    Tls {
+        /// Host name or address.
+        host: String,
+        /// Port (default: the catalogued service's, else 443).
+        port: Option<u16>,
+        /// The SNI to send and verify (default: the host).
+        sni: Option<String>,
+        /// `tls` or `postgres` (default: from the catalogue and the port).
+        protocol: Option<String>,
+    },
 }
 
 impl Action {
@@ -218,6 +242,7 @@ impl Action {
             Self::Resolve { .. } => "resolve",
             Self::TcpPing { .. } => "tcpping",
             Self::Http { .. } => "http",
+            Self::Tls { .. } => "tls",
         }
     }
 
@@ -229,6 +254,14 @@ impl Action {
             } => format!("{host} {record_type}"),
             Self::TcpPing { host, port } => format!("{host}:{port}"),
             Self::Http { url } => url.to_string(),
+            Self::Tls {
+                host, port: None, ..
+            } => host.clone(),
+            Self::Tls {
+                host,
+                port: Some(port),
+                ..
+            } => format!("{host}:{port}"),
         }
     }
 }
@@ -413,10 +446,11 @@ impl SmokeConfig {
             spec.resolve.is_some(),
             spec.tcpping.is_some(),
             spec.http.is_some(),
+            spec.tls.is_some(),
         ];
         if actions.iter().filter(|a| **a).count() != 1 {
             return Err(fail(
-                "give exactly one action: resolve, tcpping or http".into(),
+                "give exactly one action: resolve, tcpping, http or tls".into(),
             ));
         }
         let action = if let Some(host) = &spec.resolve {
@@ -445,6 +479,26 @@ impl SmokeConfig {
                 ))
             })?;
             Action::TcpPing { host, port }
+        } else if let Some(target) = &spec.tls {
+            let (host, port) = match split_host_port(target) {
+                Some((host, port)) => (host, Some(port)),
+                None => (target.clone(), None),
+            };
+            // The same validation as /diag/tls, so a mistake is exit 2 before anything runs.
+            diag::tlscheck::TlsCheckRequest::parse(
+                &host,
+                port.map(|p| p.to_string()).as_deref(),
+                spec.sni.as_deref(),
+                spec.protocol.as_deref(),
+                None,
+            )
+            .map_err(|e| fail(format!("tls = {target:?}: {e}")))?;
+            Action::Tls {
+                host,
+                port,
+                sni: spec.sni.clone(),
+                protocol: spec.protocol.clone(),
+            }
         } else {
             let raw = spec.http.as_deref().unwrap_or_default();
             let url =
@@ -454,6 +508,9 @@ impl SmokeConfig {
             }
             Action::Http { url }
         };
+        if spec.tls.is_none() && (spec.sni.is_some() || spec.protocol.is_some()) {
+            return Err(fail("sni and protocol go with tls".into()));
+        }
         if spec.resolve.is_none() && (spec.record_type.is_some() || spec.server.is_some()) {
             return Err(fail("type and server go with resolve".into()));
         }
@@ -483,6 +540,7 @@ fn check_expectations(action: &Action, from_here: bool, expect: &Expect) -> Resu
     let mut allowed = vec!["ok", "denied", "address_in"];
     match action {
         Action::Resolve { .. } => allowed.extend(["private", "privatelink", "zone"]),
+        Action::Tls { .. } => allowed.retain(|k| *k != "address_in"),
         Action::TcpPing { .. } => allowed.extend(["reachable", "source_in"]),
         Action::Http { .. } => {
             allowed.extend([

@@ -245,6 +245,21 @@ impl Facts {
                 }),
                 ..Self::default()
             },
+            Outcome::Tls(report) => Self {
+                addresses: resolved(report.target.ip.as_slice()),
+                target_ip: report.target.ip,
+                port: Some(report.target.port),
+                source: report.target.local_addr.map(|a| AddressFact::of(a.ip())),
+                failure: report.error.as_ref().and_then(|e| name_of(&e.kind)),
+                timings_ms: Some(TimingFacts {
+                    dns: report.timings_ms.dns,
+                    connect: report.timings_ms.connect,
+                    tls: report.timings_ms.handshake,
+                    total: Some(report.timings_ms.total),
+                    ..TimingFacts::default()
+                }),
+                ..Self::default()
+            },
             Outcome::NotRun { .. } => Self::default(),
         }
     }

@@ -23,6 +23,7 @@ use diag::diagnosis::Code;
 use diag::dns::{DnsArgs, DnsResolver, QueryType, round_ms};
 use diag::httpcheck::{HttpCheckRequest, http_check, tls_client_config};
 use diag::tcpping::{TcpPingRequest, tcp_ping};
+use diag::tlscheck::{TlsCheckRequest, tls_check};
 
 /// How to run a suite.
 #[derive(Debug, Clone)]
@@ -73,6 +74,8 @@ struct Context {
     here_source: Option<IpAddr>,
     apps: HashMap<String, AppClient>,
     tls: Arc<rustls::ClientConfig>,
+    /// The `tls` checks' verifier: the platform's roots plus `[here] ca_file`.
+    tls_verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
     http: reqwest::Client,
 }
 
@@ -420,6 +423,21 @@ fn context(
     }
     let tls =
         tls_client_config().map_err(|e| ConfigError::Invalid(format!("TLS set-up failed: {e}")))?;
+    let extra_roots = match &config.here.ca_file {
+        Some(path) => {
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject;
+            let invalid =
+                |e: String| ConfigError::Invalid(format!("here.ca_file {}: {e}", path.display()));
+            CertificateDer::pem_file_iter(path)
+                .map_err(|e| invalid(e.to_string()))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| invalid(e.to_string()))?
+        }
+        None => Vec::new(),
+    };
+    let tls_verifier = diag::tlscheck::tls_verifier(extra_roots)
+        .map_err(|e| ConfigError::Invalid(format!("TLS set-up failed: {e}")))?;
     let resolver = here_resolver(&here_servers, Duration::from_secs(5))
         .map_err(|e| ConfigError::Invalid(format!("DNS set-up failed: {e}")))?;
     let http = diag::outbound::http_client_builder(resolver, config.here.source_addr)
@@ -432,6 +450,7 @@ fn context(
         here_source: config.here.source_addr,
         apps,
         tls,
+        tls_verifier,
         http,
     })
 }
@@ -639,7 +658,61 @@ async fn perform_here(ctx: &Context, check: &Check) -> Outcome {
                 body,
             }
         }
+        Action::Tls { .. } => {
+            let params = tls_params(&check.action, check.timeout_ms);
+            let get = |key: &str| {
+                params
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v.as_str())
+            };
+            let request = match TlsCheckRequest::parse(
+                get("host").unwrap_or_default(),
+                get("port"),
+                get("sni"),
+                get("protocol"),
+                get("timeout_ms"),
+            ) {
+                Ok(request) => request,
+                Err(e) => return not_run(Code::Config, e.to_string()),
+            };
+            Outcome::Tls(Box::new(
+                tls_check(
+                    &resolver,
+                    &ctx.tls_verifier,
+                    &request,
+                    ctx.here_source,
+                    None,
+                )
+                .await,
+            ))
+        }
     }
+}
+
+/// The `/diag/tls` parameters of a `tls` action, the same from here and from an app.
+fn tls_params(action: &Action, timeout_ms: u64) -> Vec<(&'static str, String)> {
+    let Action::Tls {
+        host,
+        port,
+        sni,
+        protocol,
+    } = action
+    else {
+        return Vec::new();
+    };
+    let mut q = vec![("host", host.clone())];
+    if let Some(port) = port {
+        q.push(("port", port.to_string()));
+    }
+    if let Some(sni) = sni {
+        q.push(("sni", sni.clone()));
+    }
+    if let Some(protocol) = protocol {
+        q.push(("protocol", protocol.clone()));
+    }
+    q.push(("timeout_ms", timeout_ms.min(10_000).to_string()));
+    q
 }
 
 async fn read_json_body(ctx: &Context, url: &Url, timeout: Duration) -> Option<serde_json::Value> {
@@ -700,6 +773,7 @@ async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Answer {
                 ("timeout_ms", check.timeout_ms.min(10_000).to_string()),
             ],
         ),
+        Action::Tls { .. } => ("/diag/tls", tls_params(&check.action, check.timeout_ms)),
     };
     let path = match &client.via {
         Some(_) => format!("/diag/backend/{path}"),
@@ -858,6 +932,10 @@ fn diag_outcome(
                     report: Box::new(report),
                     body: None,
                 },
+            ),
+            Action::Tls { .. } => decode(body).map_or_else(
+                |e| not_run(Code::DiagError, e),
+                |report| Outcome::Tls(Box::new(report)),
             ),
         },
         StatusCode::NOT_FOUND => not_run(

@@ -136,3 +136,95 @@ async fn a_missing_token_variable_is_a_configuration_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("LOCKDOWN_TEST_TOKEN_THAT_IS_NOT_SET"));
 }
+
+/// `tls` checks from here and through an app's `/diag/tls`: the real PostgreSQL (when installed)
+/// by its certificate's name and by address, a port that is not PostgreSQL, and a must-not-reach
+/// port.
+#[tokio::test]
+async fn tls_checks_prove_what_answers() {
+    use probe::smoke::{RunOptions, SmokeConfig, Verdict};
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let plain_addr = plain.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = plain.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.6\r\n").await;
+        }
+    });
+    let closed = closed_port();
+    let cluster = test_support::postgres::cluster();
+    let dns = test_support::spawn_dns().await;
+    let mut config = test_support::DiagConfig::new(dns.resolver(), Some("127.0.0.0/8"));
+    if let Some(cluster) = cluster {
+        config.tls_extra_roots = vec![CertificateDer::from_pem_file(&cluster.ca_file).unwrap()];
+    }
+    let diag = test_support::spawn_diag(config).await;
+
+    let mut suite = format!(
+        "[here]\ndns_servers = [\"{}\"]\n{}\n[apps.probe]\nurl = \"{}\"\ntoken_env = \"PROBE_DIAG_TOKEN\"\n\n\
+         [[check]]\nname = \"not postgres\"\ntls = \"{plain_addr}\"\nsni = \"svc.lockdown.test\"\nprotocol = \"postgres\"\nexpect = {{ ok = true }}\n\n\
+         [[check]]\nname = \"closed from the app\"\nfrom = \"probe\"\ntls = \"127.0.0.1:{closed}\"\nexpect = {{ denied = true }}\n\n",
+        dns.addr,
+        cluster.map_or(String::new(), |c| format!(
+            "ca_file = \"{}\"",
+            c.ca_file.display()
+        )),
+        diag.base,
+    );
+    if let Some(cluster) = cluster {
+        let host = test_support::postgres::PG_HOST;
+        let port = cluster.port;
+        suite += &format!(
+            "[[check]]\nname = \"pg by name\"\ntls = \"127.0.0.1:{port}\"\nsni = \"{host}\"\nprotocol = \"postgres\"\nexpect = {{ ok = true }}\n\n\
+             [[check]]\nname = \"pg by name from the app\"\nfrom = \"probe\"\ntls = \"127.0.0.1:{port}\"\nsni = \"{host}\"\nprotocol = \"postgres\"\nexpect = {{ ok = true }}\n\n\
+             [[check]]\nname = \"pg by address\"\ntls = \"127.0.0.1:{port}\"\nprotocol = \"postgres\"\nexpect = {{ ok = true }}\n\n"
+        );
+    }
+    let config = SmokeConfig::from_toml(&suite).unwrap();
+    let options = RunOptions {
+        tokens: [(
+            "PROBE_DIAG_TOKEN".to_owned(),
+            test_support::TOKEN.to_owned(),
+        )]
+        .into(),
+        ..RunOptions::default()
+    };
+    let report = probe::smoke::run(&config, &options).await.unwrap();
+    let result = |name: &str| {
+        report
+            .results
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    let not_pg = result("not postgres");
+    assert_eq!(not_pg.verdict, Verdict::Fail, "{not_pg:?}");
+    assert_eq!(not_pg.code.as_deref(), Some("not_postgres"), "{not_pg:?}");
+    assert_eq!(not_pg.action, "tls");
+    let closed_check = result("closed from the app");
+    assert_eq!(closed_check.verdict, Verdict::Pass, "{closed_check:?}");
+    if cluster.is_some() {
+        for name in ["pg by name", "pg by name from the app"] {
+            let r = result(name);
+            assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
+            assert!(r.evidence[0].contains("SSLRequest answered S"), "{r:?}");
+            assert!(r.evidence[0].contains("verified"), "{r:?}");
+        }
+        let by_address = result("pg by address");
+        assert_eq!(
+            by_address.code.as_deref(),
+            Some("called_by_address"),
+            "{by_address:?}"
+        );
+        assert!(
+            by_address
+                .diagnosis
+                .as_deref()
+                .unwrap()
+                .contains("public name")
+        );
+    }
+}

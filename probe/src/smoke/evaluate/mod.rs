@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //!
-//! - `resolve`, `tcpping`, `http`: one judge per action.
+//! - `resolve`, `tcpping`, `http`, `tls`: one judge per action.
 //! - `caller`: what the back end saw of the caller (`caller_in`, `caller_auth`).
 //! - this file: the outcome and verdict types, and the sentence helper they share.
 
@@ -14,6 +14,7 @@ use diag::diagnosis::Code;
 use diag::dns::Resolution;
 use diag::httpcheck::HttpCheckReport;
 use diag::tcpping::TcpPingReport;
+use diag::tlscheck::TlsCheckReport;
 
 /// What an action produced, wherever it ran.
 #[derive(Debug, Clone)]
@@ -29,6 +30,8 @@ pub enum Outcome {
         /// The response body as JSON, when it was read and parsed.
         body: Option<Value>,
     },
+    /// A protocol handshake.
+    Tls(Box<TlsCheckReport>),
     /// The check could not run (the app's `/diag` unreachable or refusing, …).
     NotRun {
         /// Diagnosis code.
@@ -83,6 +86,7 @@ pub fn evaluate(action: &Action, expect: &Expect, outcome: &Outcome) -> Evaluati
         Outcome::Resolve(resolution) => resolve(expect, resolution),
         Outcome::TcpPing(report) => tcpping(expect, report),
         Outcome::Http { report, body } => http(action, expect, report, body.as_ref()),
+        Outcome::Tls(report) => tls(expect, report),
     }
 }
 
@@ -90,11 +94,13 @@ mod caller;
 mod http;
 mod resolve;
 mod tcpping;
+mod tls;
 
 use caller::*;
 use http::*;
 use resolve::*;
 use tcpping::*;
+use tls::*;
 
 /// The app's `/diag` policy refused the check's target: nothing was checked.
 fn target_denied(denied: &diag::policy::Denied, evidence: Vec<String>) -> Evaluation {
