@@ -180,17 +180,24 @@ impl DatabaseSettings {
         if self.tls == TlsMode::Disable {
             return Ok(());
         }
-        let what = if self.host.parse::<IpAddr>().is_ok() {
-            "an address"
-        } else if self.host.split('.').any(|label| label == "privatelink") {
-            "a privatelink name"
-        } else {
+        // One test for every caller (`/diag/tls`, smoke checks, the front end's BACKEND_URL).
+        let Some(called_by) = diag::azure::called_by(&self.host) else {
             return Ok(());
+        };
+        let instead = match &called_by {
+            diag::azure::CalledBy::PrivatelinkName {
+                public_name: Some(public),
+            } => format!("Use the server's public name ({public})"),
+            _ => "Use the server's public name (NAME.postgres.database.azure.com)".to_owned(),
+        };
+        let what = match called_by {
+            diag::azure::CalledBy::Address { .. } => "an address",
+            diag::azure::CalledBy::PrivatelinkName { .. } => "a privatelink name",
         };
         Err(ConfigError {
             name: "DATABASE_URL",
             message: format!(
-                "the host {} is {what}: the server's certificate cannot name it, so TLS verification (sslmode=verify-full) fails on every connect. Use the server's public name (NAME.postgres.database.azure.com), which resolves to the private endpoint through the privatelink zone",
+                "the host {} is {what}: the server's certificate cannot name it, so TLS verification (sslmode=verify-full) fails on every connect. {instead}, which resolves to the private endpoint through the privatelink zone",
                 self.host
             ),
         })
@@ -654,17 +661,27 @@ mod tests {
 
     #[test]
     fn names_the_certificate_cannot_match_are_refused_at_start_up() {
-        for url in [
-            "postgres://u@10.0.2.4/d",
-            "postgres://u@[fd00::4]/d",
-            "postgres://u@pg-lockdown.privatelink.postgres.database.azure.com/d",
+        for (url, instead) in [
+            (
+                "postgres://u@10.0.2.4/d",
+                "NAME.postgres.database.azure.com",
+            ),
+            (
+                "postgres://u@[fd00::4]/d",
+                "NAME.postgres.database.azure.com",
+            ),
+            (
+                "postgres://u@pg-lockdown.privatelink.postgres.database.azure.com/d",
+                // The catalogue gives the public name of a privatelink name.
+                "pg-lockdown.postgres.database.azure.com",
+            ),
         ] {
             let error = DatabaseSettings::parse(url).unwrap_err();
             assert_eq!(error.name, "DATABASE_URL");
             assert!(
                 error
                     .message
-                    .contains("Use the server's public name (NAME.postgres.database.azure.com)"),
+                    .contains(&format!("Use the server's public name ({instead})")),
                 "{url}: {}",
                 error.message
             );

@@ -92,6 +92,11 @@ fn check_backend_url(url: &url::Url) -> anyhow::Result<()> {
 /// Builds the state from the configuration.
 pub fn build(config: &FrontendConfig) -> anyhow::Result<Built> {
     check_backend_url(&config.backend_url)?;
+    if let Some(check) = path::backend_name_check(&config.backend_url) {
+        // Not fatal (a certificate of your own may carry an address), but every call fails TLS
+        // otherwise: say so at start-up, as /api/path does.
+        tracing::warn!("BACKEND_URL: {}", check.detail);
+    }
     let resolver = DnsResolver::from_args(&config.dns)?;
     let source = config.outbound.outbound_source_addr;
     let timeout = Duration::from_millis(config.backend_timeout_ms);

@@ -36,7 +36,7 @@ pub enum PathVerdict {
 /// One line of the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct PathCheck {
-    /// What was checked (`dns`, `backend`, `credential`, `caller_in_subnet`).
+    /// What was checked (`backend_name`, `dns`, `backend`, `credential`, `caller_in_subnet`).
     pub name: &'static str,
     /// `true` passed, `false` failed, `null` could not be decided.
     pub ok: Option<bool>,
@@ -293,13 +293,38 @@ fn dns_view(host: &str, resolution: &diag::dns::Resolution, started: Instant) ->
     }
 }
 
+/// `BACKEND_URL` over https names the back end by an address or its `privatelink` name: no
+/// certificate carries those, so every call fails TLS (`called_by_address`). `None` when the name
+/// is one a certificate can carry, or over plain http.
+pub fn backend_name_check(url: &url::Url) -> Option<PathCheck> {
+    if url.scheme() != "https" {
+        return None;
+    }
+    let host = url.host_str()?;
+    let called_by = diag::azure::called_by(host)?;
+    Some(PathCheck {
+        name: "backend_name",
+        ok: Some(false),
+        detail: format!(
+            "{}: {}",
+            diag::diagnosis::Code::CalledByAddress,
+            called_by.explain(host)
+        ),
+    })
+}
+
 fn judge(
     state: &AppState,
     backend_url: &str,
     dns: Option<PathDns>,
     caller: Result<(CallerSeen, std::time::Duration), Diagnosis>,
 ) -> PathReport {
-    let mut checks = Vec::new();
+    let mut checks: Vec<PathCheck> = url::Url::parse(backend_url)
+        .ok()
+        .as_ref()
+        .and_then(backend_name_check)
+        .into_iter()
+        .collect();
     if let Some(dns) = &dns {
         checks.push(PathCheck {
             name: "dns",
@@ -513,5 +538,44 @@ mod tests {
         };
         assert_eq!(credential_check("api-key", &none).ok, None);
         assert_eq!(credential_check("api-key", &entra).ok, Some(false));
+    }
+}
+
+#[cfg(test)]
+mod backend_name_tests {
+    use super::backend_name_check;
+
+    #[test]
+    fn an_https_backend_url_by_address_or_privatelink_name_is_diagnosed() {
+        for (url, public) in [
+            ("https://10.20.2.4", None),
+            ("https://[fd00::4]:8443", None),
+            (
+                "https://app-be.privatelink.azurewebsites.net",
+                Some("app-be.azurewebsites.net"),
+            ),
+        ] {
+            let check =
+                backend_name_check(&url.parse().unwrap()).unwrap_or_else(|| panic!("{url}"));
+            assert_eq!((check.name, check.ok), ("backend_name", Some(false)));
+            assert!(
+                check.detail.starts_with("called_by_address: "),
+                "{}",
+                check.detail
+            );
+            if let Some(public) = public {
+                assert!(check.detail.contains(public), "{}", check.detail);
+            }
+        }
+        for fine in [
+            "https://app-be.azurewebsites.net",
+            "http://127.0.0.1:8081",
+            "http://app-be.privatelink.azurewebsites.net",
+        ] {
+            assert!(
+                backend_name_check(&fine.parse().unwrap()).is_none(),
+                "{fine}"
+            );
+        }
     }
 }
