@@ -134,6 +134,10 @@ pub struct CheckSpec {
     /// `tls` or `postgres` for `tls` (default: from the Azure service catalogue and the port).
     #[serde(default)]
     pub protocol: Option<String>,
+    /// Short form: an Azure service's public name (`kv-x.vault.azure.net`, optionally `:PORT`)
+    /// that expands to its resolve, connect and handshake checks (see [`SmokeConfig::checks`]).
+    #[serde(default)]
+    pub dependency: Option<String>,
     /// Overrides `defaults.timeout_ms`.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
@@ -396,11 +400,155 @@ impl SmokeConfig {
                 }
             }
         }
-        self.checks
-            .iter()
-            .enumerate()
-            .map(|(i, spec)| self.check(i + 1, spec))
-            .collect()
+        let mut checks = Vec::new();
+        for (i, spec) in self.checks.iter().enumerate() {
+            match &spec.dependency {
+                Some(dependency) => checks.extend(self.dependency(i + 1, spec, dependency)?),
+                None => checks.push(self.check(i + 1, spec)?),
+            }
+        }
+        Ok(checks)
+    }
+
+    /// Expands `dependency = "NAME[:PORT]"`: with `expect = { reachable = true }` (or `ok`),
+    /// the name resolves through its service's `privatelink` zone to private addresses, connects
+    /// on the port (the service's first by default), and, where the catalogue can prove the port
+    /// (`tls`, `postgres`), completes the handshake with its certificate verified; with
+    /// `expect = { denied = true }`, the name does not resolve to the private endpoint from here
+    /// and nothing answers on the port. Each is reported as its own check, named after this one.
+    fn dependency(
+        &self,
+        index: usize,
+        spec: &CheckSpec,
+        dependency: &str,
+    ) -> Result<Vec<Check>, ConfigError> {
+        let fail = |message: String| ConfigError::Check {
+            index,
+            name: spec.name.clone(),
+            message,
+        };
+        if spec.resolve.is_some()
+            || spec.tcpping.is_some()
+            || spec.http.is_some()
+            || spec.tls.is_some()
+            || spec.record_type.is_some()
+            || spec.server.is_some()
+            || spec.sni.is_some()
+            || spec.protocol.is_some()
+        {
+            return Err(fail(
+                "dependency is a check of its own: give no resolve, tcpping, http, tls, type, server, sni or protocol with it".into(),
+            ));
+        }
+        let (host, port) = match split_host_port(dependency) {
+            Some((host, port)) => (host, Some(port)),
+            None => (dependency.to_owned(), None),
+        };
+        if let Some(by) = diag::azure::called_by(&host) {
+            return Err(fail(format!(
+                "dependency = {dependency:?}: {}",
+                by.explain(&host)
+            )));
+        }
+        let Some(found) = diag::azure::lookup(&host) else {
+            return Err(fail(format!(
+                "dependency = {dependency:?} is not a name of a service the catalogue knows (docs/azure-services.md): write the checks out"
+            )));
+        };
+        let service = found.service;
+        let port = port.unwrap_or_else(|| service.default_port());
+        let e = &spec.expect;
+        let rest = Expect {
+            ok: None,
+            reachable: None,
+            denied: None,
+            ..e.clone()
+        };
+        let reach = match (e.ok.or(e.reachable), e.denied) {
+            (Some(true), None) if rest == Expect::default() => true,
+            (None, Some(true)) if rest == Expect::default() => false,
+            _ => {
+                return Err(fail(
+                    "a dependency takes expect = { reachable = true } (resolve privately, connect, handshake) or { denied = true } (not from here), nothing else".into(),
+                ));
+            }
+        };
+        let zone = service.zones.join(" or ");
+        let target = format!("{host}:{port}");
+        // Each part is a check as if written out, so it is validated the same way.
+        let part = |suffix: String, expect: Expect| CheckSpec {
+            name: format!("{} — {suffix}", spec.name),
+            resolve: None,
+            tcpping: None,
+            http: None,
+            tls: None,
+            sni: None,
+            protocol: None,
+            dependency: None,
+            record_type: None,
+            server: None,
+            expect,
+            ..spec.clone()
+        };
+        let mut parts = Vec::new();
+        if reach {
+            parts.push(CheckSpec {
+                resolve: Some(host.clone()),
+                ..part(
+                    format!("resolves privately through {zone}"),
+                    Expect {
+                        zone: Some(true),
+                        ..Expect::default()
+                    },
+                )
+            });
+            parts.push(CheckSpec {
+                tcpping: Some(target.clone()),
+                ..part(
+                    format!("connects on {port}"),
+                    Expect {
+                        reachable: Some(true),
+                        ..Expect::default()
+                    },
+                )
+            });
+            let protocol = service.protocol_on(port);
+            if protocol != diag::azure::Protocol::None {
+                parts.push(CheckSpec {
+                    tls: Some(target.clone()),
+                    protocol: Some(protocol.as_str().to_owned()),
+                    ..part(
+                        format!("{} handshake verifies", protocol.as_str()),
+                        Expect {
+                            ok: Some(true),
+                            ..Expect::default()
+                        },
+                    )
+                });
+            }
+        } else {
+            parts.push(CheckSpec {
+                resolve: Some(host.clone()),
+                ..part(
+                    format!("does not resolve through {zone} to a private address"),
+                    Expect {
+                        zone: Some(false),
+                        ..Expect::default()
+                    },
+                )
+            });
+            parts.push(CheckSpec {
+                tcpping: Some(target),
+                ..part(
+                    format!("nothing answers on {port}"),
+                    Expect {
+                        denied: Some(true),
+                        ..Expect::default()
+                    },
+                )
+            });
+        }
+        parts.iter().map(|part| self.check(index, part)).collect()
     }
 
     fn check(&self, index: usize, spec: &CheckSpec) -> Result<Check, ConfigError> {
@@ -450,7 +598,7 @@ impl SmokeConfig {
         ];
         if actions.iter().filter(|a| **a).count() != 1 {
             return Err(fail(
-                "give exactly one action: resolve, tcpping, http or tls".into(),
+                "give exactly one action: resolve, tcpping, http, tls or dependency".into(),
             ));
         }
         let action = if let Some(host) = &spec.resolve {
@@ -704,6 +852,120 @@ mod tests {
         ] {
             let error = suite(check).unwrap_err().to_string();
             assert!(error.contains(wanted), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_dependency_expands_to_resolve_connect_and_handshake() {
+        let checks = suite(
+            "from = \"frontend\"\ndependency = \"kv-x.vault.azure.net\"\nexpect = { reachable = true }",
+        )
+        .unwrap();
+        let seen: Vec<(String, String, Expect)> = checks
+            .iter()
+            .map(|c| {
+                (
+                    c.action.kind().to_owned(),
+                    c.action.target(),
+                    c.expect.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "resolve".to_owned(),
+                    "kv-x.vault.azure.net A".to_owned(),
+                    Expect {
+                        zone: Some(true),
+                        ..Expect::default()
+                    }
+                ),
+                (
+                    "tcpping".to_owned(),
+                    "kv-x.vault.azure.net:443".to_owned(),
+                    Expect {
+                        reachable: Some(true),
+                        ..Expect::default()
+                    }
+                ),
+                (
+                    "tls".to_owned(),
+                    "kv-x.vault.azure.net:443".to_owned(),
+                    Expect {
+                        ok: Some(true),
+                        ..Expect::default()
+                    }
+                ),
+            ]
+        );
+        assert!(
+            checks
+                .iter()
+                .all(|c| c.index == 1 && c.from.as_deref() == Some("frontend"))
+        );
+        assert_eq!(
+            checks[0].name,
+            "c — resolves privately through privatelink.vaultcore.azure.net"
+        );
+        assert_eq!(checks[2].name, "c — tls handshake verifies");
+
+        // PostgreSQL: its own port and handshake; SQL: no handshake the probe can do.
+        let pg =
+            suite("dependency = \"pg-x.postgres.database.azure.com:6432\"\nexpect = { ok = true }")
+                .unwrap();
+        assert_eq!(
+            pg[1].action.target(),
+            "pg-x.postgres.database.azure.com:6432"
+        );
+        assert!(matches!(&pg[2].action, Action::Tls { protocol: Some(p), .. } if p == "postgres"));
+        let sql =
+            suite("dependency = \"sql-x.database.windows.net\"\nexpect = { reachable = true }")
+                .unwrap();
+        assert_eq!(sql.len(), 2);
+        assert_eq!(sql[1].action.target(), "sql-x.database.windows.net:1433");
+
+        // The must-not-reach form.
+        let denied =
+            suite("dependency = \"kv-x.vault.azure.net\"\nexpect = { denied = true }").unwrap();
+        assert_eq!(denied.len(), 2);
+        assert_eq!(denied[0].expect.zone, Some(false));
+        assert_eq!(denied[1].expect.denied, Some(true));
+        assert_eq!(denied[1].action.kind(), "tcpping");
+    }
+
+    #[test]
+    fn a_dependency_is_refused_when_it_cannot_be_expanded() {
+        for (check, wanted) in [
+            (
+                "dependency = \"db.example.com\"\nexpect = { reachable = true }",
+                "catalogue knows",
+            ),
+            (
+                "dependency = \"10.20.3.4\"\nexpect = { reachable = true }",
+                "is an address",
+            ),
+            (
+                "dependency = \"kv-x.privatelink.vaultcore.azure.net\"\nexpect = { reachable = true }",
+                "kv-x.vault.azure.net",
+            ),
+            (
+                "dependency = \"kv-x.vault.azure.net\"\nexpect = { status = 200 }",
+                "reachable = true",
+            ),
+            (
+                "dependency = \"kv-x.vault.azure.net\"\nexpect = { reachable = true, private = true }",
+                "nothing else",
+            ),
+            (
+                "dependency = \"kv-x.vault.azure.net\"\ntcpping = \"a:1\"\nexpect = { reachable = true }",
+                "check of its own",
+            ),
+            ("expect = { reachable = true }", "or dependency"),
+        ] {
+            let error = suite(check).unwrap_err().to_string();
+            assert!(error.contains(wanted), "{check}: {error}");
         }
     }
 
