@@ -128,6 +128,9 @@ codes! {
     GatewayRefused = "gateway_refused", Platform,
         meaning: "a gateway in front of the app answered 403 itself (for example `Server: Microsoft-Azure-Application-Gateway/v2`): the app was not reached, so App Service's lockdown is not what refused",
         next: "Look at the gateway: its WAF policy, listener and rules, and which backend pool it forwards to. App Service's access restrictions were not involved.";
+    KeyvaultReferenceUnresolved = "keyvault_reference_unresolved", Platform,
+        meaning: "an app setting still holds its literal `@Microsoft.KeyVault(...)` reference: App Service could not resolve it (`/diag/env` lists the names, never the values)",
+        next: "The vault is not reachable on the platform's path, or the identity may not read it. With the vault behind a private endpoint, set `vnetRouteAllEnabled`/`outboundVnetRouting` so the platform resolves references through the VNet (and link `privatelink.vaultcore.azure.net` to it); check the vault's firewall, that the reference names the app's identity (`keyVaultReferenceIdentity` for a user-assigned one), and that the identity has *Key Vault Secrets User* (or an access policy). The portal's Environment variables page shows each reference's status; restart the app after fixing.";
     BackendTimeout = "backend_timeout", Backend,
         meaning: "the front end connected to the back end but got no answer in time / the call failed after connecting",
         next: "The back end is starting, overloaded or crashing: its log stream and `/healthz`. `BACKEND_TIMEOUT_MS` (10 s) is the front end's limit.";

@@ -1,6 +1,8 @@
 //! The network facts of this instance for `/diag/env`: a fixed allow-list of App Service
 //! variables (never any other variable — the environment holds secrets), the network interfaces
-//! and the nameservers of /etc/resolv.conf. Also which credential mode is configured (names and
+//! and the nameservers of /etc/resolv.conf; of every other variable, only the **names** of those
+//! whose value is still an unresolved Key Vault reference (`@Microsoft.KeyVault(…)`), never a
+//! value. Also which credential mode is configured (names and
 //! identifiers only: never a key, a token or `IDENTITY_HEADER`; of `IDENTITY_ENDPOINT` only
 //! whether it is set).
 
@@ -93,6 +95,37 @@ pub struct EnvFacts {
     /// The credential mode configured.
     #[serde(default)]
     pub auth: AuthFacts,
+    /// Names (never values) of the settings whose value is still a literal
+    /// `@Microsoft.KeyVault(…)`: App Service leaves the reference in place when it cannot
+    /// resolve it (the vault unreachable on the platform's path, or the identity without access).
+    #[serde(default)]
+    pub keyvault_references: Vec<String>,
+}
+
+/// The prefix App Service leaves in a setting whose Key Vault reference it could not resolve.
+pub const KEYVAULT_REFERENCE_PREFIX: &str = "@Microsoft.KeyVault(";
+
+/// The names, sorted, of the variables whose value starts with [`KEYVAULT_REFERENCE_PREFIX`]
+/// (any case, leading spaces ignored). Values are looked at here and nowhere kept.
+pub fn keyvault_references<K: AsRef<str>, V: AsRef<str>>(
+    vars: impl IntoIterator<Item = (K, V)>,
+) -> Vec<String> {
+    let prefix = KEYVAULT_REFERENCE_PREFIX.as_bytes();
+    let mut names: Vec<String> = vars
+        .into_iter()
+        .filter(|(_, value)| {
+            value
+                .as_ref()
+                .trim_start()
+                .as_bytes()
+                .get(..prefix.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+        })
+        .map(|(name, _)| name.as_ref().chars().take(MAX_VALUE_LEN).collect())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 impl EnvFacts {
@@ -107,7 +140,16 @@ impl EnvFacts {
                     .map(|value| ((*name).to_owned(), value))
             })
             .collect();
-        Self::from_map(&map)
+        let mut facts = Self::from_map(&map);
+        // Every variable is looked at for the reference's prefix; only names leave this function.
+        facts.keyvault_references =
+            keyvault_references(std::env::vars_os().map(|(name, value)| {
+                (
+                    name.to_string_lossy().into_owned(),
+                    value.to_string_lossy().into_owned(),
+                )
+            }));
+        facts
     }
 
     /// The same facts with the site and instance the app was configured with (`--site-name`,
@@ -123,7 +165,8 @@ impl EnvFacts {
         self
     }
 
-    /// Builds the facts from a map of variables, reading only the allow-listed names.
+    /// Builds the facts from a map of variables, reading only the allow-listed names — and, of
+    /// every variable, whether it still holds a Key Vault reference (its name only).
     pub fn from_map(map: &HashMap<String, String>) -> Self {
         let get = |name: &str| {
             debug_assert!(ALLOWED_VARIABLES.contains(&name));
@@ -165,6 +208,7 @@ impl EnvFacts {
                 app_service_auth: get("WEBSITE_AUTH_ENABLED")
                     .map(|v| v.eq_ignore_ascii_case("true") || v == "1"),
             },
+            keyvault_references: keyvault_references(map),
         }
     }
 }
@@ -271,6 +315,12 @@ impl EnvReport {
             "Outbound source: {}\n",
             show(&f.outbound_source_addr)
         ));
+        if !f.keyvault_references.is_empty() {
+            out.push_str(&format!(
+                "Unresolved Key Vault references: {}\n",
+                f.keyvault_references.join(", ")
+            ));
+        }
         let a = &f.auth;
         out.push_str(&format!(
             "Auth:            AUTH_MODE {}, BACKEND_AUTH {}, resource {}, managed identity {}, App Service Authentication {}\n",
@@ -313,6 +363,47 @@ impl EnvReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unresolved_key_vault_references_are_named_never_shown() {
+        let map: HashMap<String, String> = [
+            (
+                "BACKEND_API_KEY",
+                "@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/api-key/)",
+            ),
+            (
+                "DIAG_TOKEN",
+                "  @microsoft.keyvault(VaultName=kv-x;SecretName=diag-token)",
+            ),
+            ("API_KEYS", "resolved-s3cr3t-value"),
+            ("NOTE", "see @Microsoft.KeyVault(...) in the docs"),
+            ("EMPTY", ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let facts = EnvFacts::from_map(&map);
+        assert_eq!(facts.keyvault_references, ["BACKEND_API_KEY", "DIAG_TOKEN"]);
+        let json = serde_json::to_string(&facts).unwrap();
+        assert!(
+            !json.contains("SecretUri") && !json.contains("s3cr3t"),
+            "{json}"
+        );
+        assert!(
+            EnvFacts::from_map(&HashMap::new())
+                .keyvault_references
+                .is_empty()
+        );
+        // An older app's /diag/env has no such key: read as none.
+        let old: EnvFacts = serde_json::from_value(serde_json::json!({
+            "site_name": null, "instance_id": null, "private_ip": null, "region": null,
+            "vnet_route_all": null, "route_all_enabled": null,
+            "dns": {"dns_servers": null, "website_dns_server": null, "website_dns_alt_server": null, "dns_timeout_ms": null},
+            "outbound_source_addr": null
+        }))
+        .unwrap();
+        assert!(old.keyvault_references.is_empty());
+    }
 
     #[test]
     fn only_allow_listed_variables_are_read() {

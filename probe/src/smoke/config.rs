@@ -134,6 +134,9 @@ pub struct CheckSpec {
     /// `tls` or `postgres` for `tls` (default: from the Azure service catalogue and the port).
     #[serde(default)]
     pub protocol: Option<String>,
+    /// Action: read the app's `/diag/env` (from an app only).
+    #[serde(default)]
+    pub env: Option<bool>,
     /// Short form: an Azure service's public name (`kv-x.vault.azure.net`, optionally `:PORT`)
     /// that expands to its resolve, connect and handshake checks (see [`SmokeConfig::checks`]).
     #[serde(default)]
@@ -172,6 +175,9 @@ pub struct Expect {
     /// `true`: the name (one the Azure service catalogue knows) resolved through its service's
     /// `privatelink` zone to private addresses; `false`: it did not (the view from outside).
     pub zone: Option<bool>,
+    /// `true`: no setting of the app still holds an unresolved `@Microsoft.KeyVault(…)`
+    /// reference (`env` checks).
+    pub keyvault_resolved: Option<bool>,
     /// The connection's local (source) address lies in this range.
     #[serde(default, deserialize_with = "cidr")]
     pub source_in: Option<IpNet>,
@@ -226,6 +232,8 @@ pub enum Action {
         /// The URL.
         url: Url,
     },
+    /// The app's network facts (`/diag/env`).
+    Env,
     /// Protocol handshake.
     Tls {
         /// Host name or address.
@@ -247,6 +255,7 @@ impl Action {
             Self::TcpPing { .. } => "tcpping",
             Self::Http { .. } => "http",
             Self::Tls { .. } => "tls",
+            Self::Env => "env",
         }
     }
 
@@ -258,6 +267,7 @@ impl Action {
             } => format!("{host} {record_type}"),
             Self::TcpPing { host, port } => format!("{host}:{port}"),
             Self::Http { url } => url.to_string(),
+            Self::Env => "/diag/env".to_owned(),
             Self::Tls {
                 host, port: None, ..
             } => host.clone(),
@@ -431,6 +441,7 @@ impl SmokeConfig {
             || spec.tcpping.is_some()
             || spec.http.is_some()
             || spec.tls.is_some()
+            || spec.env.is_some()
             || spec.record_type.is_some()
             || spec.server.is_some()
             || spec.sni.is_some()
@@ -482,6 +493,7 @@ impl SmokeConfig {
             tcpping: None,
             http: None,
             tls: None,
+            env: None,
             sni: None,
             protocol: None,
             dependency: None,
@@ -595,10 +607,11 @@ impl SmokeConfig {
             spec.tcpping.is_some(),
             spec.http.is_some(),
             spec.tls.is_some(),
+            spec.env.is_some(),
         ];
         if actions.iter().filter(|a| **a).count() != 1 {
             return Err(fail(
-                "give exactly one action: resolve, tcpping, http, tls or dependency".into(),
+                "give exactly one action: resolve, tcpping, http, tls, env or dependency".into(),
             ));
         }
         let action = if let Some(host) = &spec.resolve {
@@ -627,6 +640,16 @@ impl SmokeConfig {
                 ))
             })?;
             Action::TcpPing { host, port }
+        } else if let Some(env) = spec.env {
+            if !env {
+                return Err(fail("env = true is the only form".into()));
+            }
+            if from.is_none() {
+                return Err(fail(
+                    "env reads an app's /diag/env: run it from an app (from = \"NAME\")".into(),
+                ));
+            }
+            Action::Env
         } else if let Some(target) = &spec.tls {
             let (host, port) = match split_host_port(target) {
                 Some((host, port)) => (host, Some(port)),
@@ -689,6 +712,7 @@ fn check_expectations(action: &Action, from_here: bool, expect: &Expect) -> Resu
     match action {
         Action::Resolve { .. } => allowed.extend(["private", "privatelink", "zone"]),
         Action::Tls { .. } => allowed.retain(|k| *k != "address_in"),
+        Action::Env => allowed = vec!["keyvault_resolved"],
         Action::TcpPing { .. } => allowed.extend(["reachable", "source_in"]),
         Action::Http { .. } => {
             allowed.extend([
@@ -711,6 +735,7 @@ fn check_expectations(action: &Action, from_here: bool, expect: &Expect) -> Resu
         ("address_in", expect.address_in.is_some()),
         ("privatelink", expect.privatelink.is_some()),
         ("zone", expect.zone.is_some()),
+        ("keyvault_resolved", expect.keyvault_resolved.is_some()),
         ("source_in", expect.source_in.is_some()),
         ("caller_in", expect.caller_in.is_some()),
         ("error_code", expect.error_code.is_some()),
@@ -963,6 +988,35 @@ mod tests {
                 "check of its own",
             ),
             ("expect = { reachable = true }", "or dependency"),
+        ] {
+            let error = suite(check).unwrap_err().to_string();
+            assert!(error.contains(wanted), "{check}: {error}");
+        }
+    }
+
+    #[test]
+    fn env_checks_run_from_an_app_and_judge_key_vault_references() {
+        let checks =
+            suite("from = \"frontend\"\nenv = true\nexpect = { keyvault_resolved = true }")
+                .unwrap();
+        assert_eq!(checks[0].action, Action::Env);
+        for (check, wanted) in [
+            (
+                "env = true\nexpect = { keyvault_resolved = true }",
+                "from an app",
+            ),
+            (
+                "from = \"frontend\"\nenv = true\nexpect = { ok = true }",
+                "does not apply to env",
+            ),
+            (
+                "from = \"frontend\"\nenv = false\nexpect = { keyvault_resolved = true }",
+                "only form",
+            ),
+            (
+                "from = \"frontend\"\ntcpping = \"a:1\"\nexpect = { keyvault_resolved = true }",
+                "does not apply",
+            ),
         ] {
             let error = suite(check).unwrap_err().to_string();
             assert!(error.contains(wanted), "{check}: {error}");

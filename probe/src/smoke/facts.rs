@@ -260,7 +260,7 @@ impl Facts {
                 }),
                 ..Self::default()
             },
-            Outcome::NotRun { .. } => Self::default(),
+            Outcome::NotRun { .. } | Outcome::Env { .. } => Self::default(),
         }
     }
 }

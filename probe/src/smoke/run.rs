@@ -658,6 +658,8 @@ async fn perform_here(ctx: &Context, check: &Check) -> Outcome {
                 body,
             }
         }
+        // Refused by the suite's validation: /diag/env is an app's.
+        Action::Env => not_run(Code::Config, "env runs from an app only"),
         Action::Tls { .. } => {
             let params = tls_params(&check.action, check.timeout_ms);
             let get = |key: &str| {
@@ -774,6 +776,7 @@ async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Answer {
             ],
         ),
         Action::Tls { .. } => ("/diag/tls", tls_params(&check.action, check.timeout_ms)),
+        Action::Env => ("/diag/env", Vec::new()),
     };
     let path = match &client.via {
         Some(_) => format!("/diag/backend/{path}"),
@@ -936,6 +939,21 @@ fn diag_outcome(
             Action::Tls { .. } => decode(body).map_or_else(
                 |e| not_run(Code::DiagError, e),
                 |report| Outcome::Tls(Box::new(report)),
+            ),
+            Action::Env => decode::<serde_json::Value>(body).map_or_else(
+                |e| not_run(Code::DiagError, e),
+                |env| Outcome::Env {
+                    // An app older than this key reports none.
+                    keyvault_references: env["facts"]["keyvault_references"]
+                        .as_array()
+                        .map(|names| {
+                            names
+                                .iter()
+                                .filter_map(|n| n.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                },
             ),
         },
         StatusCode::NOT_FOUND => not_run(

@@ -228,3 +228,61 @@ async fn tls_checks_prove_what_answers() {
         );
     }
 }
+
+/// `env = true` with `keyvault_resolved = true`: an app whose settings still hold a literal
+/// `@Microsoft.KeyVault(…)` fails with the names (never the values); a clean one passes.
+#[tokio::test]
+async fn unresolved_key_vault_references_fail_the_env_check() {
+    use probe::smoke::{RunOptions, SmokeConfig, Verdict};
+    use std::collections::HashMap;
+
+    let dns = test_support::spawn_dns().await;
+    let mut broken = test_support::DiagConfig::new(dns.resolver(), None);
+    broken.env = HashMap::from([
+        (
+            "BACKEND_API_KEY".to_owned(),
+            "@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/api-key/)"
+                .to_owned(),
+        ),
+        ("API_KEYS".to_owned(), "resolved-s3cr3t".to_owned()),
+    ]);
+    let broken = test_support::spawn_diag(broken).await;
+    let clean = test_support::spawn_diag(test_support::DiagConfig::new(dns.resolver(), None)).await;
+    let (_, env) = broken.get_json("/diag/env").await;
+    assert_eq!(
+        env["facts"]["keyvault_references"],
+        serde_json::json!(["BACKEND_API_KEY"])
+    );
+    assert!(!env.to_string().contains("SecretUri") && !env.to_string().contains("s3cr3t"));
+
+    let suite = format!(
+        "[apps.broken]\nurl = \"{}\"\ntoken_env = \"T\"\n\n[apps.clean]\nurl = \"{}\"\ntoken_env = \"T\"\n\n\
+         [[check]]\nname = \"broken\"\nfrom = \"broken\"\nenv = true\nexpect = {{ keyvault_resolved = true }}\n\n\
+         [[check]]\nname = \"clean\"\nfrom = \"clean\"\nenv = true\nexpect = {{ keyvault_resolved = true }}\n",
+        broken.base, clean.base
+    );
+    let config = SmokeConfig::from_toml(&suite).unwrap();
+    let options = RunOptions {
+        tokens: [("T".to_owned(), test_support::TOKEN.to_owned())].into(),
+        ..RunOptions::default()
+    };
+    let report = probe::smoke::run(&config, &options).await.unwrap();
+    let broken = &report.results[0];
+    assert_eq!(broken.verdict, Verdict::Fail, "{broken:?}");
+    assert_eq!(
+        broken.code.as_deref(),
+        Some("keyvault_reference_unresolved")
+    );
+    assert_eq!(broken.action, "env");
+    let diagnosis = broken.diagnosis.as_deref().unwrap();
+    assert!(
+        diagnosis.contains("BACKEND_API_KEY") && !diagnosis.contains("SecretUri"),
+        "{diagnosis}"
+    );
+    assert_eq!(
+        report.results[1].verdict,
+        Verdict::Pass,
+        "{:?}",
+        report.results[1]
+    );
+}

@@ -32,6 +32,11 @@ pub enum Outcome {
     },
     /// A protocol handshake.
     Tls(Box<TlsCheckReport>),
+    /// The app's `/diag/env`: what the checks read of it.
+    Env {
+        /// Names of settings still holding an unresolved Key Vault reference.
+        keyvault_references: Vec<String>,
+    },
     /// The check could not run (the app's `/diag` unreachable or refusing, …).
     NotRun {
         /// Diagnosis code.
@@ -87,7 +92,32 @@ pub fn evaluate(action: &Action, expect: &Expect, outcome: &Outcome) -> Evaluati
         Outcome::TcpPing(report) => tcpping(expect, report),
         Outcome::Http { report, body } => http(action, expect, report, body.as_ref()),
         Outcome::Tls(report) => tls(expect, report),
+        Outcome::Env {
+            keyvault_references,
+        } => env(expect, keyvault_references),
     }
+}
+
+/// Judges the app's settings: `keyvault_resolved`.
+fn env(expect: &Expect, keyvault_references: &[String]) -> Evaluation {
+    if keyvault_references.is_empty() {
+        return Evaluation::pass(vec![
+            "no setting holds an unresolved Key Vault reference".to_owned(),
+        ]);
+    }
+    let names = keyvault_references.join(", ");
+    let evidence = vec![format!("unresolved Key Vault references: {names}")];
+    if expect.keyvault_resolved == Some(true) {
+        return Evaluation::fail(
+            Code::KeyvaultReferenceUnresolved,
+            format!(
+                "{names} still hold their @Microsoft.KeyVault(...) reference: App Service could not resolve them. {}",
+                Code::KeyvaultReferenceUnresolved.next_step()
+            ),
+            evidence,
+        );
+    }
+    Evaluation::pass(evidence)
 }
 
 mod caller;
