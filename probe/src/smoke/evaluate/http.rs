@@ -162,6 +162,19 @@ pub(super) fn http(
         return must_not_reach(report, evidence);
     }
     if let Some(error) = &report.error {
+        // https to an address or a privatelink name: no certificate carries it, say that.
+        if error.kind == FailureKind::Tls
+            && let Action::Http { url } = action
+            && url.scheme() == "https"
+            && let Some(host) = url.host_str()
+            && let Some(by) = diag::azure::called_by(host)
+        {
+            return Evaluation::fail(
+                Code::CalledByAddress,
+                sentences(&[&error.message, &by.explain(host)]),
+                evidence,
+            );
+        }
         return connect_failed(error.kind, &format!("({})", error.message), evidence);
     }
     if let Some(finding) = &report.app_service

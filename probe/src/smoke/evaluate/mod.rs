@@ -224,6 +224,43 @@ mod tests {
     }
 
     #[test]
+    fn https_by_address_or_privatelink_name_is_called_by_address() {
+        let ok = Expect {
+            status: Some(200),
+            ..Expect::default()
+        };
+        let judge = |url: &str| {
+            evaluate(
+                &Action::Http {
+                    url: url.parse().unwrap(),
+                },
+                &ok,
+                &Outcome::Http {
+                    report: Box::new(denial_http(None, Some(1.0), Some("tls"), None)),
+                    body: None,
+                },
+            )
+        };
+        let by_ip = judge("https://10.20.2.4/healthz");
+        assert_eq!(
+            by_ip.code.as_deref(),
+            Some("called_by_address"),
+            "{by_ip:?}"
+        );
+        let by_pl = judge("https://app-be.privatelink.azurewebsites.net/healthz");
+        assert_eq!(by_pl.code.as_deref(), Some("called_by_address"));
+        assert!(
+            by_pl
+                .diagnosis
+                .unwrap()
+                .contains("app-be.azurewebsites.net")
+        );
+        // A public name's TLS failure stays a TLS failure.
+        let by_name = judge("https://app-be.azurewebsites.net/healthz");
+        assert_eq!(by_name.code.as_deref(), Some("tls_failure"));
+    }
+
+    #[test]
     fn only_a_refusal_proves_an_http_target_denied() {
         assert!(
             judge_http(denial_http(
