@@ -27,7 +27,7 @@ use crate::failure::{io_kind, root_cause};
 use crate::outbound::http_client_builder;
 
 /// The diagnostics that can be forwarded (the back end's `/diag/{action}`).
-pub const ACTIONS: &[&str] = &["resolve", "tcpping", "http", "env"];
+pub const ACTIONS: &[&str] = &["resolve", "tcpping", "tls", "http", "env"];
 
 /// Marks an answer that ran in the back end: its value is `backend`.
 pub const RAN_IN_HEADER: HeaderName = HeaderName::from_static("x-diag-ran-in");

@@ -90,6 +90,16 @@ async fn a_diagnostic_runs_in_the_back_end_and_says_so() {
     assert_eq!(seen.load(Ordering::SeqCst), 1, "nothing was forwarded");
     let response = front.get("/diag/backend/env?backend_instance=be-7").await;
     assert_eq!(response.status(), 200);
+
+    // The handshake check runs in the back end too (its dependencies are the back end's).
+    let (status, report) = front
+        .get_json(&format!(
+            "/diag/backend/tls?host=127.0.0.1&port={}&sni=a.lockdown.test",
+            closed_port()
+        ))
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["code"], "connect_refused", "{report}");
 }
 
 #[tokio::test]

@@ -775,8 +775,8 @@ async fn perform_remote(ctx: &Context, app: &str, unit: &Unit) -> Answer {
                 ("timeout_ms", check.timeout_ms.min(10_000).to_string()),
             ],
         ),
-        Action::Tls { .. } => ("/diag/tls", tls_params(&check.action, check.timeout_ms)),
-        Action::Env => ("/diag/env", Vec::new()),
+        Action::Tls { .. } => ("tls", tls_params(&check.action, check.timeout_ms)),
+        Action::Env => ("env", Vec::new()),
     };
     let path = match &client.via {
         Some(_) => format!("/diag/backend/{path}"),
