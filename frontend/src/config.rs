@@ -81,6 +81,12 @@ pub struct FrontendConfig {
     /// front end's calls coming from it.
     #[arg(long, env = "INTEGRATION_SUBNET")]
     pub integration_subnet: Option<IpNet>,
+    /// The `frontDoorId` of the Azure Front Door profile in front of this app: Front Door's
+    /// headers (`X-Azure-SocketIP` as the client, `X-Forwarded-Host`/`-Proto` as the public
+    /// origin) are trusted only on requests whose `X-Azure-FDID` equals it, and the path report
+    /// says when a request came without it. Unset: the front end is not behind Front Door.
+    #[arg(long, env = "FRONT_DOOR_ID")]
+    pub front_door_id: Option<String>,
     /// Resolver settings (shared with `/diag/resolve`).
     #[command(flatten)]
     pub dns: DnsArgs,

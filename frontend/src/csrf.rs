@@ -14,17 +14,18 @@ pub fn new_token() -> String {
 }
 
 /// True unless the browser says the request comes from another site. Requests without either
-/// header (curl, scripts) pass this check; forms still need the token.
-pub fn same_origin(headers: &HeaderMap) -> bool {
+/// header (curl, scripts) pass this check; forms still need the token. `public_authority` is the
+/// host the browser used: `Host`, or behind our Front Door its `X-Forwarded-Host` (Front Door
+/// sends the origin's own host name as `Host`, which a browser's `Origin` never names).
+pub fn same_origin(headers: &HeaderMap, public_authority: Option<&str>) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         return matches!(site, "same-origin" | "none");
     }
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     let origin_authority = origin.split_once("://").map(|(_, rest)| rest);
-    matches!((origin_authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+    matches!((origin_authority, public_authority), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
 }
 
 /// The token in the request's `csrf` cookie.
@@ -65,19 +66,30 @@ mod tests {
 
     #[test]
     fn cross_site_requests_are_refused() {
-        assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site")])));
-        assert!(!same_origin(&headers(&[("sec-fetch-site", "same-site")])));
-        assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")])));
-        assert!(!same_origin(&headers(&[
-            ("origin", "https://evil.example"),
-            ("host", "app-fe.azurewebsites.net")
-        ])));
-        assert!(same_origin(&headers(&[
-            ("origin", "https://app-fe.azurewebsites.net"),
-            ("host", "app-fe.azurewebsites.net")
-        ])));
-        assert!(!same_origin(&headers(&[("origin", "null"), ("host", "a")])));
-        assert!(same_origin(&HeaderMap::new()));
+        let fe = Some("app-fe.azurewebsites.net");
+        assert!(!same_origin(
+            &headers(&[("sec-fetch-site", "cross-site")]),
+            fe
+        ));
+        assert!(!same_origin(
+            &headers(&[("sec-fetch-site", "same-site")]),
+            fe
+        ));
+        assert!(same_origin(
+            &headers(&[("sec-fetch-site", "same-origin")]),
+            fe
+        ));
+        assert!(!same_origin(
+            &headers(&[("origin", "https://evil.example")]),
+            fe
+        ));
+        assert!(same_origin(
+            &headers(&[("origin", "https://app-fe.azurewebsites.net")]),
+            fe
+        ));
+        assert!(!same_origin(&headers(&[("origin", "null")]), Some("a")));
+        assert!(!same_origin(&headers(&[("origin", "https://a")]), None));
+        assert!(same_origin(&HeaderMap::new(), fe));
     }
 
     #[test]

@@ -15,12 +15,14 @@
 //!   copies of the back end's types; [`token`]: managed-identity tokens for it.
 //! - [`diagnosis`]: a failed back-end call turned into a code, a message and a next step;
 //!   [`path`]: the path report built from the back end's view of its caller.
-//! - [`csrf`]: the checks on state-changing requests.
+//! - [`csrf`]: the checks on state-changing requests; [`front_door`]: who called, and whether
+//!   through our Front Door profile (`FRONT_DOOR_ID`).
 
 pub mod backend_client;
 pub mod config;
 pub mod csrf;
 pub mod diagnosis;
+pub mod front_door;
 pub mod path;
 pub mod routes;
 /// The managed identity's tokens (shared with the back end's database login: `hosting::identity`).
@@ -56,6 +58,8 @@ pub struct AppState {
     pub integration_subnet: Option<IpNet>,
     /// Which instance this is.
     pub instance: Arc<Instance>,
+    /// `FRONT_DOOR_ID`: the profile whose `X-Azure-FDID` makes Front Door's headers trusted.
+    pub front_door_id: Option<Arc<str>>,
 }
 
 /// Everything built from the configuration: the app state and the `/diag` state.
@@ -172,6 +176,7 @@ pub fn build(config: &FrontendConfig) -> anyhow::Result<Built> {
         backend_auth = config.backend_auth.as_str(),
         integration_subnet = ?config.integration_subnet.map(|n| n.to_string()),
         outbound_source_addr = ?source,
+        front_door_id = ?config.front_door_id,
         "front end configured"
     );
     Ok(Built {
@@ -180,6 +185,8 @@ pub fn build(config: &FrontendConfig) -> anyhow::Result<Built> {
             resolver,
             integration_subnet: config.integration_subnet,
             instance: Arc::new(config.host.instance("frontend")),
+            front_door_id: front_door::configured_id(config.front_door_id.as_deref())
+                .map(Arc::from),
         },
         diag,
     })

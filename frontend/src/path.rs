@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::AppState;
 use crate::backend_client::{CallerAuthSeen, CallerSeen, ReadinessSeen};
 use crate::diagnosis::Diagnosis;
+use crate::front_door::ClientView;
 
 /// The overall state of the path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -112,6 +113,10 @@ pub struct PathReport {
     /// the database's `host`, resolved `address` and `class`, `tls_verified`, `latency_ms`, or
     /// the `diagnosis` of its failure. Absent when the back end did not answer.
     pub database: Option<PathDatabase>,
+    /// The hop in front of the front end: how this request reached it (`via`: `front_door`,
+    /// `other_front_door`, `unverified_front_door`, `direct`), the client address it believes
+    /// and where from, `X-Azure-ClientIP` as a claim, `X-Azure-Ref`, the public origin.
+    pub front: ClientView,
 }
 
 /// The third hop: the back end to its database.
@@ -133,8 +138,13 @@ pub struct PathDatabase {
     pub diagnosis: Option<Diagnosis>,
 }
 
-/// Builds the report: resolves the back-end host, calls `GET /api/caller`, and judges the result.
-pub async fn path_report(state: &AppState, request_id: Option<&HeaderValue>) -> PathReport {
+/// Builds the report: resolves the back-end host, calls `GET /api/caller`, and judges the result;
+/// `front` is how the request itself came in (the `front_door` check, first).
+pub async fn path_report(
+    state: &AppState,
+    request_id: Option<&HeaderValue>,
+    front: ClientView,
+) -> PathReport {
     let base = state.backend.base().clone();
     let host = base
         .host_str()
@@ -155,7 +165,7 @@ pub async fn path_report(state: &AppState, request_id: Option<&HeaderValue>) -> 
         state.backend.readiness(request_id)
     );
     let database = caller.is_ok().then(|| database_view(readiness)).flatten();
-    let mut report = judge(state, base.as_str(), dns, caller);
+    let mut report = judge(state, base.as_str(), dns, caller, front);
     if let Some(database) = database {
         add_database(&mut report, database);
     }
@@ -318,13 +328,15 @@ fn judge(
     backend_url: &str,
     dns: Option<PathDns>,
     caller: Result<(CallerSeen, std::time::Duration), Diagnosis>,
+    front: ClientView,
 ) -> PathReport {
-    let mut checks: Vec<PathCheck> = url::Url::parse(backend_url)
-        .ok()
-        .as_ref()
-        .and_then(backend_name_check)
-        .into_iter()
-        .collect();
+    let mut checks: Vec<PathCheck> = front.check().into_iter().collect();
+    checks.extend(
+        url::Url::parse(backend_url)
+            .ok()
+            .as_ref()
+            .and_then(backend_name_check),
+    );
     if let Some(dns) = &dns {
         checks.push(PathCheck {
             name: "dns",
@@ -413,6 +425,7 @@ fn judge(
         frontend_instance: (*state.instance).clone(),
         backend_instance,
         database: None,
+        front,
     }
 }
 

@@ -1,9 +1,12 @@
 //! The front end's routes: the page and its forms, the same-origin JSON relay to the back end,
 //! the path report and readiness. Handlers are thin: they call `BackendClient` or `path_report`.
 
+use std::net::SocketAddr;
+
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -15,6 +18,7 @@ use crate::AppState;
 use crate::backend_client::{BackendResponse, Item, NewItem};
 use crate::csrf;
 use crate::diagnosis::Diagnosis;
+use crate::front_door::ClientView;
 use crate::path::{PathReport, PathVerdict, path_report};
 
 /// All routes of the front end.
@@ -32,6 +36,28 @@ pub fn router() -> Router<AppState> {
 
 fn request_id(headers: &HeaderMap) -> Option<&HeaderValue> {
     headers.get(hosting::server::REQUEST_ID_HEADER)
+}
+
+/// The caller as seen through `FRONT_DOOR_ID` (never fails: in-process tests have no peer).
+struct Front(ClientView);
+
+impl FromRequestParts<AppState> for Front {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| *peer);
+        Ok(Self(ClientView::of(
+            &parts.headers,
+            peer,
+            state.front_door_id.as_deref(),
+        )))
+    }
 }
 
 // ---- the page ----
@@ -65,11 +91,15 @@ fn notice_text(code: &str) -> Option<&'static str> {
 
 async fn index(
     State(state): State<AppState>,
+    Front(front): Front,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     let rid = request_id(&headers);
-    let (items, path) = tokio::join!(state.backend.list_items(rid), path_report(&state, rid));
+    let (items, path) = tokio::join!(
+        state.backend.list_items(rid),
+        path_report(&state, rid, front)
+    );
     let (items, items_error) = match items {
         Ok(items) => (items, None),
         Err(diagnosis) => (Vec::new(), Some(diagnosis)),
@@ -145,16 +175,17 @@ struct DeleteItemForm {
     csrf: String,
 }
 
-fn form_allowed(headers: &HeaderMap, token: &str) -> bool {
-    csrf::same_origin(headers) && csrf::form_token_matches(headers, token)
+fn form_allowed(headers: &HeaderMap, front: &ClientView, token: &str) -> bool {
+    csrf::same_origin(headers, front.public_authority()) && csrf::form_token_matches(headers, token)
 }
 
 async fn add_item_form(
     State(state): State<AppState>,
+    Front(front): Front,
     headers: HeaderMap,
     Form(form): Form<AddItemForm>,
 ) -> Redirect {
-    if !form_allowed(&headers, &form.csrf) {
+    if !form_allowed(&headers, &front, &form.csrf) {
         return Redirect::to("/?notice=csrf");
     }
     let item = NewItem {
@@ -173,11 +204,12 @@ async fn add_item_form(
 
 async fn delete_item_form(
     State(state): State<AppState>,
+    Front(front): Front,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<DeleteItemForm>,
 ) -> Redirect {
-    if !form_allowed(&headers, &form.csrf) {
+    if !form_allowed(&headers, &front, &form.csrf) {
         return Redirect::to("/?notice=csrf");
     }
     let Ok(id) = uuid::Uuid::try_parse(&id) else {
@@ -243,8 +275,13 @@ async fn relay_list(State(state): State<AppState>, headers: HeaderMap) -> Respon
     )
 }
 
-async fn relay_create(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if !csrf::same_origin(&headers) {
+async fn relay_create(
+    State(state): State<AppState>,
+    Front(front): Front,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !csrf::same_origin(&headers, front.public_authority()) {
         return cross_site();
     }
     // A cross-site form cannot send this content type without a CORS preflight, which we never answer.
@@ -286,10 +323,11 @@ async fn relay_get(
 
 async fn relay_delete(
     State(state): State<AppState>,
+    Front(front): Front,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if !csrf::same_origin(&headers) {
+    if !csrf::same_origin(&headers, front.public_authority()) {
         return cross_site();
     }
     match uuid::Uuid::try_parse(&id) {
@@ -300,8 +338,12 @@ async fn relay_delete(
 
 // ---- the path report and readiness ----
 
-async fn api_path(State(state): State<AppState>, headers: HeaderMap) -> Json<PathReport> {
-    Json(path_report(&state, request_id(&headers)).await)
+async fn api_path(
+    State(state): State<AppState>,
+    Front(front): Front,
+    headers: HeaderMap,
+) -> Json<PathReport> {
+    Json(path_report(&state, request_id(&headers), front).await)
 }
 
 async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {

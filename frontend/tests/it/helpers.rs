@@ -77,6 +77,8 @@ pub struct Front {
     pub timeout: Duration,
     pub dns: Option<SocketAddr>,
     pub diag_token: Option<&'static str>,
+    /// `FRONT_DOOR_ID`.
+    pub front_door_id: Option<&'static str>,
 }
 
 impl Front {
@@ -91,6 +93,7 @@ impl Front {
             timeout: Duration::from_secs(5),
             dns: None,
             diag_token: None,
+            front_door_id: None,
         }
     }
 
@@ -130,6 +133,7 @@ impl Front {
                 site: "app-fe".into(),
                 id: "fe-1".into(),
             }),
+            front_door_id: self.front_door_id.map(Into::into),
         };
         (state, diag)
     }

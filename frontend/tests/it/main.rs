@@ -5,6 +5,7 @@ mod contract;
 mod database;
 mod entra;
 mod failures;
+mod front_door;
 mod helpers;
 mod page;
 mod relay;
