@@ -275,6 +275,9 @@ codes! {
     UnexpectedStatus = "unexpected_status", Expectation,
         meaning: "an HTTP answer with another status than `status`",
         next: "What the evidence shows: the status line, and which gate answered.";
+    HeaderMissing = "header_missing", Expectation,
+        meaning: "the answer lacks the response header the check expects (`header`; `x-azure-ref` when the check is about Front Door)",
+        next: "Another hop answered than the one the check is about: without `x-azure-ref` the answer did not come through Azure Front Door (the URL is the app's own, or the route does not forward to it).";
     UnexpectedErrorCode = "unexpected_error_code", Expectation,
         meaning: "the app refused (or let through) the call with another error code than `error_code`",
         next: "Another gate than the one the check is about decided: for example `caller_not_allowed` (the network) where `unauthorized` (the credential) was expected.";

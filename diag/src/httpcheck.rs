@@ -68,9 +68,51 @@ pub struct HttpCheckRequest {
     pub path_and_query: String,
     /// Time budget of the whole check.
     pub timeout: Duration,
+    /// Extra request headers (`probe smoke`'s `headers` key: e.g. a forged `X-Azure-FDID`).
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
+/// Request headers a check may not set: the exchange's own framing and `Host` (the URL names
+/// the host), and credentials, which do not belong in a suite file.
+pub const RESERVED_REQUEST_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "authorization",
+    "cookie",
+    "proxy-authorization",
+];
+
 impl HttpCheckRequest {
+    /// Adds request headers, refusing invalid names and values and [`RESERVED_REQUEST_HEADERS`].
+    pub fn with_headers<'a>(
+        mut self,
+        headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, InputError> {
+        for (name, value) in headers {
+            let bad = |why: String| {
+                InputError::InvalidUrl(format!("request cannot carry header {name:?}: it {why}"))
+            };
+            let parsed: http::HeaderName = name
+                .parse()
+                .map_err(|_| bad("is not a valid header name".into()))?;
+            if RESERVED_REQUEST_HEADERS.contains(&parsed.as_str()) {
+                return Err(bad(format!(
+                    "cannot be set by a check (reserved: {})",
+                    RESERVED_REQUEST_HEADERS.join(", ")
+                )));
+            }
+            let value: http::HeaderValue = value
+                .parse()
+                .map_err(|_| bad("has a value that is not a valid header value".into()))?;
+            self.headers.push((parsed, value));
+        }
+        Ok(self)
+    }
+
     /// Validates a URL: `http` or `https` only, no user info, a valid host and port; plus an
     /// optional time budget (1–10000 ms, default 5000).
     pub fn parse(url: &str, timeout_ms: Option<&str>) -> Result<Self, InputError> {
@@ -125,6 +167,7 @@ impl HttpCheckRequest {
             port,
             path_and_query,
             timeout: Duration::from_millis(timeout_ms),
+            headers: Vec::new(),
         })
     }
 }
@@ -237,7 +280,7 @@ pub struct HttpCheckReport {
     pub reason: Option<String>,
     /// Phase timings.
     pub timings_ms: PhaseTimings,
-    /// `server`, `content-type`, `content-length`, `location` and `x-ms-*` headers.
+    /// `server`, `content-type`, `content-length`, `location`, `x-azure-ref` and `x-ms-*` headers.
     pub headers: BTreeMap<String, String>,
     /// Names of the cookies set (never their values).
     pub set_cookie_names: Vec<String>,
@@ -421,14 +464,18 @@ where
             tracing::debug!(%error, "http check connection closed with an error");
         }
     });
-    let request = http::Request::get(req.path_and_query.as_str())
+    let mut request = http::Request::get(req.path_and_query.as_str())
         .header(HOST, authority_text(&req.host, req.port, req.scheme))
         .header(
             USER_AGENT,
             concat!("lockdown-probe/", env!("CARGO_PKG_VERSION")),
         )
         .header("accept", "*/*")
-        .header("connection", "close")
+        .header("connection", "close");
+    for (name, value) in &req.headers {
+        request = request.header(name, value);
+    }
+    let request = request
         .body(Empty::<Bytes>::new())
         .map_err(|e| fail(FailureKind::Http, format!("cannot build the request: {e}")))?;
     let response = within(deadline, sender.send_request(request))
@@ -494,14 +541,26 @@ pub fn envelope_code(body: &[u8]) -> Option<String> {
     word.then(|| code.to_owned())
 }
 
+/// The response headers a report carries (besides every `x-ms-*` one): `x-azure-ref` says Front
+/// Door answered.
+pub const REPORTED_HEADERS: &[&str] = &[
+    "server",
+    "content-type",
+    "content-length",
+    "location",
+    "x-azure-ref",
+];
+
+/// Whether a report records response header `name` (lowercase).
+pub fn is_reported_header(name: &str) -> bool {
+    REPORTED_HEADERS.contains(&name) || name.starts_with("x-ms-")
+}
+
 fn selected_headers(headers: &http::HeaderMap) -> BTreeMap<String, String> {
     let mut selected: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in headers {
         let name = name.as_str();
-        let wanted = matches!(
-            name,
-            "server" | "content-type" | "content-length" | "location"
-        ) || name.starts_with("x-ms-");
+        let wanted = is_reported_header(name);
         if !wanted {
             continue;
         }
@@ -735,11 +794,37 @@ mod tests {
         headers.append("x-ms-request-id", "r1".parse().unwrap());
         headers.append("authorization", "Bearer x".parse().unwrap());
         headers.append("server", "Kestrel".parse().unwrap());
+        headers.append("x-azure-ref", "20261203T1030Z-abc".parse().unwrap());
+        headers.append("x-cache", "CONFIG_NOCACHE".parse().unwrap());
         assert_eq!(cookie_names(&headers), ["ARRAffinity", "session"]);
         let selected = selected_headers(&headers);
         assert_eq!(
             selected.keys().collect::<Vec<_>>(),
-            ["server", "x-ms-request-id"]
+            ["server", "x-azure-ref", "x-ms-request-id"]
         );
+    }
+
+    #[test]
+    fn extra_request_headers_are_checked() {
+        let request = HttpCheckRequest::parse("http://127.0.0.1:8080/", None).unwrap();
+        let with = request
+            .clone()
+            .with_headers([("X-Azure-FDID", "0bad0bad-0000-4000-8000-000000000bad")])
+            .unwrap();
+        assert_eq!(with.headers.len(), 1);
+        assert_eq!(with.headers[0].0.as_str(), "x-azure-fdid");
+        for (name, value, why) in [
+            ("Host", "a", "reserved"),
+            ("Authorization", "Bearer x", "reserved"),
+            ("bad name", "a", "not a valid header name"),
+            ("x-a", "line\nbreak", "not a valid header value"),
+        ] {
+            let error = request
+                .clone()
+                .with_headers([(name, value)])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(why), "{name}: {error}");
+        }
     }
 }

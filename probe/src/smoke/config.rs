@@ -144,6 +144,18 @@ pub struct CheckSpec {
     /// Overrides `defaults.timeout_ms`.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Extra request headers of an `http` check from here (`{ "X-Azure-FDID" = "…" }`).
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Points the check's target at this deployment slot of its app: the host's first label
+    /// gains `-<slot>` (`app-be.azurewebsites.net` → `app-be-staging.azurewebsites.net`,
+    /// `app-be.scm.…` → `app-be-staging.scm.…`).
+    #[serde(default)]
+    pub slot: Option<String>,
+    /// The next step to add to the diagnosis when the check fails: what is open (or closed) and
+    /// how to fix it, in the suite author's words.
+    #[serde(default)]
+    pub hint: Option<String>,
     /// What must hold.
     pub expect: Expect,
 }
@@ -192,6 +204,10 @@ pub struct Expect {
     /// `caller.auth.mode` in a JSON body such as `/api/path`): `entra`, `api-key` or `none`.
     /// From here only, like `caller_in`.
     pub caller_auth: Option<String>,
+    /// The response carries this header (`x-azure-ref`: Front Door answered). One of the
+    /// headers a report records: `server`, `content-type`, `content-length`, `location`,
+    /// `x-azure-ref`, `x-ms-*`.
+    pub header: Option<String>,
 }
 
 /// A range in CIDR form; a bare address is the range of that one address.
@@ -297,6 +313,12 @@ pub struct Check {
     pub timeout_ms: u64,
     /// What must hold.
     pub expect: Expect,
+    /// Extra request headers (`http` from here).
+    pub headers: Vec<(String, String)>,
+    /// The deployment slot the target was pointed at.
+    pub slot: Option<String>,
+    /// The suite's next step for a failure.
+    pub hint: Option<String>,
 }
 
 /// A mistake in the suite, with where it is.
@@ -685,6 +707,36 @@ impl SmokeConfig {
         if spec.resolve.is_none() && (spec.record_type.is_some() || spec.server.is_some()) {
             return Err(fail("type and server go with resolve".into()));
         }
+        let action = match &spec.slot {
+            Some(slot) => in_slot(action, slot).map_err(fail)?,
+            None => action,
+        };
+        let headers: Vec<(String, String)> = spec
+            .headers
+            .iter()
+            .flatten()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        if !headers.is_empty() {
+            let Action::Http { url } = &action else {
+                return Err(fail("headers go with http".into()));
+            };
+            if from.is_some() {
+                return Err(fail(
+                    "headers apply to checks from here: an app's /diag/http sends none of its caller's".into(),
+                ));
+            }
+            diag::httpcheck::HttpCheckRequest::parse(url.as_str(), None)
+                .and_then(|r| r.with_headers(headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))))
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        if let Some(hint) = &spec.hint
+            && (hint.trim().is_empty() || hint.len() > 1_000)
+        {
+            return Err(fail(
+                "hint must be a sentence of 1 to 1000 characters".into(),
+            ));
+        }
         check_expectations(&action, from.is_none(), &spec.expect).map_err(fail)?;
         let timeout_ms = spec.timeout_ms.unwrap_or(self.defaults.timeout_ms);
         // The probe bounds one tcpping attempt or HTTP check at 10 s (App Service's own
@@ -700,8 +752,78 @@ impl SmokeConfig {
             action,
             timeout_ms,
             expect: spec.expect.clone(),
+            headers,
+            slot: spec.slot.clone(),
+            hint: spec.hint.as_deref().map(str::trim).map(str::to_owned),
         })
     }
+}
+
+/// `host` in deployment slot `slot`: its first label gains `-<slot>`. Slots are sites of their
+/// own, named `<app>-<slot>` (and `<app>-<slot>.scm` for their SCM site).
+pub fn slot_host(host: &str, slot: &str) -> Result<String, String> {
+    let valid = !slot.is_empty()
+        && slot.len() <= 59
+        && slot
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !slot.starts_with('-')
+        && !slot.ends_with('-');
+    if !valid {
+        return Err(format!(
+            "slot = {slot:?} must be a slot name: lowercase letters, digits and inner hyphens"
+        ));
+    }
+    if host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
+        return Err(format!(
+            "slot needs a host name to point at the slot, not the address {host}"
+        ));
+    }
+    match host.split_once('.') {
+        Some((app, rest)) if !app.is_empty() && !rest.is_empty() => {
+            Ok(format!("{app}-{slot}.{rest}"))
+        }
+        _ => Err(format!(
+            "slot needs an app's host name (app.azurewebsites.net), not {host:?}"
+        )),
+    }
+}
+
+/// The action aimed at deployment slot `slot` of its app.
+fn in_slot(action: Action, slot: &str) -> Result<Action, String> {
+    Ok(match action {
+        Action::Resolve {
+            host,
+            record_type,
+            server,
+        } => Action::Resolve {
+            host: slot_host(&host, slot)?,
+            record_type,
+            server,
+        },
+        Action::TcpPing { host, port } => Action::TcpPing {
+            host: slot_host(&host, slot)?,
+            port,
+        },
+        Action::Http { mut url } => {
+            let host = slot_host(url.host_str().unwrap_or_default(), slot)?;
+            url.set_host(Some(&host))
+                .map_err(|e| format!("slot host {host}: {e}"))?;
+            Action::Http { url }
+        }
+        Action::Tls {
+            host,
+            port,
+            sni,
+            protocol,
+        } => Action::Tls {
+            host: slot_host(&host, slot)?,
+            port,
+            sni: sni.map(|sni| slot_host(&sni, slot)).transpose()?,
+            protocol,
+        },
+        Action::Env => return Err("slot does not apply to env: the app's own facts".into()),
+    })
 }
 
 fn check_expectations(action: &Action, from_here: bool, expect: &Expect) -> Result<(), String> {
@@ -722,6 +844,7 @@ fn check_expectations(action: &Action, from_here: bool, expect: &Expect) -> Resu
                 "caller_in",
                 "error_code",
                 "caller_auth",
+                "header",
             ]);
             allowed.retain(|k| *k != "address_in");
         }
@@ -740,6 +863,7 @@ fn check_expectations(action: &Action, from_here: bool, expect: &Expect) -> Resu
         ("caller_in", expect.caller_in.is_some()),
         ("error_code", expect.error_code.is_some()),
         ("caller_auth", expect.caller_auth.is_some()),
+        ("header", expect.header.is_some()),
     ];
     for (key, present) in given {
         if present && !allowed.contains(&key) {
@@ -763,12 +887,21 @@ fn check_expectations(action: &Action, from_here: bool, expect: &Expect) -> Resu
             || expect.caller_in.is_some()
             || expect.source_in.is_some()
             || expect.error_code.is_some()
-            || expect.caller_auth.is_some())
+            || expect.caller_auth.is_some()
+            || expect.header.is_some())
     {
         return Err(
-            "denied = true cannot be combined with reachable, status, source_in, caller_in, error_code or caller_auth"
+            "denied = true cannot be combined with reachable, status, source_in, caller_in, error_code, caller_auth or header"
                 .into(),
         );
+    }
+    if let Some(name) = &expect.header
+        && !diag::httpcheck::is_reported_header(&name.to_ascii_lowercase())
+    {
+        return Err(format!(
+            "expect.header = {name:?} is not a header the check records: {}, or x-ms-*",
+            diag::httpcheck::REPORTED_HEADERS.join(", ")
+        ));
     }
     if let Some(code) = &expect.error_code {
         let word = !code.is_empty()
@@ -1170,6 +1303,94 @@ mod tests {
         ] {
             let error = suite(apps).unwrap_err().to_string();
             assert!(error.contains(want), "{apps}: {error}");
+        }
+    }
+
+    #[test]
+    fn request_headers_go_with_http_from_here() {
+        let checks = suite("http = \"https://fe.example/\"\nheaders = { \"X-Azure-FDID\" = \"0bad\" }\nhint = \" Add the header filter. \"\nexpect = { denied = true }").unwrap();
+        assert_eq!(
+            checks[0].headers,
+            [("X-Azure-FDID".to_owned(), "0bad".to_owned())]
+        );
+        assert_eq!(checks[0].hint.as_deref(), Some("Add the header filter."));
+        for (check, want) in [
+            (
+                "from = \"frontend\"\nhttp = \"https://a/\"\nheaders = { a = \"b\" }\nexpect = { status = 200 }",
+                "checks from here",
+            ),
+            (
+                "tcpping = \"a:1\"\nheaders = { a = \"b\" }\nexpect = { reachable = true }",
+                "go with http",
+            ),
+            (
+                "http = \"https://a/\"\nheaders = { Host = \"b\" }\nexpect = { status = 200 }",
+                "reserved",
+            ),
+            (
+                "http = \"https://a/\"\nheaders = { Authorization = \"Bearer x\" }\nexpect = { status = 200 }",
+                "reserved",
+            ),
+            (
+                "http = \"https://a/\"\nhint = \" \"\nexpect = { status = 200 }",
+                "hint must be",
+            ),
+            (
+                "http = \"https://a/\"\nexpect = { header = \"x-cache\" }",
+                "not a header the check records",
+            ),
+            (
+                "http = \"https://a/\"\nexpect = { denied = true, header = \"x-azure-ref\" }",
+                "cannot be combined",
+            ),
+            (
+                "resolve = \"a\"\nexpect = { header = \"x-azure-ref\" }",
+                "does not apply to resolve",
+            ),
+        ] {
+            let error = suite(check).unwrap_err().to_string();
+            assert!(error.contains(want), "{check}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_slot_points_the_target_at_the_slots_site() {
+        let checks = suite("from = \"frontend\"\nslot = \"staging\"\nhttp = \"https://app-be.azurewebsites.net:8443/healthz\"\nexpect = { status = 200 }").unwrap();
+        assert_eq!(
+            checks[0].action.target(),
+            "https://app-be-staging.azurewebsites.net:8443/healthz"
+        );
+        assert_eq!(checks[0].slot.as_deref(), Some("staging"));
+        let checks = suite("slot = \"staging\"\nresolve = \"app-be.scm.azurewebsites.net\"\nexpect = { ok = true }").unwrap();
+        assert_eq!(
+            checks[0].action.target(),
+            "app-be-staging.scm.azurewebsites.net A"
+        );
+        let checks = suite("slot = \"blue\"\ntcpping = \"app-be.azurewebsites.net:443\"\nexpect = { reachable = true }").unwrap();
+        assert_eq!(
+            checks[0].action.target(),
+            "app-be-blue.azurewebsites.net:443"
+        );
+        for (check, want) in [
+            (
+                "slot = \"Staging\"\nresolve = \"app.example\"\nexpect = { ok = true }",
+                "must be a slot name",
+            ),
+            (
+                "slot = \"-x\"\nresolve = \"app.example\"\nexpect = { ok = true }",
+                "must be a slot name",
+            ),
+            (
+                "slot = \"s\"\ntcpping = \"10.0.0.1:80\"\nexpect = { reachable = true }",
+                "not the address",
+            ),
+            (
+                "slot = \"s\"\nresolve = \"localhost\"\nexpect = { ok = true }",
+                "an app's host name",
+            ),
+        ] {
+            let error = suite(check).unwrap_err().to_string();
+            assert!(error.contains(want), "{check}: {error}");
         }
     }
 

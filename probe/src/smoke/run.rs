@@ -238,7 +238,11 @@ pub async fn run(config: &SmokeConfig, options: &RunOptions) -> Result<SuiteRepo
                     Verdict::Fail
                 },
                 code: evaluation.code,
-                diagnosis: evaluation.diagnosis,
+                // The suite's own next step comes last: it knows what this check guards.
+                diagnosis: match (evaluation.diagnosis, &unit.check.hint) {
+                    (Some(diagnosis), Some(hint)) => Some(format!("{diagnosis} {hint}")),
+                    (diagnosis, _) => diagnosis,
+                },
                 evidence: evaluation.evidence,
                 facts,
                 attempts,
@@ -642,14 +646,17 @@ async fn perform_here(ctx: &Context, check: &Check) -> Outcome {
         }
         Action::Http { url } => {
             let timeout_ms = check.timeout_ms.min(10_000).to_string();
-            let request = match HttpCheckRequest::parse(url.as_str(), Some(&timeout_ms)) {
-                Ok(request) => request,
-                Err(e) => return not_run(Code::Config, e.to_string()),
-            };
+            let request =
+                match HttpCheckRequest::parse(url.as_str(), Some(&timeout_ms)).and_then(|r| {
+                    r.with_headers(check.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+                }) {
+                    Ok(request) => request,
+                    Err(e) => return not_run(Code::Config, e.to_string()),
+                };
             let report = http_check(&resolver, &ctx.tls, &request, ctx.here_source, None).await;
             let needs_body = check.expect.caller_in.is_some() || check.expect.caller_auth.is_some();
             let body = if needs_body && report.status.is_some() {
-                read_json_body(ctx, url, timeout).await
+                read_json_body(ctx, url, &check.headers, timeout).await
             } else {
                 None
             };
@@ -717,14 +724,17 @@ fn tls_params(action: &Action, timeout_ms: u64) -> Vec<(&'static str, String)> {
     q
 }
 
-async fn read_json_body(ctx: &Context, url: &Url, timeout: Duration) -> Option<serde_json::Value> {
-    let mut response = ctx
-        .http
-        .get(url.clone())
-        .timeout(timeout)
-        .send()
-        .await
-        .ok()?;
+async fn read_json_body(
+    ctx: &Context,
+    url: &Url,
+    headers: &[(String, String)],
+    timeout: Duration,
+) -> Option<serde_json::Value> {
+    let mut request = ctx.http.get(url.clone()).timeout(timeout);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let mut response = request.send().await.ok()?;
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.ok()? {
         body.extend_from_slice(&chunk);

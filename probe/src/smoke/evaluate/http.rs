@@ -225,6 +225,7 @@ pub(super) fn needs_the_app(expect: &Expect) -> bool {
         || expect.caller_in.is_some()
         || expect.caller_auth.is_some()
         || expect.error_code.is_some()
+        || expect.header.is_some()
         || expect.ok == Some(true)
 }
 
@@ -245,6 +246,26 @@ pub(super) fn the_apps_answer(
             format!("expected HTTP {want}, got {got}."),
             evidence,
         );
+    }
+    if let Some(name) = &expect.header {
+        let name = name.to_ascii_lowercase();
+        match report.headers.get(&name) {
+            Some(value) => evidence.push(format!("the answer carried {name}: {value}")),
+            None => {
+                return Evaluation::fail(
+                    Code::HeaderMissing,
+                    format!(
+                        "the answer carried no {name} header: {}",
+                        if name == "x-azure-ref" {
+                            "it did not come through Azure Front Door (check that the URL is the Front Door endpoint's, not the app's own)"
+                        } else {
+                            "something else than expected answered"
+                        }
+                    ),
+                    evidence,
+                );
+            }
+        }
     }
     if let Some(want) = &expect.error_code {
         match report.error_code.as_deref() {

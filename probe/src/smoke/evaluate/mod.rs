@@ -394,6 +394,34 @@ mod tests {
     }
 
     #[test]
+    fn a_response_header_tells_who_answered() {
+        let want = expect("status = 200\nheader = \"X-Azure-Ref\"");
+        let action = http_action();
+        let mut through = http_report(200, None);
+        through
+            .headers
+            .insert("x-azure-ref".into(), "20261203T1030Z-abc".into());
+        let passed = http(&action, &want, &through, None);
+        assert!(passed.passed, "{passed:?}");
+        assert!(
+            passed
+                .evidence
+                .iter()
+                .any(|e| e.contains("x-azure-ref: 20261203T1030Z-abc")),
+            "{passed:?}"
+        );
+        let direct = http(&action, &want, &http_report(200, None), None);
+        assert!(!direct.passed);
+        assert_eq!(direct.code.as_deref(), Some("header_missing"));
+        assert!(
+            direct
+                .diagnosis
+                .unwrap()
+                .contains("did not come through Azure Front Door")
+        );
+    }
+
+    #[test]
     fn the_error_code_names_the_gate_that_refused() {
         let want = expect("status = 401\nerror_code = \"missing_token\"");
         let action = http_action();
