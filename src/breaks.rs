@@ -5,6 +5,7 @@ use std::fmt;
 
 use crate::dns::ZoneView;
 use crate::emulator::{AccessRule, RuleAction, SiteNetworking};
+use crate::front::{Front, SitePlan, WrongFront};
 use crate::topology::{INTEGRATION_SUBNET, OTHER_SUBNET, net};
 
 /// How the back end is locked down.
@@ -64,11 +65,23 @@ pub enum Break {
     DbByAddress,
     /// An NSG or firewall drops the back end's packets to the database's private endpoint.
     DbEgressBlocked,
+    /// `--front front-door`: the front end allows the `AzureFrontDoor.Backend` service tag
+    /// without an `X-Azure-FDID` header filter: another customer's Front Door gets in.
+    FdNoFdidCheck,
+    /// `--front front-door`: the front end has no access restriction: it answers without Front
+    /// Door.
+    FdDirectOpen,
+    /// The back end's SCM (Kudu) site answers the internet while the site is locked.
+    ScmOpen,
+    /// The SCM rules refuse the deploy runner's address.
+    ScmBlocksDeploy,
+    /// The back end's staging slot has no access restrictions.
+    SlotOpen,
 }
 
 impl Break {
     /// Every break, in catalogue order.
-    pub const ALL: [Break; 15] = [
+    pub const ALL: [Break; 20] = [
         Self::FrontendNotIntegrated,
         Self::NoAccessRestriction,
         Self::WrongSubnet,
@@ -84,6 +97,11 @@ impl Break {
         Self::DbPublicAccess,
         Self::DbByAddress,
         Self::DbEgressBlocked,
+        Self::FdNoFdidCheck,
+        Self::FdDirectOpen,
+        Self::ScmOpen,
+        Self::ScmBlocksDeploy,
+        Self::SlotOpen,
     ];
 
     /// The `--break` name.
@@ -104,6 +122,11 @@ impl Break {
             Self::DbPublicAccess => "db-public-access",
             Self::DbByAddress => "db-by-address",
             Self::DbEgressBlocked => "db-egress-blocked",
+            Self::FdNoFdidCheck => "fd-no-fdid-check",
+            Self::FdDirectOpen => "fd-direct-open",
+            Self::ScmOpen => "scm-open",
+            Self::ScmBlocksDeploy => "scm-blocks-deploy",
+            Self::SlotOpen => "slot-open",
         }
     }
 
@@ -147,6 +170,17 @@ impl Break {
             Self::DbEgressBlocked => {
                 "an NSG drops the back end's packets to the database's private endpoint"
             }
+            Self::FdNoFdidCheck => {
+                "the front end allows the AzureFrontDoor.Backend tag without an X-Azure-FDID filter: another Front Door profile gets in"
+            }
+            Self::FdDirectOpen => {
+                "the front end has no access restriction: it answers without Front Door"
+            }
+            Self::ScmOpen => {
+                "the back end's SCM (Kudu) site answers the internet while the site is locked"
+            }
+            Self::ScmBlocksDeploy => "the SCM rules refuse the deploy runner's address",
+            Self::SlotOpen => "the back end's staging slot has no access restrictions",
         }
     }
 
@@ -167,6 +201,23 @@ impl Break {
             | Self::DbPublicAccess
             | Self::DbByAddress
             | Self::DbEgressBlocked => None,
+            // The whole site runs in service-endpoint mode (`crate::front`).
+            Self::FdNoFdidCheck
+            | Self::FdDirectOpen
+            | Self::ScmOpen
+            | Self::ScmBlocksDeploy
+            | Self::SlotOpen => Some(Mode::ServiceEndpoint),
+        }
+    }
+
+    /// The `--front` the break needs; `None` for breaks of the lockdown behind the front end.
+    pub fn front(self) -> Option<&'static [Front]> {
+        match self {
+            Self::FdNoFdidCheck | Self::FdDirectOpen => Some(&[Front::FrontDoor]),
+            Self::ScmOpen | Self::ScmBlocksDeploy | Self::SlotOpen => {
+                Some(&[Front::FrontDoor, Front::AppGateway])
+            }
+            _ => None,
         }
     }
 
@@ -213,6 +264,9 @@ pub struct Plan {
     pub gateway_in_front: bool,
     /// The data tier (with the lab on PostgreSQL).
     pub database: DatabasePlan,
+    /// The whole site: what stands in front of the front end, the SCM site, the staging slot
+    /// (`--front`; see [`Plan::with_front`]).
+    pub site: SitePlan,
 }
 
 /// The back end's database behind its private endpoint, with the data tier's breaks applied.
@@ -278,6 +332,7 @@ impl Plan {
             custom_error_pages: false,
             gateway_in_front: false,
             database: DatabasePlan::LOCKED,
+            site: SitePlan::default(),
         };
         for &b in breaks {
             if let Some(needs) = b.mode()
@@ -312,21 +367,31 @@ impl Plan {
                 // Service then has no instance to send requests to.
                 Break::DbByAddress => plan.database.by_address = true,
                 Break::DbEgressBlocked => plan.database.egress_blocked = true,
+                Break::FdNoFdidCheck
+                | Break::FdDirectOpen
+                | Break::ScmOpen
+                | Break::ScmBlocksDeploy
+                | Break::SlotOpen => plan.site.breaks.push(b),
             }
         }
         Ok(plan)
     }
+
+    /// The whole site behind `front`, with the site's breaks applied. Refuses a break that needs
+    /// another front.
+    pub fn with_front(mut self, front: Front) -> Result<Self, WrongFront> {
+        self.site = SitePlan::new(front, self.mode, std::mem::take(&mut self.site.breaks))?;
+        Ok(self)
+    }
 }
 
-fn restricted_to(subnet: &str) -> SiteNetworking {
+/// The access restriction of a site locked to one subnet's service endpoint.
+pub(crate) fn restricted_to(subnet: &str) -> SiteNetworking {
     SiteNetworking {
         public_network_access: true,
         rules: vec![AccessRule {
-            name: "allow-integration-subnet".into(),
-            priority: 100,
-            action: RuleAction::Allow,
-            ip_address: None,
             vnet_subnet: Some(net(subnet)),
+            ..AccessRule::new("allow-integration-subnet", 100, RuleAction::Allow)
         }],
         default_action: RuleAction::Deny,
         stopped: false,

@@ -23,8 +23,13 @@ pub fn break_catalogue() -> String {
 pub fn topology(lab: &Lab, breaks: &[Break]) -> String {
     let mut out = String::new();
     let mode = lab.plan.mode;
+    let front = lab
+        .site
+        .as_ref()
+        .map(|s| format!(", behind {}", s.front))
+        .unwrap_or_default();
     out += &format!(
-        "lockdown lab — {mode} mode{}\n",
+        "lockdown lab — {mode} mode{front}{}\n",
         if breaks.is_empty() {
             String::new()
         } else {
@@ -86,6 +91,9 @@ pub fn topology(lab: &Lab, breaks: &[Break]) -> String {
     }
     if lab.plan.custom_error_pages {
         out += "  error pages custom 403 and 503 pages (status lines and x-ms-forbidden-ip unchanged)\n";
+    }
+    if let Some(site) = &lab.site {
+        out += &site.describe();
     }
     if lab.plan.gateway_in_front {
         out += "  gateway     an Application Gateway in front of the back end answers 403 to every caller\n";

@@ -52,6 +52,8 @@ pub fn public_zone(view: ZoneView, hosts: &HostNames) -> String {
         }
     } else {
         zone += &format!("{} 60 IN A {BACKEND_PUBLIC}\n", relative(&hosts.backend));
+        // The back end's SCM site and staging slot (used with `--front`; unused names otherwise).
+        zone += &crate::front::site_records(hosts);
     }
     zone
 }

@@ -6,6 +6,7 @@
 //! nginx 503), hands the app the headers App Service adds on each path (public, service endpoint,
 //! private endpoint), and pins callers to instances with the `ARRAffinity` cookies.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -82,8 +83,9 @@ pub enum RuleAction {
     Deny,
 }
 
-/// One access-restriction rule, as in ARM `ipSecurityRestrictions`: an `ipAddress` CIDR or a
-/// `vnetSubnetResourceId` (here: the subnet's range).
+/// One access-restriction rule, as in ARM `ipSecurityRestrictions`: an `ipAddress` CIDR, a
+/// `vnetSubnetResourceId` (here: the subnet's range) or a service tag (`tag: ServiceTag` with
+/// the tag's name as `ipAddress`), optionally narrowed by header filters (`headers`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessRule {
@@ -98,21 +100,130 @@ pub struct AccessRule {
     /// `vnetSubnetResourceId`, reduced to the subnet's range: matches callers that come through
     /// the subnet's service endpoint.
     pub vnet_subnet: Option<IpNet>,
+    /// A service tag (`AzureFrontDoor.Backend`): matches callers from the tag's ranges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_tag: Option<String>,
+    /// Header filters (`headers`): lower-case header name → allowed values (at most 8 each).
+    /// Every header named must carry one of its values, else the rule does not match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, Vec<String>>,
+}
+
+/// The headers App Service's access restrictions can filter on.
+pub const FILTER_HEADERS: [&str; 4] = [
+    "x-forwarded-host",
+    "x-forwarded-for",
+    "x-azure-fdid",
+    "x-fd-healthprobe",
+];
+
+/// The most values one header filter takes.
+pub const MAX_FILTER_VALUES: usize = 8;
+
+/// A rule that App Service would refuse to save.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("access rule {rule:?}: {message}")]
+pub struct InvalidRule {
+    rule: String,
+    message: String,
 }
 
 impl AccessRule {
-    fn matches(&self, caller: &Caller) -> bool {
+    /// A rule matching one source: an address range or a subnet's service endpoint.
+    pub fn new(name: &str, priority: u32, action: RuleAction) -> Self {
+        Self {
+            name: name.to_owned(),
+            priority,
+            action,
+            ip_address: None,
+            vnet_subnet: None,
+            service_tag: None,
+            headers: BTreeMap::new(),
+        }
+    }
+
+    /// Checks what ARM checks: exactly one source, known filter headers, 1–8 values each.
+    pub fn validate(&self) -> Result<(), InvalidRule> {
+        let fail = |message: String| InvalidRule {
+            rule: self.name.clone(),
+            message,
+        };
+        let sources = [
+            self.ip_address.is_some(),
+            self.vnet_subnet.is_some(),
+            self.service_tag.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() != 1 {
+            return Err(fail(
+                "give exactly one of ipAddress, vnetSubnetResourceId or a service tag".into(),
+            ));
+        }
+        if let Some(tag) = &self.service_tag
+            && crate::front::service_tag_range(tag).is_none()
+        {
+            return Err(fail(format!("unknown service tag {tag}")));
+        }
+        for (name, values) in &self.headers {
+            if !FILTER_HEADERS.contains(&name.as_str()) {
+                return Err(fail(format!(
+                    "header filters take {}, not {name}",
+                    FILTER_HEADERS.join(", ")
+                )));
+            }
+            if values.is_empty() || values.len() > MAX_FILTER_VALUES {
+                return Err(fail(format!(
+                    "a header filter takes 1 to {MAX_FILTER_VALUES} values; {name} has {}",
+                    values.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn matches(&self, caller: &Caller, headers: &HeaderMap) -> bool {
         // As on Azure: an `ipAddress` rule naming a subnet's IPv4 range does not match that
         // subnet's service-endpoint traffic (App Service sees it as IPv6), and a subnet rule
         // matches only traffic that came through the subnet's service endpoint.
-        self.ip_address
+        let source = self
+            .ip_address
             .is_some_and(|net| net.contains(&caller.seen_ip()))
             || self.vnet_subnet.is_some_and(|net| {
                 caller
                     .service_endpoint_source()
                     .is_some_and(|ip| net.contains(&IpAddr::V4(ip)))
             })
+            || self
+                .service_tag
+                .as_deref()
+                .and_then(crate::front::service_tag_range)
+                .is_some_and(|net| net.contains(&caller.seen_ip()));
+        source
+            && self
+                .headers
+                .iter()
+                .all(|(name, allowed)| header_allowed(headers, name, allowed))
     }
+}
+
+/// One header filter: `X-Forwarded-For` by address range (any hop), the others by value
+/// (case-insensitive).
+fn header_allowed(headers: &HeaderMap, name: &str, allowed: &[String]) -> bool {
+    let values: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if name == "x-forwarded-for" {
+        let ranges: Vec<IpNet> = allowed.iter().filter_map(|a| a.parse().ok()).collect();
+        return values
+            .iter()
+            .flat_map(|v| hosting::forwarded::parse_forwarded_for(v))
+            .filter_map(|hop| hop.ip)
+            .any(|ip| ranges.iter().any(|net| net.contains(&ip)));
+    }
+    values
+        .iter()
+        .any(|value| allowed.iter().any(|a| a.eq_ignore_ascii_case(value.trim())))
 }
 
 /// A site's inbound networking, mutable at run time so the lab can break or repair it.
@@ -139,13 +250,20 @@ impl SiteNetworking {
         }
     }
 
-    /// The first matching rule by priority decides; else the default action.
+    /// The first matching rule by priority decides; else the default action. A request without
+    /// headers: rules with header filters never match it.
     pub fn decide(&self, caller: &Caller) -> RuleAction {
+        self.decide_request(caller, &HeaderMap::new())
+    }
+
+    /// The first rule by priority that matches the caller and the request's headers decides;
+    /// else the default action.
+    pub fn decide_request(&self, caller: &Caller, headers: &HeaderMap) -> RuleAction {
         let mut rules: Vec<&AccessRule> = self.rules.iter().collect();
         rules.sort_by_key(|r| r.priority);
         rules
             .into_iter()
-            .find(|r| r.matches(caller))
+            .find(|r| r.matches(caller, headers))
             .map_or(self.default_action, |r| r.action)
     }
 }
@@ -459,7 +577,8 @@ async fn handle(
     // There is no page of its own for disabled public access: the public address refuses
     // everyone exactly as an access restriction refuses one caller.
     if ctx.entry == Entry::Public
-        && (!networking.public_network_access || networking.decide(&caller) == RuleAction::Deny)
+        && (!networking.public_network_access
+            || networking.decide_request(&caller, request.headers()) == RuleAction::Deny)
     {
         return ip_forbidden(caller.seen_ip(), site.pages);
     }
@@ -616,11 +735,8 @@ mod tests {
 
     fn subnet_rule(priority: u32, action: RuleAction, cidr: &str) -> AccessRule {
         AccessRule {
-            name: format!("rule-{priority}"),
-            priority,
-            action,
-            ip_address: None,
             vnet_subnet: Some(cidr.parse().unwrap()),
+            ..AccessRule::new(&format!("rule-{priority}"), priority, action)
         }
     }
 
@@ -666,23 +782,24 @@ mod tests {
     fn a_subnet_rule_matches_only_service_endpoint_traffic_and_an_ip_rule_only_what_is_seen() {
         let subnet = subnet_rule(100, RuleAction::Allow, "127.0.2.0/24");
         // The same subnet's address without the service endpoint arrives as plain IPv4.
-        assert!(subnet.matches(&through_service_endpoint("127.0.2.4")));
-        assert!(!subnet.matches(&public("127.0.2.4")));
+        let none = HeaderMap::new();
+        assert!(subnet.matches(&through_service_endpoint("127.0.2.4"), &none));
+        assert!(!subnet.matches(&public("127.0.2.4"), &none));
         let ip_rule = AccessRule {
             vnet_subnet: None,
             ip_address: Some("127.0.2.0/24".parse().unwrap()),
             ..subnet
         };
-        assert!(ip_rule.matches(&public("127.0.2.4")));
+        assert!(ip_rule.matches(&public("127.0.2.4"), &none));
         assert!(
-            !ip_rule.matches(&through_service_endpoint("127.0.2.4")),
+            !ip_rule.matches(&through_service_endpoint("127.0.2.4"), &none),
             "App Service compares ipAddress rules with the IPv6 form"
         );
         let v6_rule = AccessRule {
             ip_address: Some("fde4:8dba::/32".parse().unwrap()),
             ..ip_rule
         };
-        assert!(v6_rule.matches(&through_service_endpoint("127.0.2.4")));
+        assert!(v6_rule.matches(&through_service_endpoint("127.0.2.4"), &none));
     }
 
     #[test]

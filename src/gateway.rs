@@ -1,5 +1,7 @@
 //! An Application Gateway (v2) standing in front of the back end (`--break gateway-in-front`):
 //! it answers every request 403 itself, so the app is never reached — not even by the front end.
+//! Its page is also the one the gateway in front of the front end (`--front app-gateway`)
+//! answers what its WAF blocks with.
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -17,6 +19,11 @@ pub fn router() -> Router {
 }
 
 async fn forbidden() -> Response {
+    forbidden_response()
+}
+
+/// The gateway's own `403 Forbidden` (also what its WAF answers in front of the front end).
+pub fn forbidden_response() -> Response {
     let mut response = (
         StatusCode::FORBIDDEN,
         [(header::CONTENT_TYPE, "text/html")],

@@ -10,7 +10,7 @@ use clap::Parser;
 use lockdown::stack::TOKEN_ENV;
 use lockdown::suite::suite_toml;
 use lockdown::topology::HostNames;
-use lockdown::{Break, Lab, LabAuth, LabDatabase, LabOptions, Mode, Plan, describe};
+use lockdown::{Break, Front, Lab, LabAuth, LabDatabase, LabOptions, Mode, Plan, describe};
 use probe::cli::{ReportingArgs, SmokeFormat, print_out};
 use probe::smoke::{RunOptions, SmokeConfig};
 
@@ -26,6 +26,12 @@ struct LabArgs {
     /// identity (a fake Entra ID on loopback plays the identity endpoint and the tenant's keys).
     #[arg(long, value_enum, default_value_t = LabAuth::ApiKey)]
     auth: LabAuth,
+    /// What stands in front of the front end: `front-door` (Azure Front Door; the front end
+    /// allows only our profile), `app-gateway` (an Application Gateway's subnet), or `none`. With
+    /// a front, the back end's SCM site and staging slot and a deploy runner join the lab and the
+    /// suite (service-endpoint mode only).
+    #[arg(long, value_enum, default_value_t = Front::None)]
+    front: Front,
     /// Apply a misconfiguration from the catalogue (repeatable; see --list-breaks).
     #[arg(long = "break", value_enum, value_name = "NAME")]
     breaks: Vec<Break>,
@@ -80,7 +86,7 @@ async fn run(mut args: LabArgs) -> anyhow::Result<ExitCode> {
         }
     }
     args.breaks = breaks;
-    let plan = Plan::new(args.mode, &args.breaks)?;
+    let plan = Plan::new(args.mode, &args.breaks)?.with_front(args.front)?;
     // Read before the lab starts: a wrong path is a usage error, not a finding.
     let baseline = probe::smoke::output::load_baseline(args.reporting.baseline.as_deref())
         .map_err(anyhow::Error::msg)?;

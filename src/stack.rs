@@ -23,7 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::breaks::{DatabasePlan, Mode, Plan};
 use crate::dns::DnsServer;
-use crate::emulator::{self, Entry, ErrorPages, Site, SiteInstance, SiteNetworking};
+use crate::emulator::{self, Entry, ErrorPages, Site, SiteInstance};
+use crate::front::{self, BackendExtras, Front, RunningSite, SlotBackend};
 use crate::gateway;
 use crate::proxy;
 use crate::topology::{
@@ -221,6 +222,9 @@ pub struct Lab {
     /// The database's port, when the lab runs on PostgreSQL (its private endpoint, and its
     /// public endpoint with `db-public-access`).
     pub database_port: Option<u16>,
+    /// The whole site, with `--front`: the edges, the SCM site, the slot, the deploy runner.
+    pub site: Option<RunningSite>,
+    _extras: Option<BackendExtras>,
     stop: CancellationToken,
     _dns: Vec<DnsServer>,
     _silent: Vec<FullQueue>,
@@ -251,6 +255,16 @@ impl Lab {
     /// Starts everything and returns once every listener is bound.
     pub async fn start(options: LabOptions) -> anyhow::Result<Self> {
         let plan = options.plan.clone();
+        // Whole-site breaks without the front they need (a plan never given `with_front`).
+        if let Some(b) = plan.site.breaks.first()
+            && plan.site.front == Front::None
+        {
+            let needs = b.front().map_or(Front::FrontDoor, |f| f[0]);
+            anyhow::bail!(front::WrongFront::NeedsFront {
+                name: b.name(),
+                needs
+            });
+        }
         let stop = CancellationToken::new();
         let secret = uuid::Uuid::new_v4().simple().to_string();
         let api_key = format!("lab-key-{}", &secret[..16]);
@@ -438,12 +452,35 @@ impl Lab {
             } else {
                 ErrorPages::APP_SERVICE
             });
+        // The whole site (`--front`): the back end's SCM site and staging slot on its address.
+        let extras = if plan.site.front == Front::None {
+            None
+        } else {
+            Some(
+                BackendExtras::start(
+                    &plan.site,
+                    &backend_site,
+                    &hosts,
+                    SlotBackend {
+                        auth: backend_auth.clone(),
+                        diag_token: diag_token.clone(),
+                        vnet_dns: vnet_dns.addr,
+                    },
+                    &stop,
+                )
+                .await?,
+            )
+        };
         // A gateway in front answers on the back end's addresses instead of App Service.
         let backend_front = |entry| {
             if plan.gateway_in_front {
                 gateway::router()
             } else {
-                emulator::router(backend_site.clone(), entry)
+                let site = emulator::router(backend_site.clone(), entry);
+                match &extras {
+                    Some(extras) => extras.router(site, entry),
+                    None => site,
+                }
             }
         };
 
@@ -494,6 +531,8 @@ impl Lab {
                 vnet_dns: vnet_dns.addr,
                 source: integrated.then(|| frontend_private_ip(n)),
                 diag_token: &diag_token,
+                front_door_id: (plan.site.front == Front::FrontDoor)
+                    .then_some(front::FRONT_DOOR_ID),
             })?;
             let built = frontend::build(&config)?;
             let app = frontend::app(built.state, built.diag, config.host.request_timeout());
@@ -501,8 +540,17 @@ impl Lab {
             frontend_instances.push(SiteInstance { id, upstream });
         }
         let frontend_ids = frontend_instances.iter().map(|i| i.id.clone()).collect();
-        let frontend_site = Site::new("app-fe", SiteNetworking::open(), frontend_instances)
-            .with_host_name(&hosts.frontend);
+        let frontend_site = Site::new(
+            "app-fe",
+            plan.site.frontend_networking.clone(),
+            frontend_instances,
+        )
+        .with_host_name(&hosts.frontend)
+        .with_service_endpoints(if plan.site.front == Front::AppGateway {
+            vec![net(front::APP_GATEWAY_SUBNET)]
+        } else {
+            Vec::new()
+        });
         let frontend_listener = TcpListener::bind((FRONTEND_PUBLIC, options.frontend_port))
             .await
             .with_context(|| {
@@ -511,13 +559,33 @@ impl Lab {
                     options.frontend_port
                 )
             })?;
-        let frontend_url = format!("http://{}", frontend_listener.local_addr()?);
+        let frontend_addr = frontend_listener.local_addr()?;
         spawn_front(
             frontend_listener,
             false,
             emulator::router(frontend_site, Entry::Public),
             &stop,
         );
+        let site = match &extras {
+            Some(extras) => Some(
+                RunningSite::start(
+                    &plan.site,
+                    extras,
+                    frontend_addr,
+                    &hosts,
+                    options.frontend_port,
+                    public_dns.addr,
+                    &diag_token,
+                    &stop,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        // Behind a front, a browser (and the suite) reaches the front end through it.
+        let frontend_url = site
+            .as_ref()
+            .map_or_else(|| format!("http://{frontend_addr}"), |s| s.edge_url.clone());
 
         Ok(Self {
             plan,
@@ -545,6 +613,8 @@ impl Lab {
             _data: temp,
             _entra: entra,
             _pg: pg,
+            site,
+            _extras: extras,
         })
     }
 
@@ -601,6 +671,7 @@ struct FrontendInstance<'a> {
     vnet_dns: SocketAddr,
     source: Option<IpAddr>,
     diag_token: &'a str,
+    front_door_id: Option<&'a str>,
 }
 
 fn frontend_config(instance: FrontendInstance<'_>) -> anyhow::Result<frontend::FrontendConfig> {
@@ -643,6 +714,7 @@ fn frontend_config(instance: FrontendInstance<'_>) -> anyhow::Result<frontend::F
         identity_header,
         backend_timeout_ms: 1_000,
         integration_subnet: Some(net(INTEGRATION_SUBNET)),
+        front_door_id: instance.front_door_id.map(str::to_owned),
         dns: DnsArgs {
             dns_servers: Some(instance.vnet_dns.to_string()),
             dns_timeout_ms: 1_000,
@@ -659,7 +731,10 @@ fn frontend_config(instance: FrontendInstance<'_>) -> anyhow::Result<frontend::F
 }
 
 /// Serves an app instance on a fresh loopback port until the lab stops.
-async fn serve_instance(app: axum::Router, stop: &CancellationToken) -> anyhow::Result<SocketAddr> {
+pub(crate) async fn serve_instance(
+    app: axum::Router,
+    stop: &CancellationToken,
+) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let stopped = stop.clone().cancelled_owned();
@@ -715,7 +790,7 @@ impl Listener for EmulatorListener {
 
 /// Serves what stands in front of an app (App Service's front end, or a gateway) on `listener`
 /// until the lab stops.
-fn spawn_front(
+pub(crate) fn spawn_front(
     listener: TcpListener,
     vnet_only: bool,
     app: axum::Router,

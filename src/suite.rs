@@ -145,7 +145,7 @@ name = "{DENIED}"
 from = "here"
 http = "http://{backend}/healthz"
 expect = {{ denied = true }}
-{entra_checks}{data_tier}"#,
+{entra_checks}{data_tier}{site_checks}"#,
         mode = lab.plan.mode,
         public_dns = lab.public_dns,
         backend_host = lab.hosts.backend,
@@ -155,5 +155,10 @@ expect = {{ denied = true }}
         REACH = checks::REACH,
         CALLER = checks::CALLER,
         DENIED = checks::DENIED,
+        site_checks = lab
+            .site
+            .as_ref()
+            .map(|site| crate::front::suite_checks(site, &backend, TOKEN_ENV))
+            .unwrap_or_default(),
     )
 }

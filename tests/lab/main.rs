@@ -8,5 +8,6 @@ mod entra;
 mod helpers;
 mod platform;
 mod reports;
+mod site;
 mod suite;
 mod unique_hostnames;

@@ -262,11 +262,8 @@ fn assert_ip_forbidden(answer: &Answer, forbidden_ip: &str, page: &str) {
 async fn an_ip_rule_naming_the_subnet_does_not_match_its_service_endpoint_callers() {
     let subnet = net("127.0.2.0/24");
     let ip_rule = AccessRule {
-        name: "allow-subnet-range".into(),
-        priority: 100,
-        action: RuleAction::Allow,
         ip_address: Some(subnet),
-        vnet_subnet: None,
+        ..AccessRule::new("allow-subnet-range", 100, RuleAction::Allow)
     };
     let networking = denied_everywhere_but(ip_rule.clone());
     let (site, front) = serve_echo_site(networking, "127.0.1.34", Entry::Public).await;

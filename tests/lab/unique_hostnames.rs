@@ -6,15 +6,22 @@ use std::process::Command;
 
 use lockdown::suite::checks;
 use lockdown::topology::HostNames;
-use lockdown::{Break, Lab, LabAuth, LabOptions, Mode, Plan};
+use lockdown::{Break, Front, Lab, LabAuth, LabOptions, Mode, Plan};
 
 use crate::helpers::*;
 
 async fn start_named(mode: Mode, breaks: &[Break], hosts: HostNames, auth: LabAuth) -> Lab {
+    // A whole-site break runs behind the first front it fits (its SCM site and slot are named
+    // after the back end's host name too).
+    let front = breaks
+        .iter()
+        .find_map(|b| b.front())
+        .map_or(Front::None, |fronts| fronts[0]);
+    let plan = Plan::new(mode, breaks).unwrap().with_front(front).unwrap();
     start_with(LabOptions {
         hosts,
         auth,
-        ..LabOptions::new(Plan::new(mode, breaks).unwrap(), 0)
+        ..LabOptions::new(plan, 0)
     })
     .await
 }
