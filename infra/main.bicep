@@ -93,6 +93,16 @@ param databaseHost string = ''
 @description('The database on that server')
 param databaseName string = 'items'
 
+@allowed([
+  'none'
+  'frontDoor'
+])
+@description('What stands in front of the front end: none, or Azure Front Door (Standard); the front end then allows only that profile (AzureFrontDoor.Backend + its X-Azure-FDID)')
+param front string = 'none'
+
+@description('Comma-separated CIDRs allowed to the front end\'s SCM (Kudu) site, such as a deploy runner\'s address; empty: nobody (the image deploys without it). The back end\'s SCM site follows its main rules')
+param deployRunnerCidrs string = ''
+
 @description('Front-end image; empty until azd deploy pushed one (azd sets SERVICE_FRONTEND_IMAGE_NAME)')
 param frontendImage string = ''
 
@@ -340,6 +350,27 @@ var frontendBaseSettings = [
   }
 ]
 
+var usesFrontDoor = front == 'frontDoor'
+
+// Front Door's profile comes first: the front end's access restriction names its frontDoorId.
+module frontDoorProfile 'modules/front-door-profile.bicep' = if (usesFrontDoor) {
+  name: 'front-door-profile'
+  scope: rg
+  params: {
+    tags: tags
+    name: 'afd-${resourceToken}'
+  }
+}
+
+var frontDoorId = frontDoorProfile.?outputs.frontDoorId ?? ''
+
+var frontendFrontDoorSettings = [
+  {
+    name: 'FRONT_DOOR_ID'
+    value: frontDoorId
+  }
+]
+
 var backendBaseSettings = [
   {
     name: 'ALLOWED_CALLERS'
@@ -410,7 +441,7 @@ var backendDatabaseSettings = [
 // The embedded store admits one process; PostgreSQL any number: the back end scales with the plan.
 var backendInstanceCount = (usesDatabase) ? planCapacity : 1
 
-var frontendSettings = concat(frontendBaseSettings, usesEntra ? frontendEntraSettings : frontendApiKeySettings)
+var frontendSettings = concat(frontendBaseSettings, usesEntra ? frontendEntraSettings : frontendApiKeySettings, usesFrontDoor ? frontendFrontDoorSettings : [])
 var backendSettings = concat(backendBaseSettings, usesEntra ? backendEntraSettings : backendApiKeySettings, usesDatabase ? backendDatabaseSettings : [])
 
 module frontend 'modules/frontend.bicep' = {
@@ -429,11 +460,24 @@ module frontend 'modules/frontend.bicep' = {
     workspaceId: monitoring.outputs.workspaceId
     instanceCount: planCapacity
     hostNameScope: hostNameScope
+    frontDoorId: frontDoorId
+    scmAllowedCidrs: empty(deployRunnerCidrs) ? [] : split(replace(deployRunnerCidrs, ' ', ''), ',')
   }
   dependsOn: [
     registry
     keyVault
   ]
+}
+
+module frontDoor 'modules/front-door.bicep' = if (usesFrontDoor) {
+  name: 'front-door'
+  scope: rg
+  params: {
+    tags: tags
+    profileName: frontDoorProfile.?outputs.name ?? ''
+    endpointName: 'fe-${resourceToken}'
+    originHostName: frontend.outputs.defaultHostName
+  }
 }
 
 module backendOpen 'modules/backend-open.bicep' = if (lockdownMode == 'none') {
@@ -546,6 +590,9 @@ output AZURE_CONTAINER_REGISTRY_NAME string = registry.outputs.registryName
 output LOCKDOWN_MODE string = lockdownMode
 output FRONTEND_NAME string = frontendName
 output FRONTEND_URL string = 'https://${frontend.outputs.defaultHostName}'
+output FRONT string = front
+output FRONT_DOOR_ID string = frontDoorId
+output FRONT_DOOR_ENDPOINT string = frontDoor.?outputs.endpointHostName ?? ''
 output BACKEND_NAME string = backendName
 output BACKEND_HOSTNAME string = backendHostName
 output BACKEND_URL string = 'https://${backendHostName}'

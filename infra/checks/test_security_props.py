@@ -224,6 +224,41 @@ def check_frontend(text: str, origin: str = "frontend.bicep") -> None:
     assert isinstance(workers, Expr) and workers.text == "instanceCount", \
         f"{origin}: siteConfig.numberOfWorkers must be instanceCount (the plan's capacity): with per-app scaling the front end gets one instance otherwise"
     assert props.get("clientAffinityEnabled") is True, f"{origin}: ARRAffinity must stay on: the smoke test pins each instance with it"
+    # The SCM site: its own rules, closed by default (the main ones would be Front Door's).
+    assert config.get("scmIpSecurityRestrictionsUseMain") is False, \
+        f"{origin}: the SCM site must have its own rules (scmIpSecurityRestrictionsUseMain false): the main ones admit only Front Door"
+    assert config.get("scmIpSecurityRestrictionsDefaultAction") == "Deny", \
+        f"{origin}: scmIpSecurityRestrictionsDefaultAction must be 'Deny': an open SCM site answers the internet"
+    # Behind Front Door: the service tag AND our profile's X-Azure-FDID, else any Front Door gets in.
+    rules = variables(text, origin).get("frontDoorRules")
+    assert isinstance(rules, list) and rules, f"{origin}: frontDoorRules must list the Front Door rule"
+    for rule in rules:
+        assert rule.get("tag") == "ServiceTag" and rule.get("ipAddress") == "AzureFrontDoor.Backend", \
+            f"{origin}: the Front Door rule must allow the AzureFrontDoor.Backend service tag"
+        fdid = dig(rule, "headers", "x-azure-fdid")
+        assert isinstance(fdid, list) and fdid and all(isinstance(v, Expr) and v.text == "frontDoorId" for v in fdid), \
+            f"{origin}: the Front Door rule needs the X-Azure-FDID header filter with the profile's frontDoorId (the tag alone admits every customer's Front Door)"
+    restrictions = config.get("ipSecurityRestrictions")
+    assert isinstance(restrictions, Expr) and "frontDoorRules" in restrictions.text, \
+        f"{origin}: ipSecurityRestrictions must apply frontDoorRules behind Front Door"
+
+
+def check_front_door(text: str, origin: str = "front-door.bicep") -> None:
+    """Front Door in front of the front end: probes on /healthz, the app's own host header, TLS
+    to the origin with its name checked, and no caching of the BFF's routes."""
+    group = one(resources(text, origin, "Microsoft.Cdn/profiles/originGroups"), "origin group")
+    probe = dig(group.body, "properties", "healthProbeSettings", default={})
+    assert probe.get("probePath") == "/healthz", f"{origin}: the health probe must ask /healthz"
+    origin_res = one(resources(text, origin, "Microsoft.Cdn/profiles/originGroups/origins"), "origin")
+    props = origin_res.body["properties"]
+    assert props.get("originHostHeader") == props.get("hostName"), \
+        f"{origin}: originHostHeader must be the front end's own host name (App Service routes by it)"
+    assert props.get("enforceCertificateNameCheck") is True, f"{origin}: enforceCertificateNameCheck must stay on"
+    route = one(resources(text, origin, "Microsoft.Cdn/profiles/afdEndpoints/routes"), "route")
+    rprops = route.body["properties"]
+    assert "cacheConfiguration" not in rprops, f"{origin}: the BFF's routes must not be cached (no cacheConfiguration)"
+    assert rprops.get("forwardingProtocol") == "HttpsOnly", f"{origin}: forwardingProtocol must be HttpsOnly"
+    assert rprops.get("supportedProtocols") == ["Https"], f"{origin}: the route must take HTTPS only"
 
 
 def check_backend_service_endpoint(text: str, origin: str = "backend-service-endpoint.bicep") -> None:
@@ -316,9 +351,21 @@ def check_main(text: str, origin: str = "main.bicep") -> None:
     for side in ("frontend", "backend"):
         combined = names.get(f"{side}Settings")
         expected = f"concat({side}BaseSettings, usesEntra ? {side}EntraSettings : {side}ApiKeySettings"
-        expected += ", usesDatabase ? backendDatabaseSettings : [])" if side == "backend" else ")"
+        expected += (", usesDatabase ? backendDatabaseSettings : [])" if side == "backend"
+                     else ", usesFrontDoor ? frontendFrontDoorSettings : [])")
         assert isinstance(combined, Expr) and combined.text == expected, \
             f"{origin}: var {side}Settings must be {expected}, is {combined}"
+
+    # Front Door: the front end trusts (and its rule allows) exactly the profile main.bicep made.
+    front_door = names.get("frontendFrontDoorSettings")
+    assert isinstance(front_door, list) and {s["name"]: s["value"] for s in front_door}.get("FRONT_DOOR_ID") == Expr("frontDoorId"), \
+        f"{origin}: FRONT_DOOR_ID must be the profile's frontDoorId"
+    frontend = modules.get("modules/frontend.bicep")
+    assert frontend is not None and dig(frontend.body, "params", "frontDoorId") == Expr("frontDoorId"), \
+        f"{origin}: the front end's access restriction must name the profile's frontDoorId"
+    profile = modules.get("modules/front-door-profile.bicep")
+    assert profile is not None and profile.condition == "(usesFrontDoor)", \
+        f"{origin}: the Front Door profile must be deployed exactly when front == 'frontDoor'"
 
     # PostgreSQL: no password (the identity's token), and the back end scales with the plan only
     # then (the embedded store admits one process).
@@ -546,6 +593,10 @@ def test_frontend():
     check_frontend(read("frontend.bicep"))
 
 
+def test_front_door():
+    check_front_door(read("front-door.bicep"))
+
+
 def test_backend_service_endpoint():
     check_backend_service_endpoint(read("backend-service-endpoint.bicep"))
 
@@ -635,6 +686,15 @@ MUTATIONS = [
     ("frontend.bicep", check_frontend, "http20Enabled: true", "http20Enabled: false", "http20Enabled"),
     ("frontend.bicep", check_frontend, "    allow: false", "    allow: true", "basic publishing credentials"),
     ("frontend.bicep", check_frontend, "    virtualNetworkSubnetId: integrationSubnetId\n", "", "VNet-integrated"),
+    ("frontend.bicep", check_frontend, "scmIpSecurityRestrictionsUseMain: false", "scmIpSecurityRestrictionsUseMain: true", "own rules"),
+    ("frontend.bicep", check_frontend, "scmIpSecurityRestrictionsDefaultAction: 'Deny'", "scmIpSecurityRestrictionsDefaultAction: 'Allow'", "scmIpSecurityRestrictionsDefaultAction"),
+    ("frontend.bicep", check_frontend, "        frontDoorId\n", "        'any'\n", "X-Azure-FDID"),
+    ("frontend.bicep", check_frontend, "ipAddress: 'AzureFrontDoor.Backend'", "ipAddress: 'Any'", "service tag"),
+    ("frontend.bicep", check_frontend, "ipSecurityRestrictions: empty(frontDoorId) ? [] : frontDoorRules", "ipSecurityRestrictions: []", "frontDoorRules"),
+    ("front-door.bicep", check_front_door, "probePath: '/healthz'", "probePath: '/'", "/healthz"),
+    ("front-door.bicep", check_front_door, "originHostHeader: originHostName", "originHostHeader: 'example.com'", "originHostHeader"),
+    ("front-door.bicep", check_front_door, "    // No cacheConfiguration", "    cacheConfiguration: {\n      queryStringCachingBehavior: 'IgnoreQueryString'\n    }\n    // No", "cached"),
+    ("front-door.bicep", check_front_door, "forwardingProtocol: 'HttpsOnly'", "forwardingProtocol: 'MatchRequest'", "HttpsOnly"),
     ("backend-service-endpoint.bicep", check_backend_service_endpoint,
      "ipSecurityRestrictionsDefaultAction: 'Deny'", "ipSecurityRestrictionsDefaultAction: 'Allow'", "ipSecurityRestrictionsDefaultAction"),
     ("backend-service-endpoint.bicep", check_backend_service_endpoint,
@@ -653,6 +713,8 @@ MUTATIONS = [
     ("backend-service-endpoint.bicep", check_backend_service_endpoint, "      numberOfWorkers: instanceCount\n", "", "numberOfWorkers"),
     ("backend-private-endpoint.bicep", check_backend_private_endpoint, "numberOfWorkers: instanceCount", "numberOfWorkers: 2", "numberOfWorkers"),
     ("main.bicep", check_main, "(usesDatabase) ? planCapacity : 1", "planCapacity", "backendInstanceCount"),
+    ("main.bicep", check_main, "    frontDoorId: frontDoorId\n", "    frontDoorId: ''\n", "frontDoorId"),
+    ("main.bicep", check_main, "    name: 'FRONT_DOOR_ID'\n    value: frontDoorId", "    name: 'FRONT_DOOR_ID'\n    value: ''", "FRONT_DOOR_ID"),
     ("main.bicep", check_main, "    value: 'entra'\n  }\n  {\n    name: 'AZURE_CLIENT_ID'", "    value: 'password'\n  }\n  {\n    name: 'AZURE_CLIENT_ID'", "DB_AUTH=entra"),
     ("plan.bicep", check_plan, "perSiteScaling: capacity > 1", "perSiteScaling: false", "perSiteScaling"),
     ("main.bicep", check_main, "if (lockdownMode == 'privateEndpoint')", "if (lockdownMode != 'none')", "backend-private-endpoint"),

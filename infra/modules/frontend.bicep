@@ -40,6 +40,39 @@ param instanceCount int
 @description('Scope of a unique default host name (<name>-<hash>.<region>-01.azurewebsites.net); empty: the classic <name>.azurewebsites.net')
 param hostNameScope string
 
+@description('frontDoorId of the Front Door profile in front (front-door-profile.bicep); empty: no Front Door, the front end answers everyone')
+param frontDoorId string = ''
+
+@description('CIDRs allowed to the SCM (Kudu) site, such as a deploy runner\'s address; empty: nobody (the image deploys without it)')
+param scmAllowedCidrs array = []
+
+// Behind Front Door: the AzureFrontDoor.Backend service tag alone admits every customer's
+// Front Door, so the rule also filters on our profile's X-Azure-FDID. Front Door's health
+// probes carry the header too.
+var frontDoorRules = [
+  {
+    name: 'allow-our-front-door'
+    priority: 100
+    action: 'Allow'
+    tag: 'ServiceTag'
+    ipAddress: 'AzureFrontDoor.Backend'
+    headers: {
+      'x-azure-fdid': [
+        frontDoorId
+      ]
+    }
+  }
+]
+
+// The SCM site has rules of its own: the main rules (Front Door only) would refuse every deploy
+// runner, and an open SCM site would answer the internet while the site is locked.
+var scmRules = [for (cidr, i) in scmAllowedCidrs: {
+  name: 'allow-deploy-runner-${i}'
+  priority: 100 + i
+  action: 'Allow'
+  ipAddress: cidr
+}]
+
 resource site 'Microsoft.Web/sites@2025-03-01' = {
   name: name
   location: location
@@ -84,6 +117,11 @@ resource site 'Microsoft.Web/sites@2025-03-01' = {
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       healthCheckPath: '/healthz'
+      ipSecurityRestrictionsDefaultAction: empty(frontDoorId) ? 'Allow' : 'Deny'
+      ipSecurityRestrictions: empty(frontDoorId) ? [] : frontDoorRules
+      scmIpSecurityRestrictionsUseMain: false
+      scmIpSecurityRestrictionsDefaultAction: 'Deny'
+      scmIpSecurityRestrictions: scmRules
       // With per-app scaling (planCapacity > 1) an app gets one instance unless it asks for
       // more; the smoke test's per-instance checks need the front end on every one.
       numberOfWorkers: instanceCount

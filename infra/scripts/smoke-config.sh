@@ -8,6 +8,9 @@
 #   private-endpoint  + the front end resolves the back end to a private address through
 #                     the privatelink zone, callers come from the integration subnet, the
 #                     internet is denied
+# Behind Front Door (FRONT=frontDoor, FRONT_DOOR_ENDPOINT set), the front end is checked through
+# its endpoint (200 with X-Azure-Ref), and its own address must deny the internet, also with our
+# profile's X-Azure-FDID forged; its SCM site must deny the internet.
 # With the Entra credential (BACKEND_AUTH_MODE=entra), in every mode also: the back end refuses
 # a call without a token (from the front end, through its /diag), and it let the front end in
 # with its Entra token (the front end's /api/path, from here).
@@ -25,7 +28,8 @@
 #   --output FILE      write FILE (folders created) instead of printing
 # Outputs read: FRONTEND_URL, BACKEND_URL, BACKEND_HOSTNAME (else taken from BACKEND_URL),
 #   INTEGRATION_SUBNET_CIDR (required unless mode is none), LOCKDOWN_MODE, BACKEND_AUTH_MODE
-#   (default api-key), DATABASE_HOST (empty: the embedded store, no data-tier checks).
+#   (default api-key), DATABASE_HOST (empty: the embedded store, no data-tier checks), FRONT,
+#   FRONT_DOOR_ENDPOINT, FRONT_DOOR_ID (default: no front).
 # Tokens are never written: the config names FRONTEND_DIAG_TOKEN and BACKEND_DIAG_TOKEN.
 
 set -euo pipefail
@@ -51,7 +55,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 declare -A outputs=()
-readonly KNOWN_KEYS="FRONTEND_URL BACKEND_URL BACKEND_HOSTNAME INTEGRATION_SUBNET_CIDR LOCKDOWN_MODE BACKEND_AUTH_MODE DATABASE_HOST"
+readonly KNOWN_KEYS="FRONTEND_URL BACKEND_URL BACKEND_HOSTNAME INTEGRATION_SUBNET_CIDR LOCKDOWN_MODE BACKEND_AUTH_MODE DATABASE_HOST FRONT FRONT_DOOR_ENDPOINT FRONT_DOOR_ID"
 
 if [[ -n "$from_file" ]]; then
   [[ -r "$from_file" ]] || die "cannot read $from_file"
@@ -107,6 +111,23 @@ normalize_url() {
 }
 
 frontend_url="$(normalize_url FRONTEND_URL)"
+# Behind Front Door the suite reaches the front end (its /diag, its path report) through the
+# endpoint; its own address is what must be denied.
+front="${outputs[FRONT]:-none}"
+direct_url="$frontend_url"
+front_door_id=""
+case "$front" in
+  none|"") front="none" ;;
+  frontDoor|front-door)
+    front="front-door"
+    endpoint="${outputs[FRONT_DOOR_ENDPOINT]:-}"
+    [[ "$endpoint" =~ ^[A-Za-z0-9.-]+$ ]] || die "FRONT_DOOR_ENDPOINT is not a host name: '$endpoint'"
+    front_door_id="${outputs[FRONT_DOOR_ID]:-}"
+    [[ "$front_door_id" =~ ^[0-9A-Fa-f-]{36}$ ]] || die "FRONT_DOOR_ID is not a profile id (a GUID): '$front_door_id'"
+    frontend_url="https://$endpoint"
+    ;;
+  *) die "unknown front '$front': none or frontDoor" ;;
+esac
 backend_url="$(normalize_url BACKEND_URL)"
 backend_host="${outputs[BACKEND_HOSTNAME]:-}"
 if [[ -z "$backend_host" ]]; then
@@ -159,7 +180,18 @@ render() {
     printf '\n[apps.backend]\nurl = "%s"\nvia = "frontend"\n' "$backend_url"
   fi
 
-  check "the front end answers from here" here http "${frontend_url}/healthz" "status = 200"
+  if [[ "$front" == "front-door" ]]; then
+    local direct_host="${direct_url#*://}"
+    check "the front end answers through Front Door" here http "${frontend_url}/healthz" \
+      'status = 200, header = "x-azure-ref"'
+    check "the front end cannot be reached without Front Door" here http "${direct_url}/healthz" "denied = true"
+    printf '\n[[check]]\nname = "%s"\nfrom = "here"\nhttp = "%s"\nheaders = { "X-Azure-FDID" = "%s" }\nexpect = { denied = true }\n' \
+      "a forged X-Azure-FDID does not get around Front Door" "${direct_url}/healthz" "$front_door_id"
+    check "the internet cannot reach the front end's SCM site" here http \
+      "https://${direct_host%%.*}.scm.${direct_host#*.}/" "denied = true"
+  else
+    check "the front end answers from here" here http "${frontend_url}/healthz" "status = 200"
+  fi
 
   case "$mode" in
     none)
