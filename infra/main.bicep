@@ -103,6 +103,9 @@ param front string = 'none'
 @description('Comma-separated CIDRs allowed to the front end\'s SCM (Kudu) site, such as a deploy runner\'s address; empty: nobody (the image deploys without it). The back end\'s SCM site follows its main rules')
 param deployRunnerCidrs string = ''
 
+@description('A staging slot of the back end (service-endpoint mode), locked down as production is')
+param stagingSlot bool = false
+
 @description('Front-end image; empty until azd deploy pushed one (azd sets SERVICE_FRONTEND_IMAGE_NAME)')
 param frontendImage string = ''
 
@@ -520,6 +523,7 @@ module backendServiceEndpoint 'modules/backend-service-endpoint.bicep' = if (loc
     workspaceId: monitoring.outputs.workspaceId
     hostNameScope: hostNameScope
     integrationSubnetId: network.outputs.integrationSubnetId
+    stagingSlot: stagingSlot
   }
   dependsOn: [
     registry
@@ -591,6 +595,7 @@ output LOCKDOWN_MODE string = lockdownMode
 output FRONTEND_NAME string = frontendName
 output FRONTEND_URL string = 'https://${frontend.outputs.defaultHostName}'
 output FRONT string = front
+output BACKEND_STAGING_SLOT bool = stagingSlot && lockdownMode == 'serviceEndpoint'
 output FRONT_DOOR_ID string = frontDoorId
 output FRONT_DOOR_ENDPOINT string = frontDoor.?outputs.endpointHostName ?? ''
 output BACKEND_NAME string = backendName

@@ -243,6 +243,26 @@ def check_frontend(text: str, origin: str = "frontend.bicep") -> None:
         f"{origin}: ipSecurityRestrictions must apply frontDoorRules behind Front Door"
 
 
+def check_backend_slot(text: str, origin: str = "backend-slot.bicep") -> None:
+    """A slot is a site of its own: it must carry the same lockdown, written out again."""
+    slots = resources(text, origin, "Microsoft.Web/sites/slots")
+    assert slots, f"{origin}: no slot declared"
+    for slot in resources(text, origin, "Microsoft.Web/sites/slots"):
+        sconfig = dig(slot.body, "properties", "siteConfig", default={})
+        assert sconfig.get("ipSecurityRestrictionsDefaultAction") == "Deny", \
+            f"{origin}: slot {slot.symbol}: ipSecurityRestrictionsDefaultAction must be 'Deny' (a slot does not inherit production's rules)"
+        srules = sconfig.get("ipSecurityRestrictions")
+        assert isinstance(srules, list) and srules and all(
+            isinstance(r.get("vnetSubnetResourceId"), Expr) and "ipAddress" not in r for r in srules if r.get("action") == "Allow"
+        ), f"{origin}: slot {slot.symbol} must allow only the integration subnet"
+        assert sconfig.get("scmIpSecurityRestrictionsUseMain") is True, f"{origin}: slot {slot.symbol}: its SCM site must follow its main rules"
+        assert dig(slot.body, "properties", "httpsOnly") is True, f"{origin}: slot {slot.symbol}: httpsOnly"
+        assert sconfig.get("ftpsState") == "Disabled", f"{origin}: slot {slot.symbol}: ftpsState"
+    policies = resources(text, origin, "Microsoft.Web/sites/slots/basicPublishingCredentialsPolicies")
+    assert {p.body.get("name") for p in policies if dig(p.body, "properties", "allow") is False} == {"ftp", "scm"}, \
+        f"{origin}: basic publishing credentials (ftp and scm) must be off on the slot"
+
+
 def check_front_door(text: str, origin: str = "front-door.bicep") -> None:
     """Front Door in front of the front end: probes on /healthz, the app's own host header, TLS
     to the origin with its name checked, and no caching of the BFF's routes."""
@@ -276,6 +296,11 @@ def check_backend_service_endpoint(text: str, origin: str = "backend-service-end
         assert "ipAddress" not in rule, f"{origin}: allow rule {rule.get('name')!r} must not open an IP range"
     assert config.get("scmIpSecurityRestrictionsUseMain") is True, f"{origin}: the SCM site must follow the main rules (scmIpSecurityRestrictionsUseMain)"
     assert props.get("publicNetworkAccess") == "Enabled", f"{origin}: a service endpoint needs public network access Enabled"
+    slot = [d for d in declarations(text, origin) if d.kind == "module" and d.target == "backend-slot.bicep"]
+    for module in slot:
+        given = dig(module.body, "params", "integrationSubnetId")
+        assert isinstance(given, Expr) and given.text == "integrationSubnetId", \
+            f"{origin}: the staging slot must allow the same integration subnet"
     assert not resources(text, origin, "Microsoft.Network/privateEndpoints"), f"{origin}: no private endpoint next to service-endpoint rules"
 
 
@@ -593,6 +618,10 @@ def test_frontend():
     check_frontend(read("frontend.bicep"))
 
 
+def test_backend_slot():
+    check_backend_slot(read("backend-slot.bicep"))
+
+
 def test_front_door():
     check_front_door(read("front-door.bicep"))
 
@@ -691,6 +720,9 @@ MUTATIONS = [
     ("frontend.bicep", check_frontend, "        frontDoorId\n", "        'any'\n", "X-Azure-FDID"),
     ("frontend.bicep", check_frontend, "ipAddress: 'AzureFrontDoor.Backend'", "ipAddress: 'Any'", "service tag"),
     ("frontend.bicep", check_frontend, "ipSecurityRestrictions: empty(frontDoorId) ? [] : frontDoorRules", "ipSecurityRestrictions: []", "frontDoorRules"),
+    ("backend-slot.bicep", check_backend_slot, "scmIpSecurityRestrictionsUseMain: true", "scmIpSecurityRestrictionsUseMain: false", "SCM site"),
+    ("backend-slot.bicep", check_backend_slot, "  name: 'scm'\n  properties: {\n    allow: false", "  name: 'scm'\n  properties: {\n    allow: true", "basic publishing"),
+    ("backend-service-endpoint.bicep", check_backend_service_endpoint, "    integrationSubnetId: integrationSubnetId\n  }", "    integrationSubnetId: 'other'\n  }", "same integration subnet"),
     ("front-door.bicep", check_front_door, "probePath: '/healthz'", "probePath: '/'", "/healthz"),
     ("front-door.bicep", check_front_door, "originHostHeader: originHostName", "originHostHeader: 'example.com'", "originHostHeader"),
     ("front-door.bicep", check_front_door, "    // No cacheConfiguration", "    cacheConfiguration: {\n      queryStringCachingBehavior: 'IgnoreQueryString'\n    }\n    // No", "cached"),
@@ -702,6 +734,10 @@ MUTATIONS = [
     ("backend-service-endpoint.bicep", check_backend_service_endpoint,
      "vnetSubnetResourceId: integrationSubnetId", "ipAddress: 'Any'", "vnetSubnetResourceId"),
     ("backend-service-endpoint.bicep", check_backend_service_endpoint, "httpsOnly: true", "httpsOnly: false", "httpsOnly"),
+    ("backend-slot.bicep", check_backend_slot,
+     "      remoteDebuggingEnabled: false\n      ipSecurityRestrictionsDefaultAction: 'Deny'", "      remoteDebuggingEnabled: false\n      ipSecurityRestrictionsDefaultAction: 'Allow'", "does not inherit"),
+    ("backend-slot.bicep", check_backend_slot,
+     "      remoteDebuggingEnabled: false\n      ipSecurityRestrictionsDefaultAction: 'Deny'\n      ipSecurityRestrictions: [\n        {\n          name: 'allow-integration-subnet'\n          description: 'The front end, through its VNet integration and the Microsoft.Web service endpoint'\n          action: 'Allow'\n          priority: 100\n          vnetSubnetResourceId: integrationSubnetId", "      remoteDebuggingEnabled: false\n      ipSecurityRestrictionsDefaultAction: 'Deny'\n      ipSecurityRestrictions: [\n        {\n          name: 'allow-integration-subnet'\n          description: 'The front end, through its VNet integration and the Microsoft.Web service endpoint'\n          action: 'Allow'\n          priority: 100\n          ipAddress: 'Any'", "allow only the integration subnet"),
     ("backend-private-endpoint.bicep", check_backend_private_endpoint,
      "publicNetworkAccess: 'Disabled'", "publicNetworkAccess: 'Enabled'", "publicNetworkAccess"),
     ("backend-private-endpoint.bicep", check_backend_private_endpoint,
@@ -781,7 +817,7 @@ for _mutation in MUTATIONS:
 
 def test_every_site_module_is_checked():
     """A new module with a Microsoft.Web/sites must get its own check here."""
-    checked = {"frontend.bicep", "backend-auth.bicep", *BACKEND_MODULES.values()}
+    checked = {"frontend.bicep", "backend-auth.bicep", "backend-slot.bicep", *BACKEND_MODULES.values()}
     for path in sorted(MODULES.glob("*.bicep")):
         if resources(path.read_text(), path.name, "Microsoft.Web/sites"):
             assert path.name in checked, f"{path.name} declares a site that no check covers"

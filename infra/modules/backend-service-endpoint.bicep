@@ -43,6 +43,9 @@ param hostNameScope string
 @description('Integration subnet resource ID: the only caller allowed')
 param integrationSubnetId string
 
+@description('Also a staging slot (<name>-staging): a site of its own, with the same lockdown written out again (a slot never inherits the production slot\'s rules)')
+param stagingSlot bool = false
+
 resource site 'Microsoft.Web/sites@2025-03-01' = {
   name: name
   location: location
@@ -149,6 +152,24 @@ resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
         enabled: true
       }
     ]
+  }
+}
+
+// The staging slot: a module of its own, so that its properties are unconditional literals that
+// checkov can judge.
+module slot 'backend-slot.bicep' = if (stagingSlot) {
+  name: 'backend-staging-slot'
+  params: {
+    location: location
+    tags: tags
+    siteName: site.name
+    planId: planId
+    identityId: identityId
+    identityClientId: identityClientId
+    image: image
+    appSettings: appSettings
+    instanceCount: instanceCount
+    integrationSubnetId: integrationSubnetId
   }
 }
 

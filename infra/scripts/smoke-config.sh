@@ -11,6 +11,8 @@
 # Behind Front Door (FRONT=frontDoor, FRONT_DOOR_ENDPOINT set), the front end is checked through
 # its endpoint (200 with X-Azure-Ref), and its own address must deny the internet, also with our
 # profile's X-Azure-FDID forged; its SCM site must deny the internet.
+# With a staging slot (BACKEND_STAGING_SLOT=true), the same lockdown is checked on the slot
+# (`slot = "staging"`): the internet is denied, every front-end instance gets through.
 # With the Entra credential (BACKEND_AUTH_MODE=entra), in every mode also: the back end refuses
 # a call without a token (from the front end, through its /diag), and it let the front end in
 # with its Entra token (the front end's /api/path, from here).
@@ -29,7 +31,7 @@
 # Outputs read: FRONTEND_URL, BACKEND_URL, BACKEND_HOSTNAME (else taken from BACKEND_URL),
 #   INTEGRATION_SUBNET_CIDR (required unless mode is none), LOCKDOWN_MODE, BACKEND_AUTH_MODE
 #   (default api-key), DATABASE_HOST (empty: the embedded store, no data-tier checks), FRONT,
-#   FRONT_DOOR_ENDPOINT, FRONT_DOOR_ID (default: no front).
+#   FRONT_DOOR_ENDPOINT, FRONT_DOOR_ID (default: no front), BACKEND_STAGING_SLOT (default false).
 # Tokens are never written: the config names FRONTEND_DIAG_TOKEN and BACKEND_DIAG_TOKEN.
 
 set -euo pipefail
@@ -55,7 +57,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 declare -A outputs=()
-readonly KNOWN_KEYS="FRONTEND_URL BACKEND_URL BACKEND_HOSTNAME INTEGRATION_SUBNET_CIDR LOCKDOWN_MODE BACKEND_AUTH_MODE DATABASE_HOST FRONT FRONT_DOOR_ENDPOINT FRONT_DOOR_ID"
+readonly KNOWN_KEYS="FRONTEND_URL BACKEND_URL BACKEND_HOSTNAME INTEGRATION_SUBNET_CIDR LOCKDOWN_MODE BACKEND_AUTH_MODE DATABASE_HOST FRONT FRONT_DOOR_ENDPOINT FRONT_DOOR_ID BACKEND_STAGING_SLOT"
 
 if [[ -n "$from_file" ]]; then
   [[ -r "$from_file" ]] || die "cannot read $from_file"
@@ -229,6 +231,14 @@ render() {
       "$database_host" "private = true, privatelink = true"
     check "every back-end instance connects to its database on 5432" backend tcpping "${database_host}:5432" \
       "reachable = true" all
+  fi
+
+  if [[ "${outputs[BACKEND_STAGING_SLOT]:-false}" == "true" && "$mode" == "service-endpoint" ]]; then
+    # A slot is a site of its own: its lockdown is checked as production's (run again after a swap).
+    printf '\n[[check]]\nname = "%s"\nfrom = "here"\nslot = "staging"\nhttp = "%s"\nexpect = { denied = true }\n' \
+      "the internet cannot reach the back end's staging slot" "https://${backend_host}/healthz"
+    printf '\n[[check]]\nname = "%s"\nfrom = "frontend"\ninstances = "all"\nslot = "staging"\nhttp = "%s"\nexpect = { status = 200 }\n' \
+      "front end reaches the back end's staging slot" "https://${backend_host}/healthz"
   fi
 
   if [[ "$auth" == "entra" ]]; then
