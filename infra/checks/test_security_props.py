@@ -258,6 +258,8 @@ def check_backend_slot(text: str, origin: str = "backend-slot.bicep") -> None:
         assert sconfig.get("scmIpSecurityRestrictionsUseMain") is True, f"{origin}: slot {slot.symbol}: its SCM site must follow its main rules"
         assert dig(slot.body, "properties", "httpsOnly") is True, f"{origin}: slot {slot.symbol}: httpsOnly"
         assert sconfig.get("ftpsState") == "Disabled", f"{origin}: slot {slot.symbol}: ftpsState"
+        assert isinstance(dig(slot.body, "properties", "virtualNetworkSubnetId"), Expr), \
+            f"{origin}: slot {slot.symbol}: VNet integration is per slot (virtualNetworkSubnetId)"
     policies = resources(text, origin, "Microsoft.Web/sites/slots/basicPublishingCredentialsPolicies")
     assert {p.body.get("name") for p in policies if dig(p.body, "properties", "allow") is False} == {"ftp", "scm"}, \
         f"{origin}: basic publishing credentials (ftp and scm) must be off on the slot"
@@ -301,6 +303,9 @@ def check_backend_service_endpoint(text: str, origin: str = "backend-service-end
         given = dig(module.body, "params", "integrationSubnetId")
         assert isinstance(given, Expr) and given.text == "integrationSubnetId", \
             f"{origin}: the staging slot must allow the same integration subnet"
+        egress = dig(module.body, "params", "egressSubnetId")
+        assert isinstance(egress, Expr) and egress.text == "egressSubnetId", \
+            f"{origin}: the staging slot must be VNet-integrated as production is (egressSubnetId)"
     assert not resources(text, origin, "Microsoft.Network/privateEndpoints"), f"{origin}: no private endpoint next to service-endpoint rules"
 
 
@@ -720,9 +725,11 @@ MUTATIONS = [
     ("frontend.bicep", check_frontend, "        frontDoorId\n", "        'any'\n", "X-Azure-FDID"),
     ("frontend.bicep", check_frontend, "ipAddress: 'AzureFrontDoor.Backend'", "ipAddress: 'Any'", "service tag"),
     ("frontend.bicep", check_frontend, "ipSecurityRestrictions: empty(frontDoorId) ? [] : frontDoorRules", "ipSecurityRestrictions: []", "frontDoorRules"),
+    ("backend-slot.bicep", check_backend_slot, "    virtualNetworkSubnetId: empty(egressSubnetId) ? null : egressSubnetId\n", "", "per slot"),
     ("backend-slot.bicep", check_backend_slot, "scmIpSecurityRestrictionsUseMain: true", "scmIpSecurityRestrictionsUseMain: false", "SCM site"),
     ("backend-slot.bicep", check_backend_slot, "  name: 'scm'\n  properties: {\n    allow: false", "  name: 'scm'\n  properties: {\n    allow: true", "basic publishing"),
-    ("backend-service-endpoint.bicep", check_backend_service_endpoint, "    integrationSubnetId: integrationSubnetId\n  }", "    integrationSubnetId: 'other'\n  }", "same integration subnet"),
+    ("backend-service-endpoint.bicep", check_backend_service_endpoint, "    integrationSubnetId: integrationSubnetId\n    egressSubnetId", "    integrationSubnetId: 'other'\n    egressSubnetId", "same integration subnet"),
+    ("backend-service-endpoint.bicep", check_backend_service_endpoint, "    egressSubnetId: egressSubnetId\n  }\n}", "    egressSubnetId: ''\n  }\n}", "VNet-integrated as production"),
     ("front-door.bicep", check_front_door, "probePath: '/healthz'", "probePath: '/'", "/healthz"),
     ("front-door.bicep", check_front_door, "originHostHeader: originHostName", "originHostHeader: 'example.com'", "originHostHeader"),
     ("front-door.bicep", check_front_door, "    // No cacheConfiguration", "    cacheConfiguration: {\n      queryStringCachingBehavior: 'IgnoreQueryString'\n    }\n    // No", "cached"),

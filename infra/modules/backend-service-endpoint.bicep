@@ -170,6 +170,7 @@ module slot 'backend-slot.bicep' = if (stagingSlot) {
     appSettings: appSettings
     instanceCount: instanceCount
     integrationSubnetId: integrationSubnetId
+    egressSubnetId: egressSubnetId
   }
 }
 

@@ -33,6 +33,9 @@ param instanceCount int
 @description('Integration subnet resource ID: the only caller allowed')
 param integrationSubnetId string
 
+@description('Subnet the slot\'s outbound calls leave through, as production\'s (VNet integration is per slot: a slot without it cannot reach the database behind its private endpoint); empty: not VNet-integrated')
+param egressSubnetId string
+
 resource site 'Microsoft.Web/sites@2025-03-01' existing = {
   name: siteName
 }
@@ -57,6 +60,12 @@ resource slot 'Microsoft.Web/sites/slots@2025-03-01' = {
     clientAffinityEnabled: true
     publicNetworkAccess: 'Enabled'
     keyVaultReferenceIdentity: identityId
+    virtualNetworkSubnetId: empty(egressSubnetId) ? null : egressSubnetId
+    outboundVnetRouting: {
+      applicationTraffic: !empty(egressSubnetId)
+      imagePullTraffic: false
+      contentShareTraffic: false
+    }
     siteConfig: {
       linuxFxVersion: 'DOCKER|${image}'
       appCommandLine: 'backend'
