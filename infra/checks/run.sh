@@ -172,7 +172,7 @@ step_dry_runs() {
   [[ "$count" -gt 0 ]] || { echo "no expected dry runs found"; return 1; }
   # Every script with --dry-run has at least one expected list.
   local script
-  for script in create lockdown undo smoke auth database; do
+  for script in create lockdown undo smoke auth database front-door; do
     grep -lq "^# infra/scripts/${script}.sh " "$checks"/expected/*.txt \
       || { echo "no expected dry run for infra/scripts/${script}.sh"; bad=1; }
   done
