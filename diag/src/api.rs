@@ -410,10 +410,8 @@ async fn guard(State(state): State<DiagState>, request: Request, next: Next) -> 
 /// The rate and the concurrency bound, then the diagnostic.
 async fn admit(state: &DiagState, request: Request, next: Next) -> Response {
     if let Err(retry_after) = state.take_rate_token() {
-        tracing::warn!(
-            retry_after_ms = retry_after.as_millis() as u64,
-            "diag request rate exceeded"
-        );
+        // Not logged here: the server logs the first 429 `rate_limited` of a window and counts
+        // the rest (a flood logged one WARN per call: 123 MB in 30 s).
         return DiagError::RateLimited { retry_after }.into_response();
     }
     let Ok(permit) = state.inner.running.clone().try_acquire_owned() else {

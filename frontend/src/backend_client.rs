@@ -345,7 +345,8 @@ impl BackendClient {
             if diagnosis.needs_dns_context() {
                 diagnosis = diagnosis.in_context(self.via_privatelink().await);
             }
-            tracing::warn!(
+            // Logged once by the server with the code it answers (`hosting::with_http_layers`).
+            tracing::debug!(
                 code = diagnosis.code.as_str(),
                 http.status = status.as_u16(),
                 "back-end call failed"

@@ -50,8 +50,15 @@ pub fn error_response(
     hint: Option<&str>,
 ) -> Response {
     let body = ErrorEnvelope::new(code, message, hint.map(str::to_owned));
-    (status, axum::Json(body)).into_response()
+    let mut response = (status, axum::Json(body)).into_response();
+    response.extensions_mut().insert(ErrorCode(code.to_owned()));
+    response
 }
+
+/// The envelope's `code`, kept on the response so that the server's failure log names the
+/// diagnosis without parsing the body (see [`crate::server::with_http_layers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorCode(pub String);
 
 /// A JSON body extractor whose rejection is the shared envelope (400 `invalid_json`, 415
 /// `unsupported_media_type`, 413 `payload_too_large`).

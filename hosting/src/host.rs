@@ -59,6 +59,16 @@ pub struct HostArgs {
     /// How long in-flight requests may drain after SIGTERM (App Service kills after 5 s by default).
     #[arg(long, env = "SHUTDOWN_TIMEOUT_MS", default_value_t = 4_000)]
     pub shutdown_timeout_ms: u64,
+    /// How long a client has to send a request head before its connection is closed (slowloris).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+    /// How long a connection with no request in flight stays open.
+    #[arg(long, env = "IDLE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub idle_timeout_ms: u64,
+    /// Connections served at once; past it new ones get 503 `too_many_connections` [default:
+    /// half the open-file limit, at most 10000].
+    #[arg(long, env = "MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 impl Default for HostArgs {
@@ -72,6 +82,9 @@ impl Default for HostArgs {
             instance_id: None,
             request_timeout_ms: 30_000,
             shutdown_timeout_ms: 4_000,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 10_000,
+            max_connections: None,
         }
     }
 }
@@ -122,6 +135,20 @@ impl HostArgs {
     /// The bound on draining in-flight requests after SIGTERM.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    /// The limits the server enforces on its clients (a zero timeout counts as 1 ms, a zero cap
+    /// as 1: no setting turns a limit off).
+    pub fn server_limits(&self) -> crate::server::ServerLimits {
+        crate::server::ServerLimits {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms.max(1)),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms.max(1)),
+            max_connections: self
+                .max_connections
+                .unwrap_or_else(crate::server::default_max_connections)
+                .max(1),
+            drain_timeout: self.shutdown_timeout(),
+        }
     }
 }
 

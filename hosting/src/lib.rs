@@ -11,6 +11,7 @@
 //!   `LOG_FORMAT`), the instance identity and logging set-up.
 //! - [`server`]: serving a router (request ids, trace spans, the request timeout, graceful
 //!   shutdown on SIGTERM).
+//! - [`repeat`]: logging a repeated failure once per window, with a count of the rest.
 //! - [`error`]: the one error envelope and the extractors that answer rejected input in it.
 //! - [`forwarded`]: parsing `X-Forwarded-For` and `X-Client-IP`.
 //! - [`service_endpoint`]: decoding the service-endpoint IPv6 form of a caller (its VNet IPv4).
@@ -24,6 +25,7 @@ pub mod forwarded;
 pub mod host;
 pub mod identity;
 pub mod netclass;
+pub mod repeat;
 pub mod secret;
 pub mod server;
 pub mod service_endpoint;
@@ -33,5 +35,5 @@ pub use host::{
     ConfigError, HostArgs, Instance, LogFormat, init_logging, init_logging_with_default,
 };
 pub use netclass::AddressClass;
-pub use server::{run, serve, shutdown_signal, with_http_layers};
+pub use server::{ServerLimits, run, serve, serve_with_limits, shutdown_signal, with_http_layers};
 pub use service_endpoint::{AddressForm, CallerAddr, Membership};

@@ -455,11 +455,11 @@ pub async fn serve(args: ServeArgs) -> u8 {
         "probe serving"
     );
     let app = hosting::with_http_layers(router(state), args.host.request_timeout());
-    match hosting::serve(
+    match hosting::serve_with_limits(
         listener,
         app,
         hosting::shutdown_signal(),
-        args.host.shutdown_timeout(),
+        &args.host.server_limits(),
     )
     .await
     {
