@@ -84,6 +84,10 @@ pub struct BackendConfig {
     /// Folder of the embedded store (on App Service, under the persisted `/home`).
     #[arg(long, env = "DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// How long to wait for `DATA_DIR`'s lock when another back end holds it (an overlapping
+    /// restart or slot swap) before giving up.
+    #[arg(long, env = "DATA_DIR_LOCK_WAIT_MS", default_value_t = 30_000)]
+    pub data_dir_lock_wait_ms: u64,
     /// PostgreSQL instead of the embedded store, `postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME`
     /// (TLS with the certificate and host name verified; `?sslrootcert=PATH` trusts that CA
     /// instead of the platform's roots; `?sslmode=disable` for a local server only). Unset: the

@@ -166,6 +166,47 @@ pub fn build_with_store(config: &BackendConfig, store: ItemStore) -> anyhow::Res
     })
 }
 
+/// How often a back end waiting for `DATA_DIR`'s lock tries again.
+const LOCK_RETRY: Duration = Duration::from_millis(200);
+
+/// Opens the embedded store, waiting up to `wait` while another process holds its lock: during
+/// an overlapping restart or a slot swap the old back end still has it for a few seconds, and
+/// exiting at once would crash-loop. Logged once when the wait starts.
+pub async fn open_embedded_waiting(
+    data_dir: &std::path::Path,
+    wait: Duration,
+) -> Result<ItemStore, store::StoreError> {
+    let started = std::time::Instant::now();
+    let mut logged = false;
+    loop {
+        match ItemStore::open(data_dir) {
+            Err(store::StoreError::Locked) if started.elapsed() < wait => {
+                if !logged {
+                    logged = true;
+                    tracing::warn!(
+                        data_dir = %data_dir.display(),
+                        wait_ms = wait.as_millis() as u64,
+                        "DATA_DIR is locked by another back end: waiting for it to stop (DATA_DIR_LOCK_WAIT_MS)"
+                    );
+                }
+                tokio::time::sleep(LOCK_RETRY).await;
+            }
+            Err(store::StoreError::Locked) => {
+                return Err(store::StoreError::Locked);
+            }
+            other => {
+                if logged {
+                    tracing::info!(
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "DATA_DIR's lock was released: store open"
+                    );
+                }
+                return other;
+            }
+        }
+    }
+}
+
 /// The store the configuration selects: PostgreSQL at `DATABASE_URL`, else the embedded store
 /// under `DATA_DIR`. A `DATABASE_URL` that cannot be right (an address or a `privatelink` name
 /// where TLS verifies the name, a malformed URL) stops start-up. A database that cannot be used
@@ -174,7 +215,9 @@ pub fn build_with_store(config: &BackendConfig, store: ItemStore) -> anyhow::Res
 pub async fn open_store(config: &BackendConfig) -> anyhow::Result<ItemStore> {
     let Some(settings) = config.database()? else {
         tracing::info!(data_dir = %config.data_dir.display(), "store: embedded (redb)");
-        return ItemStore::open(&config.data_dir)
+        let wait = Duration::from_millis(config.data_dir_lock_wait_ms);
+        return open_embedded_waiting(&config.data_dir, wait)
+            .await
             .with_context(|| format!("opening the store in {}", config.data_dir.display()));
     };
     if settings.tls == database::TlsMode::Disable {

@@ -13,7 +13,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let config = BackendConfig::parse();
     hosting::init_logging(config.host.log_format());
-    let built = backend::build_connected(&config).await?;
+    let built = match backend::build_connected(&config).await {
+        Ok(built) => built,
+        Err(error) => {
+            // One log line (JSON on App Service) rather than anyhow's multi-line report on
+            // stderr, which the log stream splits into unrelated lines.
+            tracing::error!(error = format!("{error:#}"), "cannot start");
+            std::process::exit(1);
+        }
+    };
     built.state.spawn_key_prefetch();
     let app = backend::app(built.state, built.diag, config.host.request_timeout());
     hosting::run(&config.host, "backend", app).await?;

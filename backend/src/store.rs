@@ -47,6 +47,11 @@ pub enum StoreError {
     /// The store already holds [`MAX_ITEMS`].
     #[error("the store is full")]
     Full,
+    /// Another process (an overlapping back end on the same `DATA_DIR`) holds the store's lock.
+    #[error(
+        "DATA_DIR is in use by another back end (its lock was not released in DATA_DIR_LOCK_WAIT_MS): one back end per DATA_DIR; stop the other one, or scale out on PostgreSQL (DATABASE_URL)"
+    )]
+    Locked,
     /// The blocking task was cancelled or panicked.
     #[error("store task failed: {0}")]
     Task(String),

@@ -83,6 +83,9 @@ codes! {
     TlsFailure = "tls_failure", Network,
         meaning: "the TLS handshake failed",
         next: "You called the private IP or a custom name without a certificate for it. Call `https://<app>.azurewebsites.net` and let DNS give the private address. A TLS-intercepting firewall on the route-all path also shows up here.";
+    LocalResourceExhausted = "local_resource_exhausted", Network,
+        meaning: "the app itself ran out of a local resource (`Too many open files`: EMFILE/ENFILE; or memory) before anything was sent: no network fault was seen",
+        next: "Look at the app, not at VNet integration: its open-file limit (`ulimit -n`; 1024 is common in containers) against `MAX_CONNECTIONS` (each client connection and each outbound connection is one file), connections left open (idle keep-alive clients: `IDLE_TIMEOUT_MS`, `HEADER_READ_TIMEOUT_MS`), and its memory. Scale out or lower the load; the relay answers 503 meanwhile.";
     BadResponse = "bad_response", Network,
         meaning: "something answered, but not HTTP",
         next: "The port belongs to something else than the app.";

@@ -31,6 +31,9 @@ pub enum FailureKind {
     Tls,
     /// The peer did not speak HTTP/1.1 properly.
     Http,
+    /// This process or machine ran out of something before anything was sent: open files
+    /// (EMFILE, ENFILE), memory or socket buffers. Not a network fault.
+    ResourceExhausted,
 }
 
 impl FailureKind {
@@ -44,6 +47,7 @@ impl FailureKind {
             Self::Unreachable => Code::NetworkUnreachable,
             Self::Tls => Code::TlsFailure,
             Self::Http => Code::BadResponse,
+            Self::ResourceExhausted => Code::LocalResourceExhausted,
         }
     }
 
@@ -57,6 +61,7 @@ impl FailureKind {
             Self::Unreachable => "unreachable",
             Self::Tls => "tls",
             Self::Http => "http",
+            Self::ResourceExhausted => "resource_exhausted",
         }
     }
 }
@@ -90,6 +95,15 @@ pub fn root_cause(error: &(dyn StdError + 'static)) -> String {
 /// The kind of the first `io::Error` in the chain.
 pub fn io_kind(error: &(dyn StdError + 'static)) -> Option<io::ErrorKind> {
     chain(error).find_map(|e| e.downcast_ref::<io::Error>().map(io::Error::kind))
+}
+
+/// True when `error` or an `io::Error` in its chain says this process or machine ran out of
+/// something (see [`hosting::server::is_resource_exhausted`]): too many open files, no memory.
+pub fn is_resource_exhausted(error: &(dyn StdError + 'static)) -> bool {
+    std::iter::once(error)
+        .chain(chain(error))
+        .filter_map(|e| e.downcast_ref::<io::Error>())
+        .any(hosting::server::is_resource_exhausted)
 }
 
 /// True when a `T` is somewhere in the chain.

@@ -688,6 +688,7 @@ fn error_hint(kind: FailureKind, req: &HttpCheckRequest) -> String {
         FailureKind::Unreachable => "no route from this instance, or OUTBOUND_SOURCE_ADDR is unusable: check the VNet integration and route-all".to_owned(),
         FailureKind::Tls => "the TLS handshake failed: check the certificate (name, issuer, expiry) and that the port speaks TLS".to_owned(),
         FailureKind::Http => "the peer does not speak HTTP/1.1 on this port".to_owned(),
+        FailureKind::ResourceExhausted => "this app ran out of open files or memory before it could try: look at its own limits (ulimit -n, MAX_CONNECTIONS), not at the network".to_owned(),
     }
 }
 

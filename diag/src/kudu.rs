@@ -64,7 +64,11 @@ pub fn failure_line(attempt: &PingAttempt) -> String {
         // at the target).
         // A connect never fails as TLS or HTTP; were one to, it is no network cause either.
         Some(
-            FailureKind::Unreachable | FailureKind::Denied | FailureKind::Tls | FailureKind::Http,
+            FailureKind::Unreachable
+            | FailureKind::Denied
+            | FailureKind::Tls
+            | FailureKind::Http
+            | FailureKind::ResourceExhausted,
         )
         | None => FORBIDDEN,
         Some(FailureKind::Dns) => match attempt.dns_error {

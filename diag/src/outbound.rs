@@ -40,7 +40,13 @@ pub async fn connect_tcp(
         SocketAddr::V4(_) => TcpSocket::new_v4(),
         SocketAddr::V6(_) => TcpSocket::new_v6(),
     }
-    .map_err(|e| unreachable(format!("cannot open a socket: {e}")))?;
+    .map_err(|e| {
+        if hosting::server::is_resource_exhausted(&e) {
+            exhausted(&e)
+        } else {
+            unreachable(format!("cannot open a socket: {e}"))
+        }
+    })?;
     if let Some(source) = source {
         if source.is_ipv4() != addr.is_ipv4() {
             return Err(unreachable(format!(
@@ -68,7 +74,17 @@ fn unreachable(message: String) -> ConnectError {
     }
 }
 
+fn exhausted(error: &io::Error) -> ConnectError {
+    ConnectError {
+        kind: FailureKind::ResourceExhausted,
+        message: format!("this app ran out of a local resource: {error}"),
+    }
+}
+
 fn classify_io(error: &io::Error, timeout: Duration) -> ConnectError {
+    if hosting::server::is_resource_exhausted(error) {
+        return exhausted(error);
+    }
     match error.kind() {
         io::ErrorKind::ConnectionRefused => ConnectError {
             kind: FailureKind::Refused,

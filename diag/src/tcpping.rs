@@ -167,6 +167,9 @@ pub enum PingVerdict {
     Unresolved,
     /// The target policy forbids the address; nothing was sent.
     Denied,
+    /// This app ran out of open files or memory before it could try: nothing was learnt about
+    /// the network.
+    LocalResourceExhausted,
 }
 
 /// The `/diag/tcpping` body.
@@ -338,6 +341,10 @@ fn verdict(
             PingVerdict::Unreachable,
             format!("no answer within {} ms: a firewall, an NSG or a route drops the packets (App Service's own tooling waits 21 s before it gives up); check the NSG and route table of the integration subnet, route-all, and the target's access rules", req.timeout.as_millis()),
         ),
+        (_, Some(FailureKind::ResourceExhausted)) => (
+            PingVerdict::LocalResourceExhausted,
+            "this app ran out of a local resource (open files or memory) before the connect, so nothing was learnt about the network: look at the app's own limits (ulimit -n, MAX_CONNECTIONS, connections left open), not at VNet integration".to_owned(),
+        ),
         (_, Some(FailureKind::Refused)) => (
             PingVerdict::Unreachable,
             format!("the address answered but nothing listens on port {port}: check the port, and that the service is running"),
@@ -411,6 +418,7 @@ fn verdict_word(verdict: PingVerdict) -> &'static str {
         PingVerdict::Unreachable => "unreachable",
         PingVerdict::Unresolved => "unresolved",
         PingVerdict::Denied => "denied",
+        PingVerdict::LocalResourceExhausted => "this app ran out of open files or memory",
     }
 }
 

@@ -146,6 +146,16 @@ pub fn from_transport(error: &reqwest::Error, backend: &str) -> Diagnosis {
     if wraps::<diag::dns::LookupFailure>(error) {
         return dns_failure(&root_cause(error));
     }
+    if diag::failure::is_resource_exhausted(error) {
+        return Diagnosis::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Code::LocalResourceExhausted,
+            format!(
+                "the front end ran out of a local resource before calling {backend}: {}",
+                root_cause(error)
+            ),
+        );
+    }
     if error.is_connect() && error.is_timeout() {
         return Diagnosis::new(
             StatusCode::GATEWAY_TIMEOUT,

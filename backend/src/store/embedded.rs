@@ -26,7 +26,10 @@ impl EmbeddedStore {
     /// Opens (or creates) the store in `data_dir`, creating the folder if needed.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(db_error)?;
-        let db = Database::create(data_dir.join("items.redb")).map_err(db_error)?;
+        let db = Database::create(data_dir.join("items.redb")).map_err(|error| match error {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked,
+            other => db_error(other),
+        })?;
         let txn = db.begin_write().map_err(db_error)?;
         txn.open_table(ITEMS).map_err(db_error)?;
         txn.commit().map_err(db_error)?;

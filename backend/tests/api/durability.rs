@@ -14,15 +14,15 @@ use test_support::TestDns;
 use crate::helpers::KEY;
 
 /// Where a back-end process keeps its items.
-enum Store {
+pub(crate) enum Store {
     Embedded(std::path::PathBuf),
     Postgres { url: String, dns: String },
 }
 
 /// A running `backend` process on a loopback port.
-struct Process {
-    child: Child,
-    base: String,
+pub(crate) struct Process {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Drop for Process {
@@ -40,7 +40,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start(store: &Store) -> Process {
+pub(crate) async fn start(store: &Store) -> Process {
     let port = free_port();
     let mut command = Command::new(env!("CARGO_BIN_EXE_backend"));
     command

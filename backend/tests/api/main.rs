@@ -1,6 +1,7 @@
 //! Back-end tests: in-process requests for routing and shapes, real sockets on loopback for
 //! behaviour (caller addresses, restarts).
 
+mod data_dir_lock;
 mod diag;
 mod durability;
 mod entra;

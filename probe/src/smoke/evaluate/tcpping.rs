@@ -123,6 +123,10 @@ pub(super) fn denied_by_network(
             "there is no route from here to a public address: that is this machine's network, not the lockdown, so this check cannot tell.".into(),
             evidence,
         ),
+        (FailureKind::ResourceExhausted, _) => Evaluation::fail(Code::LocalResourceExhausted,
+            "the app running the check ran out of open files or memory before it could connect, so this check cannot tell.".into(),
+            evidence,
+        ),
         (FailureKind::Denied, _) => Evaluation::fail(Code::DiagTargetDenied,
             "the app's /diag refused this target: add it to the app's DIAG_ALLOW to run this check.".into(),
             evidence,
@@ -146,6 +150,7 @@ pub(super) fn seen_failing(error: FailureKind) -> &'static str {
         FailureKind::Denied => "the app's /diag refused this target",
         FailureKind::Tls => "the TLS handshake failed",
         FailureKind::Http => "something answered, but not with HTTP",
+        FailureKind::ResourceExhausted => "the checking side ran out of open files or memory",
     }
 }
 
