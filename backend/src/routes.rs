@@ -118,6 +118,9 @@ async fn list_items(State(state): State<AppState>) -> Result<Json<ItemList>, Api
         (status = 401, description = "Missing or invalid credential: API key, or Entra token (missing_token, wrong_audience, token_expired, …)", body = ErrorEnvelope),
         (status = 403, description = "Caller outside ALLOWED_CALLERS, or a valid token of a caller that is not allowed (app_not_allowed, object_not_allowed, role_missing, delegated_token)", body = ErrorEnvelope),
         (status = 409, description = "The store is full", body = ErrorEnvelope),
+        (status = 413, description = "The body is larger than 16 KiB (payload_too_large)", body = ErrorEnvelope),
+        (status = 415, description = "The body is not sent as application/json (unsupported_media_type)", body = ErrorEnvelope),
+        (status = 422, description = "Valid JSON of the wrong shape (invalid_json)", body = ErrorEnvelope),
     ))]
 async fn create_item(
     State(state): State<AppState>,
@@ -140,6 +143,8 @@ async fn create_item(
     responses(
         (status = 200, description = "The item", body = Item),
         (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "Missing or invalid credential: API key, or Entra token (missing_token, wrong_audience, token_expired, …)", body = ErrorEnvelope),
+        (status = 403, description = "Caller outside ALLOWED_CALLERS, or a valid token of a caller that is not allowed (app_not_allowed, object_not_allowed, role_missing, delegated_token)", body = ErrorEnvelope),
         (status = 404, description = "No such item", body = ErrorEnvelope),
     ))]
 async fn get_item(
@@ -162,6 +167,8 @@ async fn get_item(
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "Missing or invalid credential: API key, or Entra token (missing_token, wrong_audience, token_expired, …)", body = ErrorEnvelope),
+        (status = 403, description = "Caller outside ALLOWED_CALLERS, or a valid token of a caller that is not allowed (app_not_allowed, object_not_allowed, role_missing, delegated_token)", body = ErrorEnvelope),
         (status = 404, description = "No such item", body = ErrorEnvelope),
     ))]
 async fn delete_item(

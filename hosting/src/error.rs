@@ -92,7 +92,15 @@ fn json_rejection(rejection: JsonRejection) -> Response {
             "unsupported_media_type",
             "send the body with Content-Type: application/json",
         ),
-        JsonRejection::BytesRejection(_) => ("payload_too_large", "send a smaller body"),
+        // The body could not be read: too long (413), or broken on the wire (400: a malformed
+        // chunked encoding, a client that stopped sending), which no smaller body would fix.
+        JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ("payload_too_large", "send a smaller body")
+        }
+        JsonRejection::BytesRejection(_) => (
+            "invalid_body",
+            "the body could not be read: check the Content-Length or chunked encoding",
+        ),
         _ => ("invalid_json", "check the body against the API's schema"),
     };
     error_response(rejection.status(), code, rejection.body_text(), Some(hint))
@@ -124,6 +132,79 @@ fn query_rejection(rejection: QueryRejection) -> Response {
         rejection.body_text(),
         Some("check the query parameters"),
     )
+}
+
+/// The most of a bare error body kept as the envelope's message.
+const BARE_MESSAGE_LIMIT: usize = 1024;
+
+/// Puts an error answered outside the envelope into it: axum's own rejections (a path that does
+/// not parse, a body over the limit, a 405 with an empty body) are plain text. JSON bodies and
+/// answers that already carry an [`ErrorCode`] pass unchanged; the `Allow` header of a 405 is
+/// kept. Mounted by [`crate::server::with_http_layers`].
+pub async fn envelope_bare_errors(request: Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || response.extensions().get::<ErrorCode>().is_some()
+    {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
+    if is_json {
+        return response;
+    }
+    let (code, default_message, hint) = match status {
+        StatusCode::BAD_REQUEST => (
+            "bad_request",
+            "the request could not be read",
+            Some("check the path, query and body"),
+        ),
+        StatusCode::NOT_FOUND => ("not_found", "no such route", None),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not answer that method",
+            Some("the Allow header lists the methods it answers"),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            "the request body is larger than this service accepts",
+            Some("send a smaller body"),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "the body's media type is not accepted here",
+            Some("send the body with Content-Type: application/json"),
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => (
+            "invalid_json",
+            "the body does not match the API's schema",
+            Some("check the body against the API's schema"),
+        ),
+        _ => return response,
+    };
+    let (parts, body) = response.into_parts();
+    let message = axum::body::to_bytes(body, BARE_MESSAGE_LIMIT)
+        .await
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+        .map(|text| text.trim().to_owned())
+        .filter(|text| !text.is_empty())
+        .unwrap_or_else(|| default_message.to_owned());
+    let mut enveloped = error_response(status, code, message, hint);
+    for kept in [
+        axum::http::header::ALLOW,
+        axum::http::header::RETRY_AFTER,
+        axum::http::header::WWW_AUTHENTICATE,
+    ] {
+        if let Some(value) = parts.headers.get(&kept) {
+            enveloped.headers_mut().insert(kept, value.clone());
+        }
+    }
+    enveloped
 }
 
 /// Fallback for unknown routes: 404 in the envelope.

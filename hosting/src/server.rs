@@ -111,6 +111,7 @@ pub fn with_http_layers(app: Router, request_timeout: Duration) -> Router {
                         .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
                 )
                 .layer(middleware::from_fn_with_state(repeated, log_failure))
+                .layer(middleware::from_fn(crate::error::envelope_bare_errors))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
                 .layer(HandleErrorLayer::new(timeout_response))
                 .timeout(request_timeout),

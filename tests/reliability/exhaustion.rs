@@ -75,7 +75,11 @@ fn exhausted_child() {
         );
         assert_eq!(report.verdict, PingVerdict::LocalResourceExhausted);
         assert!(report.hint.contains("ulimit -n"), "{}", report.hint);
-        assert!(!report.hint.contains("VNet integration,"), "{}", report.hint);
+        assert!(
+            !report.hint.contains("VNet integration,"),
+            "{}",
+            report.hint
+        );
 
         let error = tokio::time::timeout(
             Duration::from_secs(5),

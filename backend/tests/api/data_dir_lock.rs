@@ -107,6 +107,9 @@ async fn a_second_back_end_gives_up_after_the_wait_with_one_json_line() {
         .collect();
     assert_eq!(errors.len(), 1, "{stdout}");
     let error = errors[0]["error"].as_str().unwrap();
-    assert!(error.contains("DATA_DIR is in use by another back end"), "{error}");
+    assert!(
+        error.contains("DATA_DIR is in use by another back end"),
+        "{error}"
+    );
     assert!(stdout.contains("waiting for it to stop"), "{stdout}");
 }

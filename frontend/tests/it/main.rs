@@ -4,6 +4,7 @@
 mod contract;
 mod database;
 mod entra;
+mod envelope;
 mod failures;
 mod front_door;
 mod helpers;
