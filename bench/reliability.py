@@ -49,6 +49,10 @@ class Plan:
         self.outage_s = 3 if quick else 10
         self.flood_s = 3 if quick else 30
         self.cap = 40 if quick else 200
+        self.load_connections = [200] if quick else [1_000, 5_000]
+        self.load_s = 3 if quick else 10
+        self.durability_rounds = 2 if quick else 10
+        self.fuzz_requests = 300 if quick else 5_000
 
 
 def limits_env(plan: Plan) -> dict[str, str]:
@@ -153,8 +157,9 @@ def scenario_connection_cap(procs: B.Procs, bins: Path, work: Path, plan: Plan) 
 
 
 def hammer(port: int, path: str, seconds: float, threads: int = 8,
-           headers: dict | None = None) -> dict[int, int]:
-    """GETs on keep-alive connections from `threads` threads for `seconds`: answers by status."""
+           headers: dict | None = None, until=lambda: False) -> dict[int, int]:
+    """GETs on keep-alive connections from `threads` threads for `seconds` (or until `until()`):
+    answers by status, 0 for a connection that failed or was cut."""
     import http.client
 
     counts: dict[int, int] = {}
@@ -163,7 +168,7 @@ def hammer(port: int, path: str, seconds: float, threads: int = 8,
 
     def run() -> None:
         conn = http.client.HTTPConnection(LOOPBACK, port, timeout=5)
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not until():
             try:
                 conn.request("GET", path, headers=headers or {})
                 response = conn.getresponse()
@@ -294,13 +299,297 @@ def scenario_data_dir(procs: B.Procs, bins: Path, work: Path, plan: Plan) -> dic
     }
 
 
+WRK_STATUS_LUA = r"""
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) statuses = {} end
+function response(status, headers, body) statuses[status] = (statuses[status] or 0) + 1 end
+function done(summary, latency, requests)
+  local total = {}
+  for _, t in ipairs(threads) do
+    for k, v in pairs(t:get("statuses")) do total[k] = (total[k] or 0) + v end
+  end
+  for k, v in pairs(total) do io.write(string.format("status %d %d\n", k, v)) end
+  local e = summary.errors
+  io.write(string.format("socket_errors %d %d %d %d\n", e.connect, e.read, e.write, e.timeout))
+  io.write(string.format("p99_ms %.2f\n", latency:percentile(99) / 1000))
+  io.write(string.format("requests %d\n", summary.requests))
+end
+"""
+
+
+def wrk_run(work: Path, port: int, path: str, connections: int, seconds: int,
+            pids: list[int], headers: dict | None = None) -> dict:
+    """wrk at `connections` for `seconds`: answers by status, socket errors, p99, and the RSS
+    of `pids` (peak while loaded, then 3 s after)."""
+    wrk = shutil.which("wrk")
+    if not wrk:
+        raise B.Failure("wrk is not installed (apt-get install wrk)")
+    script = work / "status.lua"
+    script.write_text(WRK_STATUS_LUA)
+    argv = [wrk, "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
+            "-s", str(script)]
+    for name, value in (headers or {}).items():
+        argv += ["-H", f"{name}: {value}"]
+    argv.append(f"http://{LOOPBACK}:{port}{path}")
+    peak = 0
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    while proc.poll() is None:
+        peak = max(peak, B.rss_kb(pids))
+        time.sleep(0.1)
+    out = proc.stdout.read().decode(errors="replace")
+    time.sleep(3)
+    result: dict = {"connections": connections, "seconds": seconds, "by_status": {},
+                    "rss_peak_mb": round(peak / 1024, 1),
+                    "rss_after_mb": round(B.rss_kb(pids) / 1024, 1)}
+    for line in out.splitlines():
+        parts = line.split()
+        if line.startswith("status "):
+            result["by_status"][parts[1]] = int(parts[2])
+        elif line.startswith("socket_errors "):
+            result["socket_errors"] = dict(zip(("connect", "read", "write", "timeout"),
+                                               map(int, parts[1:5])))
+        elif line.startswith("p99_ms "):
+            result["p99_ms"] = float(parts[1])
+        elif line.startswith("requests "):
+            result["requests"] = int(parts[1])
+    if "requests" not in result:
+        raise B.Failure(f"wrk said:\n{out}")
+    return result
+
+
+def scenario_load(procs: B.Procs, bins: Path, work: Path, plan: Plan) -> dict:
+    backend, backend_port = start_backend(procs, bins, work / "data-load", plan,
+                                          name="backend-load")
+    B.seed_items(backend_port)
+    frontend, port = start_frontend(procs, bins, f"http://{LOOPBACK}:{backend_port}", plan,
+                                    name="frontend-load")
+    pids = [frontend.pid]
+    results = {}
+    for connections in plan.load_connections:
+        results[f"c{connections}"] = wrk_run(work, port, "/api/items", connections,
+                                             plan.load_s, pids)
+    return results
+
+
+def timed_get(port: int, path: str, timeout: float = 30.0) -> tuple[int | None, str | None, float]:
+    started = time.monotonic()
+    try:
+        status, body = B.http_get(port, path, timeout=timeout)
+        try:
+            code = json.loads(body)["error"]["code"]
+        except (ValueError, KeyError, TypeError):
+            code = None
+    except OSError as error:
+        status, code = None, type(error).__name__
+    return status, code, round(time.monotonic() - started, 3)
+
+
+def scenario_faults(procs: B.Procs, bins: Path, work: Path, plan: Plan) -> dict:
+    results: dict = {}
+    timeouts = {"BACKEND_TIMEOUT_MS": "4000", "DNS_TIMEOUT_MS": "1000"}
+
+    # The back end killed: how soon does the relay say so, and how soon does it recover?
+    backend_port = B.free_port()
+    env = B.backend_env(work / "data-faults", backend_port,
+                        f"{LOOPBACK}:{closed_port()}") | limits_env(plan)
+    backend = procs.start("backend-faults", [str(bins / "backend")], env)
+    B.wait_ready(procs, "backend-faults", backend, backend_port)
+    _, port = start_frontend(procs, bins, f"http://{LOOPBACK}:{backend_port}", plan,
+                             name="frontend-faults", extra=timeouts)
+    assert timed_get(port, "/api/items")[0] == 200
+    killed_at = time.monotonic()
+    backend.kill()
+    backend.wait()
+    while True:
+        status, code, _ = timed_get(port, "/api/items")
+        if status != 200 or time.monotonic() - killed_at > 10:
+            break
+    results["killed"] = {"status": status, "code": code,
+                         "diagnosed_after_ms": round((time.monotonic() - killed_at) * 1000, 1)}
+    restarted_at = time.monotonic()
+    backend = procs.start("backend-faults-2", [str(bins / "backend")], env)
+    while time.monotonic() - restarted_at < 20:
+        if timed_get(port, "/api/items", timeout=2)[0] == 200:
+            break
+        time.sleep(0.01)
+    results["killed"]["recovered_after_restart_ms"] = round(
+        (time.monotonic() - restarted_at) * 1000, 1)
+    procs.stop_all()
+
+    # Silent (accepts, never answers) and never accepting (a full accept queue).
+    silent = socket.socket()
+    silent.bind((LOOPBACK, 0))
+    silent.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_and_hold() -> None:
+        silent.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(silent.accept()[0])
+            except OSError:
+                pass
+
+    holder = threading.Thread(target=accept_and_hold)
+    holder.start()
+    full = socket.socket()
+    full.bind((LOOPBACK, 0))
+    full.listen(0)
+    filler = socket.create_connection(full.getsockname())
+    for name, url in (("silent", f"http://{LOOPBACK}:{silent.getsockname()[1]}"),
+                      ("never_accepting", f"http://{LOOPBACK}:{full.getsockname()[1]}")):
+        _, port = start_frontend(procs, bins, url, plan, name=f"frontend-{name}", extra=timeouts)
+        status, code, seconds = timed_get(port, "/api/items")
+        results[name] = {"status": status, "code": code, "answered_after_s": seconds}
+        procs.stop_all()
+    stop.set()
+    holder.join()
+    for s in held + [filler, full, silent]:
+        s.close()
+
+    # DNS silent (a UDP socket that never answers) and refusing (a closed UDP port).
+    mute = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    mute.bind((LOOPBACK, 0))
+    for name, dns in (("dns_silent", f"{LOOPBACK}:{mute.getsockname()[1]}"),
+                      ("dns_refusing", f"{LOOPBACK}:{closed_port()}")):
+        _, port = start_frontend(procs, bins, "http://backend.lockdown.test:8081", plan,
+                                 name=f"frontend-{name}",
+                                 extra=timeouts | {"DNS_SERVERS": dns})
+        status, code, seconds = timed_get(port, "/api/items")
+        results[name] = {"status": status, "code": code, "answered_after_s": seconds}
+        procs.stop_all()
+    mute.close()
+    return results
+
+
+def scenario_sigterm_under_load(procs: B.Procs, bins: Path, work: Path, plan: Plan) -> dict:
+    _, backend_port = start_backend(procs, bins, work / "data-term", plan, name="backend-term")
+    frontend, port = start_frontend(procs, bins, f"http://{LOOPBACK}:{backend_port}", plan,
+                                    name="frontend-term")
+    outcome: dict = {}
+    # Until the process is gone: what the clients got while it stopped (0 = a cut connection).
+    loader = threading.Thread(target=lambda: outcome.update(
+        hammer_result=hammer(port, "/api/items", 10, threads=16,
+                             until=lambda: frontend.poll() is not None)))
+    loader.start()
+    time.sleep(1)
+    term_at = time.monotonic()
+    frontend.send_signal(signal.SIGTERM)
+    try:
+        frontend.wait(timeout=15)
+        outcome["exit_after_sigterm_s"] = round(time.monotonic() - term_at, 2)
+    except subprocess.TimeoutExpired:
+        outcome["exit_after_sigterm_s"] = None
+    loader.join()
+    outcome["by_status"] = {str(k): v for k, v in sorted(outcome.pop("hammer_result").items())}
+    return outcome
+
+
+def scenario_durability(procs: B.Procs, bins: Path, work: Path, plan: Plan) -> dict:
+    """Rounds of: writers create items, the back end is SIGKILLed mid-write, restarted; every
+    item it acknowledged (201) must be there."""
+    import http.client
+
+    data = work / "data-durable"
+    port = B.free_port()
+    env = B.backend_env(data, port, f"{LOOPBACK}:{closed_port()}")
+    acknowledged: set[str] = set()
+    for round_no in range(plan.durability_rounds):
+        proc = procs.start(f"backend-durable-{round_no}", [str(bins / "backend")], env)
+        B.wait_ready(procs, f"backend-durable-{round_no}", proc, port)
+        stop = threading.Event()
+        lock = threading.Lock()
+
+        def write() -> None:
+            conn = http.client.HTTPConnection(LOOPBACK, port, timeout=5)
+            n = 0
+            while not stop.is_set():
+                n += 1
+                try:
+                    conn.request("POST", "/api/items",
+                                 body=json.dumps({"name": f"r{round_no} {n}"}),
+                                 headers={"X-Api-Key": B.API_KEY,
+                                          "Content-Type": "application/json"})
+                    response = conn.getresponse()
+                    body = response.read()
+                    if response.status == 201:
+                        with lock:
+                            acknowledged.add(json.loads(body)["id"])
+                    elif response.status == 409:  # the store is full
+                        break
+                except (OSError, http.client.HTTPException):
+                    break
+
+        writers = [threading.Thread(target=write) for _ in range(4)]
+        for w in writers:
+            w.start()
+        time.sleep(0.5)
+        proc.kill()
+        proc.wait()
+        stop.set()
+        for w in writers:
+            w.join()
+    proc = procs.start("backend-durable-check", [str(bins / "backend")], env)
+    B.wait_ready(procs, "backend-durable-check", proc, port)
+    status, body = B.http_get(port, "/api/items", {"X-Api-Key": B.API_KEY}, timeout=10)
+    present = {item["id"] for item in json.loads(body)["items"]} if status == 200 else set()
+    return {"rounds": plan.durability_rounds, "acknowledged": len(acknowledged),
+            "lost": len(acknowledged - present)}
+
+
+def scenario_fuzz(procs: B.Procs, bins: Path, work: Path, plan: Plan) -> dict:
+    """Malformed requests on raw sockets; the servers must answer 4xx or close, never 5xx or
+    crash."""
+    import random
+
+    rng = random.Random(18)
+    backend, backend_port = start_backend(procs, bins, work / "data-fuzz", plan,
+                                          name="backend-fuzz")
+    frontend, port = start_frontend(procs, bins, f"http://{LOOPBACK}:{backend_port}", plan,
+                                    name="frontend-fuzz")
+    methods = [b"GET", b"POST", b"DELETE", b"PUT", b"PATCH", b"OPTIONS", b"G\x00T", b"", b"X" * 300]
+    paths = [b"/api/items", b"/api/items/", b"/api/items/%FF", b"/api/items/../../etc/passwd",
+             b"/diag/tcpping?host=%00", b"//", b"*", b"/" + b"a" * 9000, b"/api/path?x=\xff"]
+    headers = [b"Host: x", b"Content-Length: -1", b"Content-Length: 99999999999",
+               b"Transfer-Encoding: chunked", b"Transfer-Encoding: gzip, chunked",
+               b"Content-Type: application/json", b"X-Forwarded-For: ::::", b"Cookie: =;;=",
+               b"X-Client-IP: 999.1.1.1", b"Authorization: Bearer \xff", b": empty-name",
+               b"Expect: 100-continue", b"Host: x\r\nHost: y"]
+    counts = {"2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0, "closed": 0}
+    for n in range(plan.fuzz_requests):
+        target = port if n % 2 else backend_port
+        head = rng.choice(methods) + b" " + rng.choice(paths) + rng.choice(
+            [b" HTTP/1.1", b" HTTP/1.0", b" HTTP/9.9", b""]) + b"\r\n"
+        head += b"\r\n".join(rng.sample(headers, rng.randint(0, 4))) + b"\r\n\r\n"
+        body = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 64)))
+        try:
+            with socket.create_connection((LOOPBACK, target), timeout=3) as s:
+                s.sendall(head + body)
+                answer = s.recv(16)
+        except OSError:
+            answer = b""
+        if answer.startswith(b"HTTP/1.") and len(answer) >= 12 and answer[9:10].isdigit():
+            counts[f"{answer[9:10].decode()}xx"] = counts.get(f"{answer[9:10].decode()}xx", 0) + 1
+        else:
+            counts["closed"] += 1
+    alive = backend.poll() is None and frontend.poll() is None
+    return {"requests": plan.fuzz_requests, "by_class": counts, "both_alive": alive}
+
+
 SCENARIOS = [
+    ("load", scenario_load),
     ("slow_clients", scenario_slow_clients),
     ("connection_cap", scenario_connection_cap),
     ("outage_logs", scenario_outage_logs),
     ("diag_flood", scenario_diag_flood),
     ("sigterm_in_flight", scenario_sigterm_in_flight),
     ("data_dir_second_instance", scenario_data_dir),
+    ("faults", scenario_faults),
+    ("sigterm_under_load", scenario_sigterm_under_load),
+    ("durability", scenario_durability),
+    ("fuzz", scenario_fuzz),
 ]
 
 
@@ -328,7 +617,28 @@ def defects(results: dict) -> list[str]:
     data_dir = results.get("data_dir_second_instance", {})
     if data_dir.get("exited_after_s", 0) < 1.5 or data_dir.get("non_json_lines", 1):
         found.append("a second back end on DATA_DIR exits at once or not in JSON")
+    fuzz = results.get("fuzz", {})
+    if fuzz.get("by_class", {}).get("5xx") or fuzz.get("both_alive") is False:
+        found.append(f"fuzz: {fuzz.get('by_class')} alive={fuzz.get('both_alive')}")
+    if results.get("durability", {}).get("lost"):
+        found.append(f"durability: {results['durability']['lost']} acknowledged items lost")
+    if results.get("secrets", {}).get("secrets_found"):
+        found.append(f"{results['secrets']['secrets_found']} secrets in the logs")
+    for name, section in results.items():
+        if isinstance(section, dict) and "failed" in section:
+            found.append(f"{name} could not run: {section['failed'][:200]}")
     return found
+
+
+def secrets_sweep(work: Path) -> dict:
+    """Every log the scenarios wrote, searched for the API key and the /diag token."""
+    logs = list(work.glob("*.log"))
+    found = 0
+    for path in logs:
+        text = path.read_bytes()
+        found += text.count(B.API_KEY.encode()) + text.count(B.DIAG_TOKEN.encode())
+    return {"log_files": len(logs), "log_bytes": sum(p.stat().st_size for p in logs),
+            "secrets_found": found}
 
 
 def run(bins: Path, plan: Plan) -> dict:
@@ -346,6 +656,7 @@ def run(bins: Path, plan: Plan) -> dict:
             finally:
                 procs.stop_all()
             log(f"{name}: {json.dumps(results[name])} ({time.monotonic() - started:.1f} s)")
+        results["secrets"] = secrets_sweep(work)
     finally:
         procs.stop_all()
         shutil.rmtree(work, ignore_errors=True)
