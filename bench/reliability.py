@@ -696,13 +696,63 @@ ROWS = [
 ]
 
 
+def load_rows(results: dict) -> list[str]:
+    return sorted(k for k in results.get("load", {}) if k.startswith("c"))
+
+
+def add_load_rows(before: dict, after: dict) -> list:
+    rows = []
+    for key in sorted(set(load_rows(before)) | set(load_rows(after)),
+                      key=lambda k: int(k[1:])):
+        c = key[1:]
+        rows += [
+            (f"relay load c={c}: answers by status",
+             lambda r, k=key: r["load"][k]["by_status"], "load"),
+            (f"relay load c={c}: socket errors (connect/read/write/timeout)",
+             lambda r, k=key: "/".join(str(v) for v in r["load"][k]["socket_errors"].values()),
+             "load"),
+            (f"relay load c={c}: p99 ms", lambda r, k=key: r["load"][k]["p99_ms"], "load"),
+            (f"relay load c={c}: front-end RSS peak / 3 s after (MB)",
+             lambda r, k=key: f"{r['load'][k]['rss_peak_mb']} / {r['load'][k]['rss_after_mb']}",
+             "load"),
+        ]
+    return rows
+
+
+FAULT_ROWS = [
+    ("back end killed: answer, time to it (ms)",
+     lambda r: f"{r['faults']['killed']['status']} {r['faults']['killed']['code']}, "
+               f"{r['faults']['killed']['diagnosed_after_ms']}", "faults"),
+    ("back end restarted: first 200 after (ms)",
+     lambda r: r["faults"]["killed"]["recovered_after_restart_ms"], "faults"),
+] + [
+    (f"{name.replace('_', ' ')}: answer, after (s)",
+     lambda r, n=name: f"{r['faults'][n]['status']} {r['faults'][n]['code']}, "
+                       f"{r['faults'][n]['answered_after_s']}", "faults")
+    for name in ("silent", "never_accepting", "dns_silent", "dns_refusing")
+] + [
+    ("SIGTERM under load: exit after (s)",
+     lambda r: r["sigterm_under_load"]["exit_after_sigterm_s"], "sigterm_under_load"),
+    ("SIGTERM under load: answers until exit by status (0 = cut)",
+     lambda r: r["sigterm_under_load"]["by_status"], "sigterm_under_load"),
+    ("durability: rounds (SIGKILL mid-write) / acknowledged / lost",
+     lambda r: f"{r['durability']['rounds']} / {r['durability']['acknowledged']} / "
+               f"{r['durability']['lost']}", "durability"),
+    ("fuzz: malformed requests, answers by class, both alive",
+     lambda r: f"{r['fuzz']['requests']}: {r['fuzz']['by_class']}, {r['fuzz']['both_alive']}",
+     "fuzz"),
+    ("secrets sweep: API key or /diag token in the logs",
+     lambda r: r["secrets"]["secrets_found"], "secrets"),
+]
+
+
 def report(before: dict, after: dict) -> str:
     def cell(results: dict, getter, section) -> str:
         try:
             if "failed" in results.get(section, {}):
                 return "failed to run"
             value = getter(results)
-        except KeyError:
+        except (KeyError, TypeError, AttributeError):
             return "—"
         return "none" if value is None else str(value)
 
@@ -710,7 +760,7 @@ def report(before: dict, after: dict) -> str:
         "| scenario | before | after |",
         "|---|---|---|",
     ]
-    for label, getter, section in ROWS:
+    for label, getter, section in add_load_rows(before, after) + ROWS + FAULT_ROWS:
         lines.append(f"| {label} | {cell(before, getter, section)} | "
                      f"{cell(after, getter, section)} |")
     lines.append("")
