@@ -136,6 +136,8 @@ def scenario_connection_cap(procs: B.Procs, bins: Path, work: Path, plan: Plan) 
                             extra={"MAX_CONNECTIONS": str(plan.cap),
                                    "IDLE_TIMEOUT_MS": "60000",
                                    "HEADER_READ_TIMEOUT_MS": "60000"})
+    # The readiness probe's connection holds a slot until the server has seen it close.
+    time.sleep(0.3)
     held = []
     for _ in range(plan.cap + 20):
         s = socket.create_connection((LOOPBACK, port))
