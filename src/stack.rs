@@ -727,6 +727,7 @@ fn frontend_config(instance: FrontendInstance<'_>) -> anyhow::Result<frontend::F
             diag_token: Some(instance.diag_token.into()),
             diag_allow: Some("127.0.0.0/8".into()),
         },
+        relay: frontend::RelayArgs::default(),
     })
 }
 

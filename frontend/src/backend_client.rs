@@ -4,12 +4,14 @@
 //! follows no redirects, and turns every failure into a [`Diagnosis`].
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, Uri, header};
 use bytes::Bytes;
 use diag::dns::DnsResolver;
+use http_body_util::{BodyExt, Full};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -18,6 +20,7 @@ use diag::appservice::ResponseHead;
 use diag::diagnosis::Code;
 
 use crate::diagnosis::{self, CredentialKind, Diagnosis};
+use crate::origin::{Origin, OriginError, PoolSettings};
 use crate::token::{TokenSettings, TokenSource};
 
 /// The credential the front end adds to every back-end call.
@@ -42,6 +45,8 @@ pub struct BackendSettings {
     pub timeout: Duration,
     /// Local address outbound sockets bind to.
     pub source: Option<IpAddr>,
+    /// The connection pool's bounds.
+    pub pool: PoolSettings,
 }
 
 /// A response from the back end that is not a failure.
@@ -168,11 +173,13 @@ pub struct BackendClient {
 
 #[derive(Debug)]
 struct ClientInner {
-    http: reqwest::Client,
+    origin: Origin,
     resolver: DnsResolver,
     base: Url,
     credential: Credential,
     label: String,
+    timeout: Duration,
+    fail_fast: FailFast,
 }
 
 impl BackendClient {
@@ -199,15 +206,16 @@ impl BackendClient {
         resolver: DnsResolver,
         tokens: Option<Arc<TokenSource>>,
     ) -> anyhow::Result<Self> {
-        let http = diag::outbound::http_client_builder(resolver.clone(), settings.source)
-            .timeout(settings.timeout)
-            // Half the budget: a connect still pending by then is reported as a connect timeout
-            // (a firewall or NSG dropping SYNs), never confused with a slow answer.
-            .connect_timeout(settings.timeout / 2)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()?;
+        // Half the budget for the name and the connect together: a connect still pending by
+        // then is reported as a connect timeout (a firewall or NSG dropping SYNs), never
+        // confused with a slow answer, and a silent DNS server costs no more than that.
+        let origin = Origin::new(
+            &settings.base,
+            resolver.clone(),
+            settings.source,
+            settings.timeout / 2,
+            settings.pool,
+        )?;
         let credential = match (tokens, settings.credential) {
             (Some(tokens), _) => Credential::Entra(tokens),
             (None, CredentialSettings::None) => Credential::None,
@@ -236,11 +244,13 @@ impl BackendClient {
         };
         Ok(Self {
             inner: Arc::new(ClientInner {
-                http,
+                origin,
                 resolver,
                 base: settings.base,
                 credential,
                 label,
+                timeout: settings.timeout,
+                fail_fast: FailFast::new(settings.timeout),
             }),
         })
     }
@@ -278,6 +288,11 @@ impl BackendClient {
     /// Sends one request to `path` (absolute, e.g. `/api/items`). Failures the front end can
     /// explain (transport errors, 401, 403, 5xx) come back as a [`Diagnosis`]; everything else,
     /// including 4xx caused by the caller's input, comes back as a response to relay.
+    ///
+    /// The whole call (name, connect, request, answer) fits in `BACKEND_TIMEOUT_MS`. A GET lost
+    /// on a connection the back end closed or reset is sent once more (a pooled connection
+    /// closed under the request is not a fault of the path). While the back end keeps timing
+    /// out, calls fail fast with the last diagnosis and one call at a time tries again.
     pub async fn send(
         &self,
         method: Method,
@@ -285,16 +300,18 @@ impl BackendClient {
         json_body: Option<Bytes>,
         request_id: Option<&HeaderValue>,
     ) -> Result<BackendResponse, Diagnosis> {
-        let url =
-            self.inner.base.join(path).map_err(|e| {
+        if let Some(diagnosis) = self.inner.fail_fast.check() {
+            return Err(diagnosis);
+        }
+        let uri =
+            self.inner.origin.uri(path).map_err(|e| {
                 diagnosis::internal(format!("the back-end URL cannot be built: {e}"))
             })?;
-        let mut request = self.inner.http.request(method, url);
-        match &self.inner.credential {
-            Credential::None => {}
-            Credential::ApiKey(key) => request = request.header("x-api-key", key.clone()),
+        let credential = match &self.inner.credential {
+            Credential::None => None,
+            Credential::ApiKey(key) => Some((API_KEY_HEADER, key.clone())),
             Credential::Entra(tokens) => match Box::pin(tokens.token()).await {
-                Ok(token) => request = request.header(header::AUTHORIZATION, token.authorization()),
+                Ok(token) => Some((header::AUTHORIZATION, token.authorization())),
                 Err(error) => {
                     let diagnosis = diagnosis::token_unavailable(&error);
                     tracing::warn!(
@@ -306,74 +323,95 @@ impl BackendClient {
                     return Err(diagnosis);
                 }
             },
-        }
-        if let Some(id) = request_id {
-            request = request.header(hosting::server::REQUEST_ID_HEADER, id.clone());
-        }
-        if let Some(body) = json_body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body);
-        }
-        let started = Instant::now();
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(error) => return Err(Box::pin(self.diagnose_transport(&error)).await),
         };
-        let status = response.status();
-        let content_type = response.headers().get("content-type").cloned();
-        // Only failures keep the head: it is what tells App Service's own answers apart.
-        let failed_head = (status.is_client_error() || status.is_server_error()).then(|| {
-            (
-                response.headers().clone(),
-                diag::appservice::reason_phrase(response.extensions()).map(str::to_owned),
-            )
-        });
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| diagnosis::from_transport(&e, &self.inner.label))?;
-        let diagnosis = failed_head.and_then(|(headers, reason)| {
-            let head = ResponseHead {
-                status: status.as_u16(),
-                reason: reason.as_deref(),
-                headers: &headers,
-            };
-            diagnosis::from_response_to(&head, &body, self.credential_kind())
-        });
-        if let Some(mut diagnosis) = diagnosis {
-            if diagnosis.needs_dns_context() {
-                diagnosis = diagnosis.in_context(self.via_privatelink().await);
+        let outgoing = Outgoing {
+            method,
+            uri,
+            credential,
+            request_id: request_id.cloned(),
+            body: json_body,
+        };
+        let started = Instant::now();
+        let exchanged = tokio::time::timeout(self.inner.timeout, self.exchange(&outgoing)).await;
+        let (head, body) = match exchanged {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(error)) => {
+                let diagnosis = diagnosis::from_transport(&error, &self.inner.label);
+                self.inner.fail_fast.failed(&diagnosis);
+                return Err(diagnosis);
             }
-            // Logged once by the server with the code it answers (`hosting::with_http_layers`).
-            tracing::debug!(
-                code = diagnosis.code.as_str(),
-                http.status = status.as_u16(),
-                "back-end call failed"
-            );
-            return Err(diagnosis);
+            Err(_) => {
+                let diagnosis = diagnosis::backend_timeout(&self.inner.label);
+                self.inner.fail_fast.failed(&diagnosis);
+                return Err(diagnosis);
+            }
+        };
+        self.inner.fail_fast.succeeded();
+        let status = head.status;
+        // Only failures are read: it is what tells App Service's own answers apart.
+        if status.is_client_error() || status.is_server_error() {
+            let reason = diag::appservice::reason_phrase(&head.extensions);
+            let answer = ResponseHead {
+                status: status.as_u16(),
+                reason,
+                headers: &head.headers,
+            };
+            if let Some(mut diagnosis) =
+                diagnosis::from_response_to(&answer, &body, self.credential_kind())
+            {
+                if diagnosis.needs_dns_context() {
+                    diagnosis = diagnosis.in_context(self.via_privatelink().await);
+                }
+                // Logged once by the server with the code it answers (`hosting::with_http_layers`).
+                tracing::debug!(
+                    code = diagnosis.code.as_str(),
+                    http.status = status.as_u16(),
+                    "back-end call failed"
+                );
+                return Err(diagnosis);
+            }
         }
+        let mut head = head;
         Ok(BackendResponse {
             status,
-            content_type,
+            content_type: head.headers.remove(header::CONTENT_TYPE),
             body,
             elapsed: started.elapsed(),
         })
     }
 
-    /// The connect budget also covers name resolution, so before blaming the network for a
-    /// connect timeout, ask the resolver (failure path only) whether the name resolves at all.
-    async fn diagnose_transport(&self, error: &reqwest::Error) -> Diagnosis {
-        let diagnosis = diagnosis::from_transport(error, &self.inner.label);
-        if diagnosis.code != Code::ConnectTimeout {
-            return diagnosis;
-        }
-        match self.inner.base.host() {
-            Some(url::Host::Domain(name)) => match self.inner.resolver.lookup_ip(name).await {
-                Err(failure) => diagnosis::dns_failure(&failure.to_string()),
-                Ok(_) => diagnosis,
-            },
-            _ => diagnosis,
+    /// One exchange, and one more for a GET lost on a connection that was closed under it. The
+    /// answer is read whole inside the caller's budget: a back end that stalls mid-answer is a
+    /// diagnosed timeout, never a truncated relay.
+    async fn exchange(
+        &self,
+        outgoing: &Outgoing,
+    ) -> Result<(axum::http::response::Parts, Bytes), OriginError> {
+        let mut retried = false;
+        loop {
+            let request = outgoing.request(self.inner.origin.host_header());
+            let response = match self.inner.origin.send(request).await {
+                Ok(response) => response,
+                Err(error)
+                    if !retried
+                        && outgoing.method == Method::GET
+                        && error.is_lost_on_connection() =>
+                {
+                    retried = true;
+                    tracing::debug!(error = ?error, "GET lost on a closed connection: sent again");
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            let (head, body) = response.into_parts();
+            match body.collect().await {
+                Ok(collected) => return Ok((head, collected.to_bytes())),
+                Err(error) if !retried && outgoing.method == Method::GET => {
+                    retried = true;
+                    tracing::debug!(%error, "GET's answer cut on a closed connection: sent again");
+                }
+                Err(error) => return Err(OriginError::Body(error)),
+            }
         }
     }
 
@@ -473,6 +511,149 @@ impl BackendClient {
                 self.inner.label
             ))
         })
+    }
+}
+
+/// The API key's header.
+const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
+
+/// One request as the client will send it (again, for a retried GET).
+struct Outgoing {
+    method: Method,
+    uri: Uri,
+    credential: Option<(HeaderName, HeaderValue)>,
+    request_id: Option<HeaderValue>,
+    body: Option<Bytes>,
+}
+
+impl Outgoing {
+    /// The request, with headers that are built once and cloned (a reference count, no copy).
+    fn request(&self, host: &HeaderValue) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(self.body.clone().unwrap_or_default()));
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        let headers = request.headers_mut();
+        headers.insert(header::HOST, host.clone());
+        if let Some((name, value)) = &self.credential {
+            headers.insert(name.clone(), value.clone());
+        }
+        if let Some(id) = &self.request_id {
+            headers.insert(hosting::server::REQUEST_ID_HEADER, id.clone());
+        }
+        if self.body.is_some() {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        request
+    }
+}
+
+/// Fail-fast while the back end keeps timing out: after [`FailFast::TRIP_AFTER`] calls in a
+/// row ended in a timeout (DNS, connect or answer), calls answer at once with the last
+/// diagnosis for [`FailFast::HOLD`]; then one call at a time tries again, and its success
+/// closes it. A dead DNS server or a stuck back end then costs one caller the budget, not every
+/// caller. The hot path is one atomic load.
+#[derive(Debug)]
+struct FailFast {
+    epoch: Instant,
+    /// Milliseconds since `epoch` until which calls fail fast; 0 when closed.
+    open_until_ms: AtomicU64,
+    /// Timeouts in a row.
+    consecutive: AtomicU32,
+    /// How long one trial call may take (the call budget).
+    trial_ms: u64,
+    last: Mutex<Option<(Diagnosis, Instant)>>,
+}
+
+impl FailFast {
+    /// Timeouts in a row that open it.
+    const TRIP_AFTER: u32 = 2;
+    /// How long it stays open before a trial call.
+    const HOLD: Duration = Duration::from_secs(1);
+
+    fn new(budget: Duration) -> Self {
+        Self {
+            epoch: Instant::now(),
+            open_until_ms: AtomicU64::new(0),
+            consecutive: AtomicU32::new(0),
+            trial_ms: budget.as_millis() as u64,
+            last: Mutex::new(None),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        // +1: 0 means closed.
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    /// `Some` (the diagnosis to answer with at once) while open; `None` lets the call through,
+    /// as the one trial when the hold is over.
+    fn check(&self) -> Option<Diagnosis> {
+        let until = self.open_until_ms.load(Ordering::Relaxed);
+        if until == 0 {
+            return None;
+        }
+        let now = self.now_ms();
+        // The hold is over: exactly one caller wins the trial; the others keep failing fast
+        // until it ends (a failed trial opens it again, a good one closes it).
+        if now >= until
+            && self
+                .open_until_ms
+                .compare_exchange(
+                    until,
+                    now + self.trial_ms,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            return None;
+        }
+        let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let (diagnosis, at) = last.as_ref()?;
+        let mut diagnosis = diagnosis.clone();
+        diagnosis.message = format!(
+            "{} (failing fast: the last call failed this way {} ms ago; one call at a time tries again)",
+            diagnosis.message,
+            at.elapsed().as_millis()
+        );
+        Some(diagnosis)
+    }
+
+    fn failed(&self, diagnosis: &Diagnosis) {
+        if !matches!(
+            diagnosis.code,
+            Code::DnsFailure | Code::ConnectTimeout | Code::BackendTimeout
+        ) {
+            self.succeeded();
+            return;
+        }
+        let row = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
+        if row >= Self::TRIP_AFTER {
+            *self.last.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some((diagnosis.clone(), Instant::now()));
+            let until = self.now_ms() + Self::HOLD.as_millis() as u64;
+            if self.open_until_ms.swap(until, Ordering::Relaxed) == 0 {
+                tracing::warn!(
+                    code = diagnosis.code.as_str(),
+                    hold_ms = Self::HOLD.as_millis() as u64,
+                    "the back end keeps timing out: failing fast, one call at a time tries again"
+                );
+            }
+        }
+    }
+
+    fn succeeded(&self) {
+        // Loads first: the hot path writes nothing shared.
+        if self.consecutive.load(Ordering::Relaxed) != 0 {
+            self.consecutive.store(0, Ordering::Relaxed);
+        }
+        if self.open_until_ms.load(Ordering::Relaxed) != 0 {
+            self.open_until_ms.store(0, Ordering::Relaxed);
+            tracing::info!("the back end answers again: no longer failing fast");
+        }
     }
 }
 

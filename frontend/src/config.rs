@@ -96,6 +96,39 @@ pub struct FrontendConfig {
     /// `/diag` settings.
     #[command(flatten)]
     pub diag: DiagArgs,
+    /// The relay's connection pool and admission control.
+    #[command(flatten)]
+    pub relay: RelayArgs,
+}
+
+/// The relay's connection pool to the back end and its admission control.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelayArgs {
+    /// Idle connections to the back end kept for reuse; more are closed as they come back.
+    #[arg(long, env = "BACKEND_POOL_MAX_IDLE", default_value_t = 64)]
+    pub backend_pool_max_idle: usize,
+    /// How long an idle connection to the back end is kept, in milliseconds.
+    #[arg(long, env = "BACKEND_POOL_IDLE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub backend_pool_idle_timeout_ms: u64,
+    /// Requests that call the back end (the relay, the page, /api/path, /readyz) served at
+    /// once; beyond it they wait at most RELAY_QUEUE_TIMEOUT_MS, then get 503 `frontend_busy`
+    /// with `Retry-After`.
+    #[arg(long, env = "RELAY_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub relay_max_in_flight: usize,
+    /// How long a request waits for a place under RELAY_MAX_IN_FLIGHT, in milliseconds.
+    #[arg(long, env = "RELAY_QUEUE_TIMEOUT_MS", default_value_t = 100)]
+    pub relay_queue_timeout_ms: u64,
+}
+
+impl Default for RelayArgs {
+    fn default() -> Self {
+        Self {
+            backend_pool_max_idle: 64,
+            backend_pool_idle_timeout_ms: 30_000,
+            relay_max_in_flight: 256,
+            relay_queue_timeout_ms: 100,
+        }
+    }
 }
 
 impl FrontendConfig {

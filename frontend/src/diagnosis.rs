@@ -9,7 +9,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use diag::appservice::{PlatformAnswer, ResponseHead, classify};
 use diag::diagnosis::{Code, Family};
-use diag::failure::{io_kind, root_cause, wraps};
+use diag::failure::{io_kind, root_cause};
+
+use crate::origin::OriginError;
 use serde::Serialize;
 
 /// What the front end concluded about a failed back-end call.
@@ -141,11 +143,41 @@ pub fn token_unavailable(error: &crate::token::TokenError) -> Diagnosis {
 }
 
 /// Diagnoses a call that got no HTTP response at all.
-pub fn from_transport(error: &reqwest::Error, backend: &str) -> Diagnosis {
+pub fn from_transport(error: &OriginError, backend: &str) -> Diagnosis {
     let gateway = StatusCode::BAD_GATEWAY;
-    if wraps::<diag::dns::LookupFailure>(error) {
-        return dns_failure(&root_cause(error));
+    match error {
+        OriginError::Dns(failure) => dns_failure(&failure.message),
+        OriginError::ConnectTimeout => Diagnosis::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            Code::ConnectTimeout,
+            format!("connecting to {backend} timed out: nothing answered the TCP handshake"),
+        ),
+        OriginError::Tls(cause) => Diagnosis::new(
+            gateway,
+            Code::TlsFailure,
+            format!(
+                "the TLS handshake with {backend} failed: {}",
+                root_cause(cause)
+            ),
+        ),
+        OriginError::Connect(cause) => from_io(cause, backend),
+        OriginError::Exchange(cause) => from_io(cause, backend),
+        OriginError::Body(cause) => from_io(cause, backend),
     }
+}
+
+/// The back end accepted the connection but did not answer within the budget.
+pub fn backend_timeout(backend: &str) -> Diagnosis {
+    Diagnosis::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        Code::BackendTimeout,
+        format!("{backend} accepted the connection but did not answer in time"),
+    )
+}
+
+fn from_io(error: &(dyn std::error::Error + 'static), backend: &str) -> Diagnosis {
+    let gateway = StatusCode::BAD_GATEWAY;
+    // Out of open files or memory: the app's own limits, not the network.
     if diag::failure::is_resource_exhausted(error) {
         return Diagnosis::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -156,52 +188,27 @@ pub fn from_transport(error: &reqwest::Error, backend: &str) -> Diagnosis {
             ),
         );
     }
-    if error.is_connect() && error.is_timeout() {
-        return Diagnosis::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            Code::ConnectTimeout,
-            format!("connecting to {backend} timed out: nothing answered the TCP handshake"),
-        );
-    }
-    match io_kind(error) {
-        Some(io::ErrorKind::ConnectionRefused) => {
-            return Diagnosis::new(
-                gateway,
-                Code::ConnectRefused,
-                format!("{backend} refused the connection: nothing listens there"),
-            );
-        }
-        Some(io::ErrorKind::NetworkUnreachable | io::ErrorKind::HostUnreachable) => {
-            return Diagnosis::new(
-                gateway,
-                Code::NetworkUnreachable,
-                format!("no route to {backend}"),
-            );
-        }
-        _ => {}
-    }
-    if wraps::<rustls::Error>(error) {
-        return Diagnosis::new(
+    let kind = error
+        .downcast_ref::<io::Error>()
+        .map(io::Error::kind)
+        .or_else(|| io_kind(error));
+    match kind {
+        Some(io::ErrorKind::ConnectionRefused) => Diagnosis::new(
             gateway,
-            Code::TlsFailure,
-            format!(
-                "the TLS handshake with {backend} failed: {}",
-                root_cause(error)
-            ),
-        );
+            Code::ConnectRefused,
+            format!("{backend} refused the connection: nothing listens there"),
+        ),
+        Some(io::ErrorKind::NetworkUnreachable | io::ErrorKind::HostUnreachable) => Diagnosis::new(
+            gateway,
+            Code::NetworkUnreachable,
+            format!("no route to {backend}"),
+        ),
+        _ => Diagnosis::new(
+            gateway,
+            Code::BackendUnreachable,
+            format!("the call to {backend} failed: {}", root_cause(error)),
+        ),
     }
-    if error.is_timeout() {
-        return Diagnosis::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            Code::BackendTimeout,
-            format!("{backend} accepted the connection but did not answer in time"),
-        );
-    }
-    Diagnosis::new(
-        gateway,
-        Code::BackendUnreachable,
-        format!("the call to {backend} failed: {}", root_cause(error)),
-    )
 }
 
 /// The back end's host name did not resolve.

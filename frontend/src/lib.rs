@@ -18,11 +18,13 @@
 //! - [`csrf`]: the checks on state-changing requests; [`front_door`]: who called, and whether
 //!   through our Front Door profile (`FRONT_DOOR_ID`).
 
+pub mod admission;
 pub mod backend_client;
 pub mod config;
 pub mod csrf;
 pub mod diagnosis;
 pub mod front_door;
+pub mod origin;
 pub mod path;
 pub mod routes;
 /// The managed identity's tokens (shared with the back end's database login: `hosting::identity`).
@@ -40,8 +42,10 @@ use hosting::Instance;
 use ipnet::IpNet;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+pub use admission::Admission;
 pub use backend_client::{BackendClient, BackendSettings, CredentialSettings};
-pub use config::{BackendAuth, FrontendConfig, Secret};
+pub use config::{BackendAuth, FrontendConfig, RelayArgs, Secret};
+pub use origin::PoolSettings;
 pub use token::{TokenSettings, TokenSource};
 
 /// Largest request body relayed to the back end, in bytes.
@@ -60,6 +64,8 @@ pub struct AppState {
     pub instance: Arc<Instance>,
     /// `FRONT_DOOR_ID`: the profile whose `X-Azure-FDID` makes Front Door's headers trusted.
     pub front_door_id: Option<Arc<str>>,
+    /// The bound on requests that call the back end.
+    pub admission: Admission,
 }
 
 /// Everything built from the configuration: the app state and the `/diag` state.
@@ -146,6 +152,10 @@ pub fn build(config: &FrontendConfig) -> anyhow::Result<Built> {
             credential,
             timeout,
             source,
+            pool: PoolSettings {
+                max_idle: config.relay.backend_pool_max_idle,
+                idle_timeout: Duration::from_millis(config.relay.backend_pool_idle_timeout_ms),
+            },
         },
         resolver.clone(),
     )?;
@@ -187,6 +197,10 @@ pub fn build(config: &FrontendConfig) -> anyhow::Result<Built> {
             instance: Arc::new(config.host.instance("frontend")),
             front_door_id: front_door::configured_id(config.front_door_id.as_deref())
                 .map(Arc::from),
+            admission: Admission::new(
+                config.relay.relay_max_in_flight,
+                Duration::from_millis(config.relay.relay_queue_timeout_ms),
+            ),
         },
         diag,
     })
@@ -211,7 +225,12 @@ const SECURITY_HEADERS: &[(&str, &str)] = &[
 
 /// The front end's routes (no I/O), with `/diag`, security headers and what `hosting` adds.
 pub fn app(state: AppState, diag: DiagState, request_timeout: Duration) -> Router {
+    let bound = state.admission.clone();
     let mut router = routes::router()
+        .route_layer(axum::middleware::from_fn_with_state(
+            bound,
+            admission::admit,
+        ))
         .with_state(state)
         .merge(diag::api::router(diag))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));

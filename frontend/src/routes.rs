@@ -60,6 +60,23 @@ impl FromRequestParts<AppState> for Front {
     }
 }
 
+/// The request id alone, for handlers that need nothing else of the headers (extracting the
+/// whole `HeaderMap` copies every header of every relayed request).
+struct RequestId(Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .headers
+                .get(hosting::server::REQUEST_ID_HEADER)
+                .cloned(),
+        ))
+    }
+}
+
 // ---- the page ----
 
 #[derive(Template)]
@@ -266,11 +283,11 @@ fn invalid_id() -> Response {
     )
 }
 
-async fn relay_list(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn relay_list(State(state): State<AppState>, RequestId(id): RequestId) -> Response {
     relay_result(
         state
             .backend
-            .send(Method::GET, "/api/items", None, request_id(&headers))
+            .send(Method::GET, "/api/items", None, id.as_ref())
             .await,
     )
 }
@@ -307,14 +324,14 @@ async fn relay_create(
 
 async fn relay_get(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    RequestId(request_id): RequestId,
     Path(id): Path<String>,
 ) -> Response {
     match item_path(&id) {
         Some(path) => relay_result(
             state
                 .backend
-                .send(Method::GET, &path, None, request_id(&headers))
+                .send(Method::GET, &path, None, request_id.as_ref())
                 .await,
         ),
         None => invalid_id(),

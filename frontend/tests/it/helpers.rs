@@ -9,7 +9,10 @@ use axum::Router;
 use backend::{ApiKeys, AuthMode, CallerPolicy, ClientIpSource, ItemStore};
 use diag::api::{DiagArgs, DiagSettings, DiagState};
 use diag::dns::DnsResolver;
-use frontend::{AppState, BackendClient, BackendSettings, CredentialSettings, TokenSource};
+use frontend::{
+    Admission, AppState, BackendClient, BackendSettings, CredentialSettings, PoolSettings,
+    TokenSource,
+};
 use hosting::Instance;
 use test_support::TestServer;
 use tokio::net::TcpListener;
@@ -79,6 +82,10 @@ pub struct Front {
     pub diag_token: Option<&'static str>,
     /// `FRONT_DOOR_ID`.
     pub front_door_id: Option<&'static str>,
+    pub pool: PoolSettings,
+    /// RELAY_MAX_IN_FLIGHT and RELAY_QUEUE_TIMEOUT_MS.
+    pub max_in_flight: usize,
+    pub queue_timeout: Duration,
 }
 
 impl Front {
@@ -94,6 +101,9 @@ impl Front {
             dns: None,
             diag_token: None,
             front_door_id: None,
+            pool: PoolSettings::default(),
+            max_in_flight: 256,
+            queue_timeout: Duration::from_millis(100),
         }
     }
 
@@ -108,6 +118,7 @@ impl Front {
             }),
             timeout: self.timeout,
             source: self.source.map(|s| s.parse().unwrap()),
+            pool: self.pool,
         };
         let backend = match &self.tokens {
             Some(tokens) => {
@@ -134,6 +145,7 @@ impl Front {
                 id: "fe-1".into(),
             }),
             front_door_id: self.front_door_id.map(Into::into),
+            admission: Admission::new(self.max_in_flight, self.queue_timeout),
         };
         (state, diag)
     }

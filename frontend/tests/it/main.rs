@@ -5,6 +5,7 @@ mod contract;
 mod database;
 mod entra;
 mod envelope;
+mod failfast;
 mod failures;
 mod front_door;
 mod helpers;
