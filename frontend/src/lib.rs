@@ -40,7 +40,6 @@ use diag::api::{DiagSettings, DiagState};
 use diag::dns::DnsResolver;
 use hosting::Instance;
 use ipnet::IpNet;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use admission::Admission;
 pub use backend_client::{BackendClient, BackendSettings, CredentialSettings};
@@ -206,40 +205,68 @@ pub fn build(config: &FrontendConfig) -> anyhow::Result<Built> {
     })
 }
 
-const SECURITY_HEADERS: &[(&str, &str)] = &[
+/// The security headers of every answer, built once.
+const SECURITY_HEADERS: [(HeaderName, HeaderValue); 8] = [
     (
-        "content-security-policy",
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        HeaderName::from_static("content-security-policy"),
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
     ),
-    ("x-content-type-options", "nosniff"),
-    ("x-frame-options", "DENY"),
-    ("referrer-policy", "no-referrer"),
-    ("cross-origin-opener-policy", "same-origin"),
-    ("cross-origin-resource-policy", "same-origin"),
     (
-        "permissions-policy",
-        "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
     ),
-    ("strict-transport-security", "max-age=31536000"),
+    (
+        HeaderName::from_static("x-frame-options"),
+        HeaderValue::from_static("DENY"),
+    ),
+    (
+        HeaderName::from_static("referrer-policy"),
+        HeaderValue::from_static("no-referrer"),
+    ),
+    (
+        HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    ),
+    (
+        HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("same-origin"),
+    ),
+    (
+        HeaderName::from_static("permissions-policy"),
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+    ),
+    (
+        HeaderName::from_static("strict-transport-security"),
+        HeaderValue::from_static("max-age=31536000"),
+    ),
 ];
+
+/// Adds the security headers a handler did not set itself: one layer for all eight (eight
+/// `SetResponseHeaderLayer`s nest eight services and futures around every request).
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        if !headers.contains_key(&name) {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
 
 /// The front end's routes (no I/O), with `/diag`, security headers and what `hosting` adds.
 pub fn app(state: AppState, diag: DiagState, request_timeout: Duration) -> Router {
     let bound = state.admission.clone();
-    let mut router = routes::router()
+    let router = routes::router()
         .route_layer(axum::middleware::from_fn_with_state(
             bound,
             admission::admit,
         ))
         .with_state(state)
         .merge(diag::api::router(diag))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    for (name, value) in SECURITY_HEADERS {
-        router = router.layer(SetResponseHeaderLayer::if_not_present(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        ));
-    }
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(security_headers));
     hosting::with_http_layers(router, request_timeout)
 }
 
