@@ -297,7 +297,7 @@ codes! {
         meaning: "the app refused the token",
         next: "The suite's `token_env` variable must hold that app's `DIAG_TOKEN`.";
     DiagRateLimited = "diag_rate_limited", NotRun,
-        meaning: "the app's `/diag` stayed busy (503) or rate-limited (429) after one wait",
+        meaning: "the app's `/diag` stayed busy (503) or rate-limited (429) for the runner's whole wait (two minutes of waiting as `Retry-After` says)",
         next: "Run fewer checks from that app at once, or raise `DIAG_CONCURRENCY` / `DIAG_BURST` / `DIAG_RATE_PER_S` on it.";
     DiagTargetDenied = "diag_target_denied", NotRun,
         meaning: "the app's `/diag` policy refused the target",

@@ -286,3 +286,51 @@ async fn unresolved_key_vault_references_fail_the_env_check() {
         report.results[1]
     );
 }
+
+/// An app whose `/diag` rate bound is far below the suite's size: the runner waits as the app's
+/// `Retry-After` says, as often as needed, so every check gets its result (a single wait used
+/// to turn most of them into `diag_rate_limited`).
+#[tokio::test]
+async fn a_suite_larger_than_the_apps_diag_rate_is_paced_not_lost() {
+    let target = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = target.local_addr().unwrap().port();
+    let _accepting = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = target.accept().await {
+            held.push(stream);
+        }
+    });
+    let resolver = diag::DnsResolver::with_servers(
+        vec!["127.0.0.1:9".parse().unwrap()],
+        std::time::Duration::from_millis(300),
+    )
+    .unwrap();
+    let mut config = test_support::DiagConfig::new(resolver, Some("127.0.0.0/8"));
+    config.limits.burst = 2;
+    config.limits.per_second = 2.0;
+    config.env = [("WEBSITE_INSTANCE_ID".to_owned(), "i-1".to_owned())].into();
+    let app = test_support::spawn_diag(config).await;
+    let mut suite = format!(
+        "[apps.app]\nurl = \"{}\"\ntoken_env = \"PACED_TOKEN\"\n",
+        app.base
+    );
+    for n in 0..8 {
+        suite += &format!(
+            "\n[[check]]\nname = \"check {n}\"\nfrom = \"app\"\ntcpping = \"127.0.0.1:{port}\"\nexpect = {{ reachable = true }}\n"
+        );
+    }
+    let config = probe::smoke::SmokeConfig::from_toml(&suite).unwrap();
+    let options = probe::smoke::RunOptions {
+        tokens: [("PACED_TOKEN".to_owned(), test_support::TOKEN.to_owned())].into(),
+        ..probe::smoke::RunOptions::default()
+    };
+    let report = probe::smoke::run(&config, &options).await.unwrap();
+    let failed: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.verdict != probe::smoke::Verdict::Pass)
+        .map(|r| (r.name.clone(), r.code.clone()))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(report.results.len(), 8);
+}
