@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use lockdown::stack::TOKEN_ENV;
-use lockdown::suite::suite_toml;
+use lockdown::suite::{fill_suite, placeholders, suite_toml};
 use lockdown::topology::HostNames;
 use lockdown::{Break, Front, Lab, LabAuth, LabDatabase, LabOptions, Mode, Plan, describe};
 use probe::cli::{ReportingArgs, SmokeFormat, print_out};
@@ -58,6 +58,17 @@ struct LabArgs {
     /// Also write the suite the lab runs (the TOML `probe smoke` reads) to this file.
     #[arg(long, value_name = "FILE")]
     write_suite: Option<PathBuf>,
+    /// Instances of each app (front end and back end); `ARRAffinity` spreads callers over them,
+    /// and `instances = "all"` checks fan out over every one.
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..=250))]
+    instances: u16,
+    /// Run this suite (the TOML `probe smoke` reads) against the lab instead of the lab's own;
+    /// `${LAB_FRONTEND_URL}`, `${LAB_BACKEND}` (host:port), `${LAB_BACKEND_HOST}`,
+    /// `${LAB_BACKEND_PORT}`, `${LAB_PUBLIC_DNS}`, `${LAB_TOKEN_ENV}` and
+    /// `${LAB_INTEGRATION_SUBNET}` in it are filled in with the running lab's values.
+    #[arg(long, value_name = "FILE")]
+    suite: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -90,6 +101,13 @@ async fn run(mut args: LabArgs) -> anyhow::Result<ExitCode> {
     // Read before the lab starts: a wrong path is a usage error, not a finding.
     let baseline = probe::smoke::output::load_baseline(args.reporting.baseline.as_deref())
         .map_err(anyhow::Error::msg)?;
+    let own_suite = match &args.suite {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read the suite {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
     let lab = Lab::start(LabOptions {
         auth: args.auth,
         hosts: if args.unique_hostnames {
@@ -98,10 +116,15 @@ async fn run(mut args: LabArgs) -> anyhow::Result<ExitCode> {
             HostNames::classic()
         },
         database: LabDatabase::PostgresIfInstalled,
+        frontend_instances: usize::from(args.instances),
+        backend_instances: usize::from(args.instances),
         ..LabOptions::new(plan, args.port)
     })
     .await?;
-    let suite = suite_toml(&lab);
+    let suite = match &own_suite {
+        Some(text) => fill_suite(text, &placeholders(&lab)).map_err(anyhow::Error::msg)?,
+        None => suite_toml(&lab),
+    };
     if let Some(path) = &args.write_suite {
         std::fs::write(path, &suite)?;
         eprintln!(

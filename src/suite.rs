@@ -162,3 +162,168 @@ expect = {{ denied = true }}
             .unwrap_or_default(),
     )
 }
+
+/// The `${LAB_…}` placeholders a suite given with `--suite` may use, with the running lab's
+/// values (its ports change at every start, so a suite cannot name them itself).
+pub fn placeholders(lab: &Lab) -> Vec<(&'static str, String)> {
+    vec![
+        ("LAB_FRONTEND_URL", lab.frontend_url.clone()),
+        (
+            "LAB_BACKEND",
+            format!("{}:{}", lab.hosts.backend, lab.backend_port),
+        ),
+        ("LAB_BACKEND_HOST", lab.hosts.backend.clone()),
+        ("LAB_BACKEND_PORT", lab.backend_port.to_string()),
+        ("LAB_PUBLIC_DNS", lab.public_dns.to_string()),
+        ("LAB_TOKEN_ENV", TOKEN_ENV.to_owned()),
+        ("LAB_INTEGRATION_SUBNET", INTEGRATION_SUBNET.to_owned()),
+    ]
+}
+
+/// A user's suite (`--suite FILE`) with every `${LAB_…}` placeholder filled in. An unknown
+/// `${LAB_…}` is an error: a typo would otherwise reach the probe as a host name.
+pub fn fill_suite(text: &str, values: &[(&'static str, String)]) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${LAB_") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            let shown: String = rest[start..].chars().take(40).collect();
+            return Err(format!("an unclosed placeholder: {shown}"));
+        };
+        let name = &after[..end];
+        let Some((_, value)) = values.iter().find(|(known, _)| *known == name) else {
+            let known: Vec<&str> = values.iter().map(|(n, _)| *n).collect();
+            return Err(format!(
+                "unknown placeholder ${{{name}}}; the lab fills in {}",
+                known.join(", ")
+            ));
+        };
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A generated suite of `checks` checks for scale runs (`lockdown-bench scale`, the lab's
+/// tests): check `k` runs from the front end's instance `k mod N` (pinned by id), in turn a
+/// tcpping of the back end, an HTTP call to it and a lookup of its name. Each result can then be
+/// traced to the instance that must have produced it ([`verify_scale`]).
+pub fn scale_suite(lab: &Lab, checks: usize) -> String {
+    let backend = format!("{}:{}", lab.hosts.backend, lab.backend_port);
+    let mut suite = format!(
+        r#"[defaults]
+timeout_ms = 5000
+
+[apps.frontend]
+url = "{frontend}"
+token_env = "{TOKEN_ENV}"
+"#,
+        frontend = lab.frontend_url,
+    );
+    for k in 0..checks {
+        let instance = &lab.frontend_instance_ids[k % lab.frontend_instance_ids.len()];
+        let (action, expect) = match k % 3 {
+            0 => (
+                format!(r#"tcpping = "{backend}""#),
+                format!(r#"{{ reachable = true, source_in = "{INTEGRATION_SUBNET}" }}"#),
+            ),
+            1 => (
+                format!(r#"http = "http://{backend}/healthz""#),
+                "{ status = 200 }".to_owned(),
+            ),
+            _ => (
+                format!(r#"resolve = "{}""#, lab.hosts.backend),
+                "{ ok = true }".to_owned(),
+            ),
+        };
+        suite += &format!(
+            "\n[[check]]\nname = \"check {k}\"\nfrom = \"frontend\"\ninstances = [\"{instance}\"]\n{action}\nexpect = {expect}\n"
+        );
+    }
+    suite
+}
+
+/// Checks a report of [`scale_suite`]: one result per check, none lost or repeated, each passed,
+/// pinned to and answered by its own instance, and each tcpping left from that instance's own
+/// address in the integration subnet (so no result was swapped with another instance's).
+pub fn verify_scale(
+    lab: &Lab,
+    report: &probe::smoke::SuiteReport,
+    checks: usize,
+) -> Result<(), String> {
+    if report.results.len() != checks {
+        return Err(format!(
+            "{} results for {checks} checks",
+            report.results.len()
+        ));
+    }
+    let mut seen = vec![false; checks];
+    for result in &report.results {
+        let k: usize = result
+            .name
+            .strip_prefix("check ")
+            .and_then(|n| n.parse().ok())
+            .filter(|k| *k < checks)
+            .ok_or_else(|| format!("a result of no check: {}", result.name))?;
+        if std::mem::replace(&mut seen[k], true) {
+            return Err(format!("{} reported twice", result.name));
+        }
+        let n = k % lab.frontend_instance_ids.len();
+        let instance = &lab.frontend_instance_ids[n];
+        if result.instance.as_ref() != Some(instance)
+            || result.answered_by.as_ref() != Some(instance)
+        {
+            return Err(format!(
+                "{} belongs to instance {instance}, reported as pinned to {:?}, answered by {:?}",
+                result.name, result.instance, result.answered_by
+            ));
+        }
+        if result.verdict != probe::smoke::Verdict::Pass {
+            return Err(format!(
+                "{} failed: {:?} {:?}",
+                result.name, result.code, result.diagnosis
+            ));
+        }
+        if k.is_multiple_of(3) {
+            let source = result.facts.source.as_ref().map(|s| s.ip);
+            let own = crate::topology::frontend_private_ip(n);
+            if source != Some(own) {
+                return Err(format!(
+                    "{} ran on instance {n} (source {own}) but its tcpping left from {source:?}",
+                    result.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fill_suite;
+
+    #[test]
+    fn placeholders_are_filled_and_typos_refused() {
+        let values = [
+            ("LAB_BACKEND", "app-be:4000".to_owned()),
+            ("LAB_TOKEN_ENV", "T".to_owned()),
+        ];
+        assert_eq!(
+            fill_suite(
+                "tcpping = \"${LAB_BACKEND}\" # ${LAB_TOKEN_ENV}, ${HOME}",
+                &values
+            )
+            .unwrap(),
+            "tcpping = \"app-be:4000\" # T, ${HOME}"
+        );
+        let error = fill_suite("x = \"${LAB_BACKEN}\"", &values).unwrap_err();
+        assert!(
+            error.contains("LAB_BACKEN") && error.contains("LAB_BACKEND"),
+            "{error}"
+        );
+        assert!(fill_suite("x = \"${LAB_BACKEND\"", &values).is_err());
+    }
+}

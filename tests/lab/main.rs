@@ -8,6 +8,7 @@ mod entra;
 mod helpers;
 mod platform;
 mod reports;
+mod scale;
 mod site;
 mod suite;
 mod unique_hostnames;
