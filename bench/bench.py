@@ -20,6 +20,7 @@ one run; every process it starts runs in its own session, is stopped by pid when
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import http.client
 import json
@@ -70,6 +71,8 @@ class Settings:
     sections: list[str]
     install: bool
     relay_concurrency: list[int]
+    scale_checks: list[int]
+    scale_instances: list[int]
     probe_concurrency: list[int]
     rounds: int
     duration_s: int
@@ -108,8 +111,11 @@ def parse_args(argv: list[str]) -> Settings:
     p.add_argument("--notes", type=Path, default=REPO / "bench" / "notes.md",
                    help="markdown included in the report under 'Notes' when the file exists "
                    "(default: bench/notes.md)")
-    p.add_argument("--sections", default="relay,probe,startup,smoke",
-                   help="comma-separated subset of relay,probe,startup,smoke")
+    p.add_argument("--sections", default="relay,probe,startup,smoke,scale,load",
+                   help="comma-separated subset of relay,probe,startup,smoke,scale,load")
+    p.add_argument("--scale-checks", help="scale: suite sizes (default 10,100,1000; quick 10)")
+    p.add_argument("--scale-instances",
+                   help="scale: instances per app (default 2,10,100; quick 2,10)")
     p.add_argument("--no-install", action="store_true",
                    help="never run apt-get; stop if a peer is missing")
     p.add_argument("--rounds", type=int, help="rounds per comparison (default 5; quick 1)")
@@ -123,7 +129,7 @@ def parse_args(argv: list[str]) -> Settings:
     a = p.parse_args(argv)
     quick = a.quick
     sections = [s.strip() for s in a.sections.split(",") if s.strip()]
-    unknown = set(sections) - {"relay", "probe", "startup", "smoke"}
+    unknown = set(sections) - {"relay", "probe", "startup", "smoke", "scale", "load"}
     if unknown:
         p.error(f"unknown sections: {', '.join(sorted(unknown))}")
 
@@ -151,6 +157,8 @@ def parse_args(argv: list[str]) -> Settings:
         startup_runs=a.startup_runs or (3 if quick else 25),
         smoke_rounds=1 if quick else 5,
         smoke_pause_ms=0 if quick else 3000,
+        scale_checks=ints(a.scale_checks, [10] if quick else [10, 100, 1000]),
+        scale_instances=ints(a.scale_instances, [2, 10] if quick else [2, 10, 100]),
         image=not quick and not a.no_image and "startup" in sections,
         argv=argv,
         from_json=a.from_json,
@@ -1044,6 +1052,123 @@ def section_smoke(bins: Path, settings: Settings) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
+# section 5: smoke at scale
+
+
+def section_scale(bins: Path, settings: Settings) -> dict:
+    log("scale: generated suites × instances per app, every result verified")
+    runs = []
+    for instances in settings.scale_instances:
+        for checks in settings.scale_checks:
+            cmd = [str(bins / "lockdown-bench"), "scale", "--checks", str(checks),
+                   "--instances", str(instances)]
+            out = subprocess.run(cmd, capture_output=True, text=True, env=base_env(),
+                                 timeout=900)
+            if out.returncode != 0:
+                raise Failure(f"lockdown-bench scale failed: {out.stderr.strip()[-2000:]}")
+            run = json.loads(out.stdout)
+            runs.append(run)
+            log(f"  {checks:>5} checks × {instances:>3} instances: {run['wall_ms']:,.0f} ms, "
+                f"{run['passed']}/{run['results']} passed, verified {run['verified']}, "
+                f"peak RSS {run['peak_rss_kb'] / 1024:.0f} MB")
+    return {"runs": runs}
+
+
+# --------------------------------------------------------------------------------------------
+# section 6: under load (1,000 connections)
+
+
+def wrk_statuses(tools: dict, url: str, conns: int, seconds: int,
+                 headers: dict[str, str]) -> dict:
+    """wrk with a Lua script that counts answers by status and notes Retry-After."""
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text("""
+counts, retry = {}, 0
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) counts = {}; retry = 0 end
+function response(status, headers, body)
+  counts[status] = (counts[status] or 0) + 1
+  if headers["Retry-After"] or headers["retry-after"] then retry = retry + 1 end
+end
+function done(summary, latency, requests)
+  local total, with_retry = {}, 0
+  for _, t in ipairs(threads) do
+    local c = t:get("counts")
+    for s, n in pairs(c) do total[s] = (total[s] or 0) + n end
+    with_retry = with_retry + t:get("retry")
+  end
+  for s, n in pairs(total) do io.write(string.format("STATUS %d %d\\n", s, n)) end
+  io.write(string.format("RETRYAFTER %d\\n", with_retry))
+end
+""")
+    argv = wrk_argv(tools["wrk"], url, conns, seconds, headers, script)
+    try:
+        result, text = run_wrk(argv, seconds)
+    finally:
+        script.unlink(missing_ok=True)
+    out = dataclasses.asdict(result)
+    out["statuses"] = {int(a): int(b) for a, b in re.findall(r"STATUS (\d+) (\d+)", text)}
+    m = re.search(r"RETRYAFTER (\d+)", text)
+    out["with_retry_after"] = int(m.group(1)) if m else 0
+    return out
+
+
+def status_kb(pid: int, field: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def section_load(procs: Procs, tools: dict, bins: Path, targets: Targets,
+                 settings: Settings) -> dict:
+    log("load: the relay and /diag under 1,000 connections")
+    work = procs.workdir / "load"
+    work.mkdir()
+    backend, be_port = start_backend(procs, bins, work / "data", targets.dns)
+    seed_items(be_port)
+    fe_port = free_port()
+    token = "bench-diag-token"
+    fe_env = base_env() | {
+        "LISTEN_ADDR": f"{LOOPBACK}:{fe_port}",
+        "BACKEND_URL": f"http://{LOOPBACK}:{be_port}",
+        "BACKEND_API_KEY": API_KEY,
+        "DNS_SERVERS": targets.dns,
+        "DIAG_TOKEN": token,
+        "DIAG_ALLOW": "127.0.0.0/8",
+    }
+    frontend = procs.start("frontend", [str(bins / "frontend")], fe_env)
+    wait_ready(procs, "frontend", frontend, fe_port)
+    seconds = 2 if settings.quick else 10
+    conns = 200 if settings.quick else 1000
+    out: dict = {"connections": conns, "seconds": seconds,
+                 "rss_idle_kb": status_kb(frontend.pid, "VmRSS")}
+    sink_host, sink_port = targets.tcp.rsplit(":", 1)
+    runs = [
+        ("relay", f"http://{LOOPBACK}:{fe_port}/api/items", {}),
+        ("diag", f"http://{LOOPBACK}:{fe_port}/diag/tcpping?host={sink_host}&port={sink_port}"
+                 "&count=1", {"Authorization": f"Bearer {token}"}),
+    ]
+    for name, url, headers in runs:
+        result = wrk_statuses(tools, url, conns, seconds, headers)
+        result["rss_after_kb"] = status_kb(frontend.pid, "VmRSS")
+        out[name] = result
+        log(f"  {name}: {fmt(result['rps'])} req/s, p99 {fmt(result['p99_ms'], 1)} ms, "
+            f"statuses {result['statuses']}, Retry-After on {result['with_retry_after']}, "
+            f"socket errors {result['socket_errors']}")
+    out["rss_peak_kb"] = status_kb(frontend.pid, "VmHWM")
+    time.sleep(1)
+    out["rss_end_kb"] = status_kb(frontend.pid, "VmRSS")
+    for proc in (frontend, backend):
+        procs.stop(proc)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # the report
 
 
@@ -1114,6 +1239,29 @@ def targets_table(res: dict) -> list[tuple[str, str, str, bool | None]]:
         rows.append(("suite with timeouts vs its longest timeout",
                      f"{fmt(s['median_wall_ms'])} / {s['longest_timeout_ms']} ms = "
                      f"**{fmt(q, 2)}×**", "≤ 1.2×", q <= 1.2))
+    scale = res.get("scale")
+    if scale:
+        big = [r for r in scale["runs"] if r["checks"] == 1000 and r["instances"] == 100]
+        if big:
+            r = big[0]
+            rows.append(("1,000 checks × 100 instances",
+                         f"{fmt(r['wall_ms'])} ms, peak RSS {fmt(r['peak_rss_kb'] / 1024)} MB",
+                         "< 10 s", r["wall_ms"] < 10_000 and r["verified"]))
+        rows.append(("scale runs: no result lost or mixed up between instances",
+                     f"{sum(r['verified'] for r in scale['runs'])} of {len(scale['runs'])} "
+                     "runs verified", "all", all(r["verified"] for r in scale["runs"])))
+    load = res.get("load")
+    if load:
+        for name in ("relay", "diag"):
+            r = load[name]
+            refused = sum(n for s, n in r["statuses"].items() if int(s) >= 400)
+            other = sum(n for s, n in r["statuses"].items()
+                        if int(s) >= 400 and int(s) not in (429, 503))
+            rows.append((f"{name} under {load['connections']:,} connections",
+                         f"p99 {fmt(r['p99_ms'], 0)} ms; {fmt(refused)} refused, "
+                         f"{fmt(r['with_retry_after'])} with Retry-After",
+                         "p99 < 1 s; refusals 429/503 with Retry-After",
+                         r["p99_ms"] < 1000 and other == 0 and r["with_retry_after"] >= refused))
     return rows
 
 
@@ -1158,8 +1306,13 @@ def write_report(res: dict, settings: Settings, path: Path) -> None:
         probe_report(w, res["probe"], settings)
     if "startup" in res:
         startup_report(w, res["startup"], res.get("footprint", {}))
+
     if "smoke" in res:
         smoke_report(w, res["smoke"])
+    if "scale" in res:
+        scale_report(w, res["scale"])
+    if "load" in res:
+        load_report(w, res["load"])
     if settings.notes and settings.notes.exists():
         w("## Notes\n")
         w(settings.notes.read_text().strip() + "\n")
@@ -1350,6 +1503,63 @@ def smoke_report(w, s: dict) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def scale_report(w, s: dict) -> None:
+    w("## 5. Smoke at scale\n")
+    w("The lab in-process (`lockdown::Lab`, service-endpoint mode) with N instances of each app; "
+      "a generated suite of C checks (`lockdown::suite::scale_suite`), check *k* pinned to the "
+      "front end's instance *k* mod N (`instances = [id]`), in turn a tcpping of the back end, "
+      "an HTTP call to it and a lookup of its name, all through that instance's `/diag` behind "
+      "the App Service emulator. The clock runs around `probe::smoke::run` alone; one process "
+      "per cell, so *peak RSS* (`VmHWM`: the lab's 2 × N apps and the runner together) is that "
+      "cell's own. **Verified** = `lockdown::suite::verify_scale`: one result per check, none "
+      "lost or repeated, each passed, pinned to and answered by its own instance (`X-Instance-Id`), "
+      "and every tcpping left from that instance's own address in the integration subnet.\n")
+    instances = sorted({r["instances"] for r in s["runs"]})
+    checks = sorted({r["checks"] for r in s["runs"]})
+    by = {(r["checks"], r["instances"]): r for r in s["runs"]}
+    w("Wall time of the suite (ms):\n")
+    w("| checks \\ instances per app | " + " | ".join(str(i) for i in instances) + " |")
+    w("|---|" + "---|" * len(instances))
+    for c in checks:
+        cells = []
+        for i in instances:
+            r = by.get((c, i))
+            cells.append("–" if not r else f"{fmt(r['wall_ms'])}" + ("" if r["verified"] else " ⚠"))
+        w(f"| {c:,} | " + " | ".join(cells) + " |")
+    w("")
+    w("| checks | instances | wall ms | results passed | verified | longest check ms | lab start ms | "
+      "RSS after lab start MB | peak RSS MB |")
+    w("|---|---|---|---|---|---|---|---|---|")
+    for r in s["runs"]:
+        w(f"| {r['checks']:,} | {r['instances']} | {fmt(r['wall_ms'])} | "
+          f"{r['passed']}/{r['results']} | {'yes' if r['verified'] else 'NO: ' + str(r['verify_error'])} | "
+          f"{fmt(r['longest_check_ms'])} | {fmt(r['lab_start_ms'])} | "
+          f"{fmt((r['rss_after_lab_start_kb'] or 0) / 1024, 1)} | {fmt(r['peak_rss_kb'] / 1024, 1)} |")
+    w("")
+    w("Command: `lockdown-bench scale --checks C --instances N` per cell.\n")
+
+
+def load_report(w, s: dict) -> None:
+    w(f"## 6. Under load: {s['connections']:,} connections\n")
+    w(f"The front end (release build, default limits: `RELAY_MAX_IN_FLIGHT` 256, "
+      f"`RELAY_QUEUE_TIMEOUT_MS` 100; `/diag` 8 at once, burst 30, 5/s) in front of the back "
+      f"end, wrk `-t2 -c{s['connections']}` for {s['seconds']} s on each path, a Lua script "
+      "counting answers by status and those carrying `Retry-After`.\n")
+    w("| path | req/s | p50 ms | p99 ms | answers by status | with Retry-After | socket errors |")
+    w("|---|---|---|---|---|---|---|")
+    for name, label in (("relay", "`GET /api/items` (relay)"),
+                        ("diag", "`GET /diag/tcpping` (count=1)")):
+        r = s[name]
+        statuses = ", ".join(f"{k}: {fmt(v)}" for k, v in sorted(r["statuses"].items()))
+        w(f"| {label} | {fmt(r['rps'])} | {fmt(r['p50_ms'], 2)} | {fmt(r['p99_ms'], 2)} | "
+          f"{statuses} | {fmt(r['with_retry_after'])} | {r['socket_errors']} |")
+    w("")
+    kb = lambda v: "–" if v is None else f"{v / 1024:.1f} MB"
+    w(f"Front-end RSS: idle {kb(s.get('rss_idle_kb'))}, after the relay run "
+      f"{kb(s['relay'].get('rss_after_kb'))}, after the /diag run {kb(s['diag'].get('rss_after_kb'))}, "
+      f"peak {kb(s.get('rss_peak_kb'))}, 1 s later {kb(s.get('rss_end_kb'))}.\n")
+
+
 def render_again(settings: Settings) -> int:
     res = json.loads(settings.from_json.read_text())
     saved = res["settings"]
@@ -1387,8 +1597,10 @@ def main(argv: list[str]) -> int:
                                            res["footprint"]),
             "startup": lambda: section_startup(procs, tools, bins, targets, settings),
             "smoke": lambda: section_smoke(bins, settings),
+            "scale": lambda: section_scale(bins, settings),
+            "load": lambda: section_load(procs, tools, bins, targets, settings),
         }
-        for name in ("relay", "probe", "startup", "smoke"):
+        for name in ("relay", "probe", "startup", "smoke", "scale", "load"):
             if name not in settings.sections:
                 continue
             began = time.monotonic()

@@ -1,9 +1,10 @@
 //! `lockdown-bench`: the measuring half of `bench/run`. The Python driver starts servers, runs
 //! wrk and writes `BENCHMARKS.md`; this binary does what needs lockdown's own code or a tight
 //! clock: the loopback DNS and TCP targets both probers hit, exec-to-healthy timing, and the
-//! smoke-suite timings against an in-process lab. Every subcommand prints one JSON object on
+//! smoke-suite timings against an in-process lab, at the lab's size and at scale. Every subcommand prints one JSON object on
 //! stdout, touches loopback only, and stops by itself.
 
+mod scale;
 mod smoke;
 mod startup;
 mod targets;
@@ -61,6 +62,17 @@ enum Command {
         #[arg(long, default_value_t = 2_500)]
         pause_ms: u64,
     },
+    /// Start the lab in-process with --instances per app and time a generated suite of
+    /// --checks checks pinned round-robin over the front end's instances; verify every result
+    /// and report the peak RSS.
+    Scale {
+        /// Checks in the generated suite.
+        #[arg(long, default_value_t = 100)]
+        checks: usize,
+        /// Instances per app.
+        #[arg(long, default_value_t = 2)]
+        instances: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -83,6 +95,7 @@ fn main() -> ExitCode {
             command,
         }),
         Command::Smoke { rounds, pause_ms } => smoke::run(rounds, pause_ms),
+        Command::Scale { checks, instances } => scale::run(checks, instances),
     };
     match result {
         Ok(json) => {
