@@ -44,7 +44,6 @@ fn exhausted_child() {
         let port = listener.local_addr().unwrap().port();
         let dns = test_support::spawn_dns().await;
         let resolver = dns.resolver();
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let request = TcpPingRequest::parse(
             "127.0.0.1",
             Some(&port.to_string()),
@@ -81,13 +80,15 @@ fn exhausted_child() {
             report.hint
         );
 
+        // The relay's connect, as its origin client makes it, with no descriptor left.
         let error = tokio::time::timeout(
             Duration::from_secs(5),
-            client.get(format!("http://127.0.0.1:{port}/")).send(),
+            tokio::net::TcpStream::connect(("127.0.0.1", port)),
         )
         .await
         .expect("bounded")
         .expect_err("no file descriptor is left for the call");
+        let error = frontend::origin::OriginError::Connect(error);
         let diagnosis = frontend::diagnosis::from_transport(&error, "the back end");
         assert_eq!(diagnosis.code, Code::LocalResourceExhausted, "{error:?}");
         assert_eq!(diagnosis.status, 503);
