@@ -77,11 +77,14 @@ pub enum Break {
     ScmBlocksDeploy,
     /// The back end's staging slot has no access restrictions.
     SlotOpen,
+    /// The back end's `API_KEYS` still holds its Key Vault reference: App Service could not
+    /// resolve it (the vault's firewall, its private endpoint, or the identity's access).
+    KvReferenceUnresolved,
 }
 
 impl Break {
     /// Every break, in catalogue order.
-    pub const ALL: [Break; 20] = [
+    pub const ALL: [Break; 21] = [
         Self::FrontendNotIntegrated,
         Self::NoAccessRestriction,
         Self::WrongSubnet,
@@ -102,6 +105,7 @@ impl Break {
         Self::ScmOpen,
         Self::ScmBlocksDeploy,
         Self::SlotOpen,
+        Self::KvReferenceUnresolved,
     ];
 
     /// The `--break` name.
@@ -127,6 +131,7 @@ impl Break {
             Self::ScmOpen => "scm-open",
             Self::ScmBlocksDeploy => "scm-blocks-deploy",
             Self::SlotOpen => "slot-open",
+            Self::KvReferenceUnresolved => "kv-reference-unresolved",
         }
     }
 
@@ -181,6 +186,9 @@ impl Break {
             }
             Self::ScmBlocksDeploy => "the SCM rules refuse the deploy runner's address",
             Self::SlotOpen => "the back end's staging slot has no access restrictions",
+            Self::KvReferenceUnresolved => {
+                "the back end's API_KEYS still holds its @Microsoft.KeyVault(...) reference: the vault was not reachable"
+            }
         }
     }
 
@@ -200,7 +208,8 @@ impl Break {
             | Self::DbDnsNotLinked
             | Self::DbPublicAccess
             | Self::DbByAddress
-            | Self::DbEgressBlocked => None,
+            | Self::DbEgressBlocked
+            | Self::KvReferenceUnresolved => None,
             // The whole site runs in service-endpoint mode (`crate::front`).
             Self::FdNoFdidCheck
             | Self::FdDirectOpen
@@ -267,6 +276,8 @@ pub struct Plan {
     /// The whole site: what stands in front of the front end, the SCM site, the staging slot
     /// (`--front`; see [`Plan::with_front`]).
     pub site: SitePlan,
+    /// The back end's `API_KEYS` holds its unresolved Key Vault reference.
+    pub keyvault_unresolved: bool,
 }
 
 /// The back end's database behind its private endpoint, with the data tier's breaks applied.
@@ -332,6 +343,7 @@ impl Plan {
             custom_error_pages: false,
             gateway_in_front: false,
             database: DatabasePlan::LOCKED,
+            keyvault_unresolved: false,
             site: SitePlan::default(),
         };
         for &b in breaks {
@@ -367,6 +379,7 @@ impl Plan {
                 // Service then has no instance to send requests to.
                 Break::DbByAddress => plan.database.by_address = true,
                 Break::DbEgressBlocked => plan.database.egress_blocked = true,
+                Break::KvReferenceUnresolved => plan.keyvault_unresolved = true,
                 Break::FdNoFdidCheck
                 | Break::FdDirectOpen
                 | Break::ScmOpen

@@ -16,6 +16,7 @@ use diag::dns::DnsArgs;
 use diag::outbound::OutboundArgs;
 use fake_entra::{FakeIdentity, FakeKeys, ManagedIdentity, SigningKey};
 use hosting::{HostArgs, Instance, LogFormat};
+use rustls::pki_types::pem::PemObject;
 use test_support::FullQueue;
 use test_support::postgres::{ClusterOptions, PgCluster};
 use tokio::net::{TcpListener, TcpStream};
@@ -32,6 +33,11 @@ use crate::topology::{
     DATABASE_PRIVATE_ENDPOINT, DATABASE_PUBLIC, FRONTEND_PUBLIC, HostNames, INTEGRATION_SUBNET,
     frontend_private_ip, in_vnet, instance_id, net,
 };
+
+/// What App Service leaves in `API_KEYS` when it cannot resolve the reference
+/// (`--break kv-reference-unresolved`).
+const KEYVAULT_LITERAL: &str =
+    "@Microsoft.KeyVault(SecretUri=https://kv-lab.vault.azure.net/secrets/backend-api-key/)";
 
 /// The environment variable the lab's smoke suite reads the front end's `/diag` token from.
 pub const TOKEN_ENV: &str = "LOCKDOWN_LAB_DIAG_TOKEN";
@@ -366,9 +372,29 @@ impl Lab {
             LabAuth::ApiKey => None,
             LabAuth::Entra => Some(LabEntra::start(&secret).await?),
         };
+        // App Service leaves a setting whose Key Vault reference it cannot resolve holding the
+        // reference itself: the back end then takes the literal as its key.
+        let backend_keys = if plan.keyvault_unresolved {
+            KEYVAULT_LITERAL.to_owned()
+        } else {
+            api_key.clone()
+        };
+        let keyvault_references = if plan.keyvault_unresolved {
+            diag::envfacts::keyvault_references([("API_KEYS", KEYVAULT_LITERAL)])
+        } else {
+            Vec::new()
+        };
         let backend_auth = match &entra {
-            None => AuthMode::from_keys(ApiKeys::new([api_key.as_str()])),
+            None => AuthMode::from_keys(ApiKeys::new([backend_keys.as_str()])),
             Some(entra) => AuthMode::Entra(entra.validator()),
+        };
+        // The back end's handshake checks trust the database's CA (a private one, in the lab).
+        let database_roots = match &pg {
+            Some(pg) => vec![
+                rustls::pki_types::CertificateDer::from_pem_file(&pg.cluster().ca_file)
+                    .context("reading the lab database's CA")?,
+            ],
+            None => Vec::new(),
         };
         // The back end's own start-up check of DATABASE_URL: a URL that cannot verify stops it,
         // as the binary does (App Service then has no instance to send requests to).
@@ -428,8 +454,10 @@ impl Lab {
                             ),
                             ..Default::default()
                         },
+                        keyvault_references: keyvault_references.clone(),
                         ..Default::default()
                     },
+                    tls_extra_roots: database_roots.clone(),
                     ..DiagSettings::new(diag_args, resolver)
                 })?;
                 let app = backend::app(state, diag, Duration::from_secs(30));

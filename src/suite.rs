@@ -26,6 +26,13 @@ pub mod checks {
     pub const DB_REACH: &str = "back end connects to its database";
     /// On PostgreSQL: the database's public endpoint refuses the internet.
     pub const DB_DENIED: &str = "the internet cannot reach the database";
+    /// On PostgreSQL: the server answers the back end as PostgreSQL, over TLS that verifies its
+    /// public name.
+    pub const DB_TLS: &str = "back end's database answers as PostgreSQL over verified TLS";
+    /// The front end's Key Vault references were resolved (no setting holds the literal).
+    pub const KV_FRONTEND: &str = "front end's Key Vault references are resolved";
+    /// The back end's Key Vault references were resolved.
+    pub const KV_BACKEND: &str = "back end's Key Vault references are resolved";
 }
 
 /// The suite for a running lab, as TOML.
@@ -61,6 +68,8 @@ expect = {{ status = 401, error_code = "missing_token" }}
         None => String::new(),
         Some(port) => format!(
             r#"
+# The lab's addresses are all loopback, so the private endpoint is told by its subnet, not
+# by `zone = true` (which needs a private address; use it on Azure).
 [[check]]
 name = "{DB_RESOLVE}"
 from = "backend"
@@ -75,29 +84,34 @@ tcpping = "{DATABASE_HOST}:{port}"
 expect = {{ reachable = true }}
 
 [[check]]
+name = "{DB_TLS}"
+from = "backend"
+timeout_ms = 5000
+tls = "{DATABASE_HOST}:{port}"
+protocol = "postgres"
+expect = {{ ok = true }}
+
+[[check]]
 name = "{DB_DENIED}"
 from = "here"
 tcpping = "{DATABASE_HOST}:{port}"
 expect = {{ denied = true }}
 "#,
+            DB_TLS = checks::DB_TLS,
             DB_RESOLVE = checks::DB_RESOLVE,
             DB_REACH = checks::DB_REACH,
             DB_DENIED = checks::DB_DENIED,
         ),
     };
-    let backend_app = if lab.database_port.is_some() {
-        format!(
-            r#"
-# The back end has no public entry: its /diag is reached through the front end's.
+    // The back end has no public entry: its /diag is reached through the front end's.
+    let backend_app = format!(
+        r#"
 [apps.backend]
 url = "{}"
 via = "frontend"
 "#,
-            lab.backend_url
-        )
-    } else {
-        String::new()
-    };
+        lab.backend_url
+    );
     format!(
         r#"# lockdown lab, {mode} mode: expectations as code. `probe smoke --config FILE` runs the
 # same format against Azure (see infra/smoke/).
@@ -145,6 +159,18 @@ name = "{DENIED}"
 from = "here"
 http = "http://{backend}/healthz"
 expect = {{ denied = true }}
+
+[[check]]
+name = "{KV_FRONTEND}"
+from = "frontend"
+env = true
+expect = {{ keyvault_resolved = true }}
+
+[[check]]
+name = "{KV_BACKEND}"
+from = "backend"
+env = true
+expect = {{ keyvault_resolved = true }}
 {entra_checks}{data_tier}{site_checks}"#,
         mode = lab.plan.mode,
         public_dns = lab.public_dns,
@@ -155,6 +181,8 @@ expect = {{ denied = true }}
         REACH = checks::REACH,
         CALLER = checks::CALLER,
         DENIED = checks::DENIED,
+        KV_FRONTEND = checks::KV_FRONTEND,
+        KV_BACKEND = checks::KV_BACKEND,
         site_checks = lab
             .site
             .as_ref()

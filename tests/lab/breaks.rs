@@ -2,7 +2,7 @@
 //! the right diagnosis codes, and nothing else fails.
 
 use lockdown::suite::checks::{
-    CALLER, DB_DENIED, DB_REACH, DB_RESOLVE, DENIED, EGRESS, REACH, RESOLVE,
+    CALLER, DB_DENIED, DB_REACH, DB_RESOLVE, DB_TLS, DENIED, EGRESS, KV_BACKEND, REACH, RESOLVE,
 };
 use lockdown::{Break, LabOptions, Mode, Plan};
 
@@ -15,23 +15,30 @@ pub fn expected(b: Break) -> (Mode, Vec<(&'static str, &'static str)>) {
     let se = Mode::ServiceEndpoint;
     let pe = Mode::PrivateEndpoint;
     match b {
+        // Checks run in the back end through the front end cannot reach it either.
         FrontendNotIntegrated => (
             se,
             vec![
                 (CALLER, "access_restricted"),
                 (EGRESS, "egress_not_in_subnet"),
+                (KV_BACKEND, "access_restricted"),
                 (REACH, "access_restricted"),
             ],
         ),
         NoAccessRestriction => (se, vec![(DENIED, "reachable_but_should_be_denied")]),
         WrongSubnet => (
             se,
-            vec![(CALLER, "access_restricted"), (REACH, "access_restricted")],
+            vec![
+                (CALLER, "access_restricted"),
+                (KV_BACKEND, "access_restricted"),
+                (REACH, "access_restricted"),
+            ],
         ),
         PeDnsNotLinked => (
             pe,
             vec![
                 (CALLER, "public_access_disabled"),
+                (KV_BACKEND, "public_access_disabled"),
                 (REACH, "public_access_disabled"),
                 (RESOLVE, "unexpected_address"),
             ],
@@ -42,6 +49,7 @@ pub fn expected(b: Break) -> (Mode, Vec<(&'static str, &'static str)>) {
             vec![
                 (CALLER, "dns_failure"),
                 (EGRESS, "dns_failure"),
+                (KV_BACKEND, "dns_failure"),
                 (REACH, "dns_failure"),
                 (RESOLVE, "dns_failure"),
             ],
@@ -51,13 +59,18 @@ pub fn expected(b: Break) -> (Mode, Vec<(&'static str, &'static str)>) {
             vec![
                 (CALLER, "connect_timeout"),
                 (EGRESS, "connect_timeout"),
+                (KV_BACKEND, "connect_timeout"),
                 (REACH, "connect_timeout"),
             ],
         ),
         // The nginx 503 of an app with no instance answering.
         BackendDown => (
             se,
-            vec![(CALLER, "app_unavailable"), (REACH, "app_unavailable")],
+            vec![
+                (CALLER, "app_unavailable"),
+                (KV_BACKEND, "app_unavailable"),
+                (REACH, "app_unavailable"),
+            ],
         ),
         BadCredential => (se, vec![(CALLER, "backend_unauthorized")]),
         // The status line and x-ms-forbidden-ip still tell App Service's denial from the app's
@@ -67,7 +80,11 @@ pub fn expected(b: Break) -> (Mode, Vec<(&'static str, &'static str)>) {
         // the denial check asks.
         GatewayInFront => (
             se,
-            vec![(CALLER, "gateway_refused"), (REACH, "gateway_refused")],
+            vec![
+                (CALLER, "gateway_refused"),
+                (KV_BACKEND, "gateway_refused"),
+                (REACH, "gateway_refused"),
+            ],
         ),
         // The name goes through privatelink, but public DNS answers it with the public
         // endpoint, which refuses the back end as it refuses everyone.
@@ -76,6 +93,7 @@ pub fn expected(b: Break) -> (Mode, Vec<(&'static str, &'static str)>) {
             vec![
                 (DB_REACH, "connect_refused"),
                 (DB_RESOLVE, "unexpected_address"),
+                (DB_TLS, "connect_refused"),
             ],
         ),
         DbPublicAccess => (pe, vec![(DB_DENIED, "reachable_but_should_be_denied")]),
@@ -86,10 +104,23 @@ pub fn expected(b: Break) -> (Mode, Vec<(&'static str, &'static str)>) {
                 (CALLER, "app_unavailable"),
                 (DB_REACH, "app_unavailable"),
                 (DB_RESOLVE, "app_unavailable"),
+                (DB_TLS, "app_unavailable"),
+                (KV_BACKEND, "app_unavailable"),
                 (REACH, "app_unavailable"),
             ],
         ),
-        DbEgressBlocked => (pe, vec![(DB_REACH, "connect_timeout")]),
+        DbEgressBlocked => (
+            pe,
+            vec![(DB_REACH, "connect_timeout"), (DB_TLS, "connect_timeout")],
+        ),
+        // The back end takes the literal reference as its key: the front end's is refused.
+        KvReferenceUnresolved => (
+            se,
+            vec![
+                (CALLER, "backend_unauthorized"),
+                (KV_BACKEND, "keyvault_reference_unresolved"),
+            ],
+        ),
         FdNoFdidCheck | FdDirectOpen | ScmOpen | ScmBlocksDeploy | SlotOpen => {
             unreachable!("whole-site breaks need --front: tests/lab/site.rs")
         }
@@ -147,7 +178,11 @@ async fn breaks_for_either_mode_also_fail_in_private_endpoint_mode() {
     assert_break(
         Break::GatewayInFront,
         Mode::PrivateEndpoint,
-        &[(CALLER, "gateway_refused"), (REACH, "gateway_refused")],
+        &[
+            (CALLER, "gateway_refused"),
+            (KV_BACKEND, "gateway_refused"),
+            (REACH, "gateway_refused"),
+        ],
     )
     .await;
     assert_break(
@@ -162,6 +197,7 @@ async fn breaks_for_either_mode_also_fail_in_private_endpoint_mode() {
         &[
             (CALLER, "dns_failure"),
             (EGRESS, "dns_failure"),
+            (KV_BACKEND, "dns_failure"),
             (REACH, "dns_failure"),
             (RESOLVE, "dns_failure"),
         ],

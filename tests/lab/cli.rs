@@ -91,12 +91,13 @@ fn json_output_is_the_report() {
     let report: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("stdout is the JSON report alone");
     assert_eq!(report["failed"], 0);
-    // Seven results, and four of the data tier when the lab runs on PostgreSQL (its resolve,
-    // a connect per back-end instance, the internet's denial).
+    // Nine results (two of them the apps' Key Vault references), and five of the data tier when
+    // the lab runs on PostgreSQL (its resolve, a connect per back-end instance, the handshake,
+    // the internet's denial).
     let expected = if test_support::postgres::bin_dir().is_some() {
-        11
+        14
     } else {
-        7
+        9
     };
     assert_eq!(report["results"].as_array().unwrap().len(), expected);
 }

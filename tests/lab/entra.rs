@@ -2,7 +2,7 @@
 //! end calling with its managed-identity token, the back end checking it; the suite proves the
 //! back end let the front end in by its token and refuses a call without one.
 
-use lockdown::suite::checks::{CALLER, NO_TOKEN, REACH};
+use lockdown::suite::checks::{CALLER, KV_BACKEND, NO_TOKEN, REACH};
 use lockdown::{Break, LabAuth, LabOptions, Mode, Plan};
 
 use crate::helpers::*;
@@ -26,8 +26,8 @@ async fn both_modes_pass_with_entra_tokens() {
             "{mode}:\n{}",
             report.render_text(false)
         );
-        // The default 5 checks (7 results) plus the refusal without a token.
-        assert_eq!(report.results.len(), 8, "{}", report.render_text(false));
+        // The default 7 checks (9 results) plus the refusal without a token.
+        assert_eq!(report.results.len(), 10, "{}", report.render_text(false));
         let caller = report.results.iter().find(|r| r.name == CALLER).unwrap();
         let evidence = caller.evidence.join(" ");
         assert!(
@@ -80,6 +80,7 @@ async fn a_back_end_that_is_down_fails_the_token_check_too() {
         [
             (NO_TOKEN.to_owned(), "app_unavailable".to_owned()),
             (CALLER.to_owned(), "app_unavailable".to_owned()),
+            (KV_BACKEND.to_owned(), "app_unavailable".to_owned()),
             (REACH.to_owned(), "app_unavailable".to_owned()),
         ],
         "{}",

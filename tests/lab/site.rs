@@ -42,9 +42,9 @@ async fn each_front_passes_its_whole_site_suite() {
         (
             Front::FrontDoor,
             &[FD_REACH, FD_DIRECT, FD_FORGED, FD_OTHER][..],
-            16,
+            18,
         ),
-        (Front::AppGateway, &[GW_REACH, GW_DIRECT][..], 14),
+        (Front::AppGateway, &[GW_REACH, GW_DIRECT][..], 16),
     ] {
         let lab = start_site(front, &[]).await;
         let report = smoke(&lab).await;
