@@ -214,11 +214,11 @@ for name, app in apps.items():
 checks = doc["check"]
 assert checks, f"{path}: no checks"
 for check in checks:
-    actions = [k for k in ("resolve", "tcpping", "http") if k in check]
+    actions = [k for k in ("resolve", "tcpping", "http", "tls", "env", "dependency") if k in check]
     assert len(actions) == 1, f"{path}: check {check.get('name')!r} needs exactly one action"
     assert check["from"] == "here" or check["from"] in apps, f"{path}: check {check['name']!r} runs from an unknown app"
     assert isinstance(check["expect"], dict) and check["expect"], f"{path}: check {check['name']!r} expects nothing"
-    assert set(check) <= {"name", "from", "instances", "resolve", "tcpping", "http", "headers", "slot", "expect"}, f"{path}: unknown key in {check['name']!r}"
+    assert set(check) <= {"name", "from", "instances", "resolve", "tcpping", "http", "tls", "env", "dependency", "headers", "slot", "expect"}, f"{path}: unknown key in {check['name']!r}"
 print(f"{path}: {len(checks)} checks, valid TOML")
 PY
   done

@@ -16,9 +16,12 @@
 # With the Entra credential (BACKEND_AUTH_MODE=entra), in every mode also: the back end refuses
 # a call without a token (from the front end, through its /diag), and it let the front end in
 # with its Entra token (the front end's /api/path, from here).
+# In every mode, both apps' Key Vault references resolved (their /diag/env names no setting
+# still holding @Microsoft.KeyVault(...)).
 # With the back end on PostgreSQL (DATABASE_HOST), in every mode also, from inside the back end:
-# the database's name resolves to a private address through its privatelink zone, and every
-# back-end instance connects on 5432. Once locked down the back end has no public entry, so its
+# the database's name resolves to a private address through its privatelink zone, every
+# back-end instance connects on 5432 and the server answers as PostgreSQL over verified TLS
+# (dependency = ...); from here, the database does not answer privately or at all. Once locked down the back end has no public entry, so its
 # checks run through the front end's /diag/backend/ ([apps.backend] via = "frontend").
 #
 # Usage: smoke-config.sh [--from-file FILE] [--mode MODE] [--auth AUTH] [--output FILE]
@@ -226,11 +229,19 @@ render() {
 
   check "front end connects to the back end on 443" frontend tcpping "${backend_host}:443" "reachable = true"
 
+  # Both apps' Key Vault references (the secrets in the app settings) must have resolved: App
+  # Service leaves the literal @Microsoft.KeyVault(...) in a setting when it cannot reach the vault.
+  printf '\n[[check]]\nname = "%s"\nfrom = "%s"\nenv = true\nexpect = { keyvault_resolved = true }\n' \
+    "the front end's Key Vault references are resolved" frontend
+  printf '\n[[check]]\nname = "%s"\nfrom = "%s"\nenv = true\nexpect = { keyvault_resolved = true }\n' \
+    "the back end's Key Vault references are resolved" backend
+
   if [[ -n "$database_host" ]]; then
-    check "back end resolves its database to a private address through the privatelink zone" backend resolve \
-      "$database_host" "private = true, privatelink = true"
-    check "every back-end instance connects to its database on 5432" backend tcpping "${database_host}:5432" \
-      "reachable = true" all
+    # The short form: resolves through privatelink.postgres.database.azure.com to a private
+    # address, connects on 5432, and the server answers as PostgreSQL over verified TLS.
+    check "every back-end instance reaches its database privately" backend dependency \
+      "${database_host}:5432" "reachable = true" all
+    check "the internet does not reach the database" here dependency "${database_host}:5432" "denied = true"
   fi
 
   if [[ "${outputs[BACKEND_STAGING_SLOT]:-false}" == "true" && "$mode" == "service-endpoint" ]]; then
