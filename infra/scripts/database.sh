@@ -65,22 +65,7 @@ fi
 # Private endpoint, zone, link, zone group: the public name resolves privately inside the VNet.
 server_id="$(az_value "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/${RESOURCE_GROUP}/providers/Microsoft.DBforPostgreSQL/flexibleServers/${DB_SERVER}" \
   postgres flexible-server show --resource-group "$RESOURCE_GROUP" --name "$DB_SERVER" --query id --output tsv)"
-if az_missing network private-endpoint show --resource-group "$RESOURCE_GROUP" --name "$DB_PE_NAME"; then
-  az_do network private-endpoint create --resource-group "$RESOURCE_GROUP" --name "$DB_PE_NAME" \
-    --location "$LOCATION" --vnet-name "$VNET_NAME" --subnet "$PE_SUBNET" \
-    --private-connection-resource-id "$server_id" --group-id postgresqlServer --connection-name "$DB_PE_NAME"
-fi
-if az_missing network private-dns zone show --resource-group "$RESOURCE_GROUP" --name "$DB_ZONE"; then
-  az_do network private-dns zone create --resource-group "$RESOURCE_GROUP" --name "$DB_ZONE"
-fi
-if az_missing network private-dns link vnet show --resource-group "$RESOURCE_GROUP" --zone-name "$DB_ZONE" --name "$DNS_LINK_NAME"; then
-  az_do network private-dns link vnet create --resource-group "$RESOURCE_GROUP" --zone-name "$DB_ZONE" \
-    --name "$DNS_LINK_NAME" --virtual-network "$VNET_NAME" --registration-enabled false
-fi
-if az_missing network private-endpoint dns-zone-group show --resource-group "$RESOURCE_GROUP" --endpoint-name "$DB_PE_NAME" --name "$ZONE_GROUP"; then
-  az_do network private-endpoint dns-zone-group create --resource-group "$RESOURCE_GROUP" --endpoint-name "$DB_PE_NAME" \
-    --name "$ZONE_GROUP" --private-dns-zone "$DB_ZONE" --zone-name privatelink-postgres-database-azure-com
-fi
+private_endpoint_in_zone "$DB_PE_NAME" "$server_id" postgresqlServer "$DB_ZONE" privatelink-postgres-database-azure-com
 
 # The back end leaves through the integration subnet (apps of one plan share it), all traffic.
 subnet_id="$(integration_subnet_id)"

@@ -179,3 +179,27 @@ integration_subnet_id() {
 new_secret() {
   python3 -c 'import secrets, string; a = string.ascii_letters + string.digits; print("".join(secrets.choice(a) for _ in range(40)))'
 }
+
+# private_endpoint_in_zone ENDPOINT RESOURCE_ID GROUP ZONE ZONE_CONFIG : a private endpoint named
+# ENDPOINT for RESOURCE_ID (sub-resource GROUP) in the private-endpoint subnet, the privatelink
+# ZONE linked to the VNet, and the zone group that writes the endpoint's A record into ZONE (its
+# config named ZONE_CONFIG). Each step only when it is missing.
+private_endpoint_in_zone() {
+  local endpoint="$1" resource_id="$2" group="$3" zone="$4" zone_config="$5"
+  if az_missing network private-endpoint show --resource-group "$RESOURCE_GROUP" --name "$endpoint"; then
+    az_do network private-endpoint create --resource-group "$RESOURCE_GROUP" --name "$endpoint" \
+      --location "$LOCATION" --vnet-name "$VNET_NAME" --subnet "$PE_SUBNET" \
+      --private-connection-resource-id "$resource_id" --group-id "$group" --connection-name "$endpoint"
+  fi
+  if az_missing network private-dns zone show --resource-group "$RESOURCE_GROUP" --name "$zone"; then
+    az_do network private-dns zone create --resource-group "$RESOURCE_GROUP" --name "$zone"
+  fi
+  if az_missing network private-dns link vnet show --resource-group "$RESOURCE_GROUP" --zone-name "$zone" --name "$DNS_LINK_NAME"; then
+    az_do network private-dns link vnet create --resource-group "$RESOURCE_GROUP" --zone-name "$zone" \
+      --name "$DNS_LINK_NAME" --virtual-network "$VNET_NAME" --registration-enabled false
+  fi
+  if az_missing network private-endpoint dns-zone-group show --resource-group "$RESOURCE_GROUP" --endpoint-name "$endpoint" --name "$ZONE_GROUP"; then
+    az_do network private-endpoint dns-zone-group create --resource-group "$RESOURCE_GROUP" --endpoint-name "$endpoint" \
+      --name "$ZONE_GROUP" --private-dns-zone "$zone" --zone-name "$zone_config"
+  fi
+}

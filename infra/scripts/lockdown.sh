@@ -86,22 +86,7 @@ lock_private_endpoint() {
   local backend_id
   backend_id="$(az_value "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/${RESOURCE_GROUP}/providers/Microsoft.Web/sites/${BACKEND_NAME}" \
     webapp show --resource-group "$RESOURCE_GROUP" --name "$BACKEND_NAME" --query id --output tsv)"
-  if az_missing network private-endpoint show --resource-group "$RESOURCE_GROUP" --name "$PE_NAME"; then
-    az_do network private-endpoint create --resource-group "$RESOURCE_GROUP" --name "$PE_NAME" \
-      --location "$LOCATION" --vnet-name "$VNET_NAME" --subnet "$PE_SUBNET" \
-      --private-connection-resource-id "$backend_id" --group-id sites --connection-name "$PE_NAME"
-  fi
-  if az_missing network private-dns zone show --resource-group "$RESOURCE_GROUP" --name "$DNS_ZONE"; then
-    az_do network private-dns zone create --resource-group "$RESOURCE_GROUP" --name "$DNS_ZONE"
-  fi
-  if az_missing network private-dns link vnet show --resource-group "$RESOURCE_GROUP" --zone-name "$DNS_ZONE" --name "$DNS_LINK_NAME"; then
-    az_do network private-dns link vnet create --resource-group "$RESOURCE_GROUP" --zone-name "$DNS_ZONE" \
-      --name "$DNS_LINK_NAME" --virtual-network "$VNET_NAME" --registration-enabled false
-  fi
-  if az_missing network private-endpoint dns-zone-group show --resource-group "$RESOURCE_GROUP" --endpoint-name "$PE_NAME" --name "$ZONE_GROUP"; then
-    az_do network private-endpoint dns-zone-group create --resource-group "$RESOURCE_GROUP" --endpoint-name "$PE_NAME" \
-      --name "$ZONE_GROUP" --private-dns-zone "$DNS_ZONE" --zone-name privatelink-azurewebsites-net
-  fi
+  private_endpoint_in_zone "$PE_NAME" "$backend_id" sites "$DNS_ZONE" privatelink-azurewebsites-net
   # A private endpoint alone no longer blocks the public endpoint: disable it explicitly.
   az_do resource update --resource-group "$RESOURCE_GROUP" --name "$BACKEND_NAME" \
     --resource-type Microsoft.Web/sites --set properties.publicNetworkAccess=Disabled
