@@ -481,25 +481,31 @@ impl TestClock {
     }
 }
 
-#[tokio::test]
-async fn an_entra_token_is_the_password_and_new_connections_use_the_renewed_one() {
-    use fake_entra::{FakeIdentity, ManagedIdentity, SigningKey};
-    use hosting::identity::{TokenSettings, TokenSource};
-    let Some(cluster) = pg() else { return };
-    let secret = "identity-header-for-db-tests";
-    let identity = FakeIdentity::start(
-        ManagedIdentity {
+/// A managed identity's endpoint (fake-entra's) that hands out tokens for Azure Database for
+/// PostgreSQL, an hour long, to callers that send `secret`.
+async fn db_identity(secret: &str) -> fake_entra::FakeIdentity {
+    let identity = fake_entra::FakeIdentity::start(
+        fake_entra::ManagedIdentity {
             client_id: fake_entra::BACKEND_CLIENT_ID.into(),
             object_id: fake_entra::FRONTEND_OBJECT_ID.into(),
             tenant: fake_entra::TENANT_ID.into(),
         },
-        SigningKey::generate("kid-db"),
+        fake_entra::SigningKey::generate("kid-db"),
         secret,
     )
     .await
     .unwrap();
     identity.grant(backend::config::DEFAULT_DB_TOKEN_RESOURCE, &[]);
     identity.set_lifetime(Duration::from_secs(3600));
+    identity
+}
+
+#[tokio::test]
+async fn an_entra_token_is_the_password_and_new_connections_use_the_renewed_one() {
+    use hosting::identity::{TokenSettings, TokenSource};
+    let Some(cluster) = pg() else { return };
+    let secret = "identity-header-for-db-tests";
+    let identity = db_identity(secret).await;
     let clock = TestClock(Default::default(), std::time::SystemTime::now());
     let source = std::sync::Arc::new(TokenSource::with_clock(
         TokenSettings::new(
@@ -592,22 +598,9 @@ async fn an_entra_token_is_the_password_and_new_connections_use_the_renewed_one(
 #[tokio::test]
 async fn the_back_end_logs_in_with_its_managed_identity_from_its_settings() {
     use clap::Parser;
-    use fake_entra::{FakeIdentity, ManagedIdentity, SigningKey};
     let Some(cluster) = pg() else { return };
     let secret = "identity-header-for-the-binary";
-    let identity = FakeIdentity::start(
-        ManagedIdentity {
-            client_id: fake_entra::BACKEND_CLIENT_ID.into(),
-            object_id: fake_entra::FRONTEND_OBJECT_ID.into(),
-            tenant: fake_entra::TENANT_ID.into(),
-        },
-        SigningKey::generate("kid-binary"),
-        secret,
-    )
-    .await
-    .unwrap();
-    identity.grant(backend::config::DEFAULT_DB_TOKEN_RESOURCE, &[]);
-    identity.set_lifetime(Duration::from_secs(3600));
+    let identity = db_identity(secret).await;
     // The server takes the token the endpoint hands out as the role's password (Azure checks its
     // signature instead): the endpoint answers one known token.
     let token = hosting::secret::Secret::from(format!("db-token-{}", std::process::id()));
