@@ -63,6 +63,9 @@ param integrationSubnetPrefix string = '10.20.1.0/24'
 @description('Subnet for the back end\'s private endpoint')
 param privateEndpointSubnetPrefix string = '10.20.2.0/24'
 
+@description('Application Gateway subnet (front = appGateway only)')
+param appGatewaySubnetPrefix string = '10.20.3.0/24'
+
 @description('App Service plan SKU (B1 or higher: VNet integration and private endpoints)')
 param planSku string = 'P0v3'
 
@@ -96,8 +99,9 @@ param databaseName string = 'items'
 @allowed([
   'none'
   'frontDoor'
+  'appGateway'
 ])
-@description('What stands in front of the front end: none, or Azure Front Door (Standard); the front end then allows only that profile (AzureFrontDoor.Backend + its X-Azure-FDID)')
+@description('What stands in front of the front end: none, Azure Front Door (Standard; the front end then allows only that profile: AzureFrontDoor.Backend + its X-Azure-FDID), or Azure Application Gateway (Standard_v2, in its own subnet; the front end then allows only that subnet), docs/app-gateway.md')
 param front string = 'none'
 
 @description('Comma-separated CIDRs allowed to the front end\'s SCM (Kudu) site, such as a deploy runner\'s address; empty: nobody (the image deploys without it). The back end\'s SCM site follows its main rules')
@@ -168,6 +172,8 @@ module network 'modules/network.bicep' = {
     integrationSubnetPrefix: integrationSubnetPrefix
     privateEndpointSubnetPrefix: privateEndpointSubnetPrefix
     enableWebServiceEndpoint: (lockdownMode == 'serviceEndpoint')
+    appGatewaySubnetPrefix: appGatewaySubnetPrefix
+    enableAppGatewaySubnet: usesAppGateway
   }
 }
 
@@ -354,6 +360,7 @@ var frontendBaseSettings = [
 ]
 
 var usesFrontDoor = front == 'frontDoor'
+var usesAppGateway = front == 'appGateway'
 
 // Front Door's profile comes first: the front end's access restriction names its frontDoorId.
 module frontDoorProfile 'modules/front-door-profile.bicep' = if (usesFrontDoor) {
@@ -464,6 +471,7 @@ module frontend 'modules/frontend.bicep' = {
     instanceCount: planCapacity
     hostNameScope: hostNameScope
     frontDoorId: frontDoorId
+    appGatewaySubnetId: network.outputs.appGatewaySubnetId
     scmAllowedCidrs: empty(deployRunnerCidrs) ? [] : split(replace(deployRunnerCidrs, ' ', ''), ',')
   }
   dependsOn: [
@@ -480,6 +488,22 @@ module frontDoor 'modules/front-door.bicep' = if (usesFrontDoor) {
     profileName: frontDoorProfile.?outputs.name ?? ''
     endpointName: 'fe-${resourceToken}'
     originHostName: frontend.outputs.defaultHostName
+  }
+}
+
+// Application Gateway instead of Front Door: the front end allows its subnet (above), so the
+// gateway itself can follow the front end, which it names as its backend.
+module appGateway 'modules/app-gateway.bicep' = if (usesAppGateway) {
+  name: 'app-gateway'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    name: 'agw-${resourceToken}'
+    publicIpName: 'pip-agw-${resourceToken}'
+    dnsLabel: 'fe-${resourceToken}'
+    subnetId: network.outputs.appGatewaySubnetId
+    backendHostName: frontend.outputs.defaultHostName
   }
 }
 
@@ -598,6 +622,7 @@ output FRONT string = front
 output BACKEND_STAGING_SLOT bool = stagingSlot && lockdownMode == 'serviceEndpoint'
 output FRONT_DOOR_ID string = frontDoorId
 output FRONT_DOOR_ENDPOINT string = frontDoor.?outputs.endpointHostName ?? ''
+output APP_GATEWAY_URL string = appGateway.?outputs.url ?? ''
 output BACKEND_NAME string = backendName
 output BACKEND_HOSTNAME string = backendHostName
 output BACKEND_URL string = 'https://${backendHostName}'

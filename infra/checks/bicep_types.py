@@ -294,6 +294,19 @@ class Checker:
         kind = ref.node["$type"]
         if kind in ("AnyType", "ResourceFunctionType"):
             return
+        # A conditional value: each branch must fit (`cond ? [ ... ] : []`).
+        if node.type == "ternary_expression":
+            for branch in node.named_children[1:]:
+                if branch.type != "comment":
+                    self.check_value(file, branch, ref, where, top, seen)
+            return
+        # concat(a, b, ...) of arrays: each argument is an array of the same items.
+        if node.type == "call_expression" and kind == "ArrayType" and node.named_children[0].text.decode() == "concat":
+            args = next((c for c in node.named_children if c.type == "arguments"), None)
+            for arg in (args.named_children if args is not None else []):
+                if arg.type != "comment":
+                    self.check_value(file, arg, ref, where, top, seen)
+            return
         if node.type == "object":
             if kind == "ObjectType":
                 return self.check_object(file, node, ref, ref.node.get("properties", {}), ref.node.get("additionalProperties"), where, top, seen)

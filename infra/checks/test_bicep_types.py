@@ -61,7 +61,7 @@ MUTATIONS = [
     # a misspelt property (BCP037), at every level
     ("modules/frontend.bicep", "    httpsOnly: true", "    httpOnly: true", "BCP037", "httpOnly"),
     ("modules/frontend.bicep", "      ftpsState: 'Disabled'", "      ftpState: 'Disabled'", "BCP037", "ftpState"),
-    ("modules/network.bicep", "          privateEndpointNetworkPolicies: 'Disabled'", "          privateEndpointNetworkPolicy: 'Disabled'", "BCP037", "privateEndpointNetworkPolicy"),
+    ("modules/network.bicep", "      privateEndpointNetworkPolicies: 'Disabled'", "      privateEndpointNetworkPolicy: 'Disabled'", "BCP037", "privateEndpointNetworkPolicy"),
     ("modules/backend-auth.bicep", "unauthenticatedClientAction: 'Return401'", "unauthenticatedAction: 'Return401'", "BCP037", "unauthenticatedAction"),
     ("modules/entra-app.bicep", "  appRoleAssignmentRequired: true", "  appRoleAssignmentsRequired: true", "BCP037", "appRoleAssignmentsRequired"),
     ("modules/registry.bicep", "    anonymousPullEnabled: false", "    anonymousPullEnable: false", "BCP037", "anonymousPullEnable"),
@@ -73,6 +73,10 @@ MUTATIONS = [
     ("modules/backend-auth.bicep", "'Return401'", "'Return402'", "BCP036", "unauthenticatedClientAction"),
     ("modules/network.bicep", "      name: 'webServerFarms'\n", "      name: 42\n", "BCP036", "delegations[].name"),
     ("modules/keyvault.bicep", "      name: 'standard'", "      name: 'Standard'", "BCP088", "standard"),
+    ("modules/app-gateway.bicep", "          port: 443", "          port: '443'", "BCP036", "port"),
+    ("modules/app-gateway.bicep", "          pickHostNameFromBackendAddress: true", "          pickHostNameFromBackendAdress: true", "BCP037", "pickHostNameFromBackendAdress"),
+    # inside `cond ? [...] : []` within concat(...): each branch and argument is checked
+    ("modules/network.bicep", "          service: 'Microsoft.Web'\n        }\n      ]\n    }", "          servce: 'Microsoft.Web'\n        }\n      ]\n    }", "BCP037", "servce"),
     ("modules/backend-auth.bicep", "  name: 'authsettingsV2'", "  name: 'authSettingsV3'", "BCP036", "authSettingsV3"),
     # a literal of the wrong type
     ("modules/frontend.bicep", "    httpsOnly: true", "    httpsOnly: 'true'", "BCP036", "httpsOnly"),

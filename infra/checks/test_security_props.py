@@ -127,6 +127,18 @@ def variables(text: str, origin: str) -> dict:
     return found
 
 
+def conditional_variable(text: str, origin: str, name: str):
+    """`var NAME = COND ? A : B` as (COND text, A, B), or None when NAME is not written so."""
+    for node in parse(text, origin).named_children:
+        if node.type == "variable_declaration" and node.named_children[0].text.decode() == name:
+            value = node.named_children[-1]
+            if value.type != "ternary_expression":
+                return None
+            cond, then, other = [c for c in value.named_children if c.type != "comment"]
+            return cond.text.decode(), value_of(then), value_of(other)
+    return None
+
+
 def resolve(value, names: dict):
     """A literal, or the literal a plain variable reference stands for."""
     if isinstance(value, Expr) and value.text in names and not isinstance(names[value.text], Expr):
@@ -238,9 +250,23 @@ def check_frontend(text: str, origin: str = "frontend.bicep") -> None:
         fdid = dig(rule, "headers", "x-azure-fdid")
         assert isinstance(fdid, list) and fdid and all(isinstance(v, Expr) and v.text == "frontDoorId" for v in fdid), \
             f"{origin}: the Front Door rule needs the X-Azure-FDID header filter with the profile's frontDoorId (the tag alone admits every customer's Front Door)"
+    # Behind Application Gateway: the gateway's subnet only (by its service endpoint), no address.
+    gateway_rules = variables(text, origin).get("appGatewayRules")
+    assert isinstance(gateway_rules, list) and gateway_rules, f"{origin}: appGatewayRules must list the gateway subnet's rule"
+    for rule in gateway_rules:
+        assert rule.get("action") == "Allow" and rule.get("vnetSubnetResourceId") == Expr("appGatewaySubnetId") \
+            and "ipAddress" not in rule and "tag" not in rule, \
+            f"{origin}: the Application Gateway rule must allow only the gateway subnet (vnetSubnetResourceId: appGatewaySubnetId)"
+    front_rules = variables(text, origin).get("frontRules")
+    expected_rules = "!empty(frontDoorId) ? frontDoorRules : (!empty(appGatewaySubnetId) ? appGatewayRules : [])"
+    assert front_rules == Expr(expected_rules), \
+        f"{origin}: var frontRules must be {expected_rules} (Front Door's rules, else the gateway's), is {front_rules}"
     restrictions = config.get("ipSecurityRestrictions")
-    assert isinstance(restrictions, Expr) and "frontDoorRules" in restrictions.text, \
-        f"{origin}: ipSecurityRestrictions must apply frontDoorRules behind Front Door"
+    assert restrictions == Expr("frontRules"), \
+        f"{origin}: ipSecurityRestrictions must apply frontRules (frontDoorRules behind Front Door, appGatewayRules behind the gateway)"
+    default = config.get("ipSecurityRestrictionsDefaultAction")
+    assert default == Expr("empty(frontRules) ? 'Allow' : 'Deny'"), \
+        f"{origin}: ipSecurityRestrictionsDefaultAction must be 'Deny' whenever a front's rules apply (empty(frontRules) ? 'Allow' : 'Deny')"
 
 
 def check_backend_slot(text: str, origin: str = "backend-slot.bicep") -> None:
@@ -281,6 +307,51 @@ def check_front_door(text: str, origin: str = "front-door.bicep") -> None:
     assert "cacheConfiguration" not in rprops, f"{origin}: the BFF's routes must not be cached (no cacheConfiguration)"
     assert rprops.get("forwardingProtocol") == "HttpsOnly", f"{origin}: forwardingProtocol must be HttpsOnly"
     assert rprops.get("supportedProtocols") == ["Https"], f"{origin}: the route must take HTTPS only"
+
+
+APP_GATEWAY_TLS_POLICIES = {"AppGwSslPolicy20220101", "AppGwSslPolicy20220101S"}
+
+
+def check_app_gateway(text: str, origin: str = "app-gateway.bicep") -> None:
+    """Application Gateway in front of the front end: HTTPS to the front end under its own name,
+    a /healthz probe with that name, TLS 1.2 and later for HTTPS listeners, a Standard static IP."""
+    gateway = one(resources(text, origin, "Microsoft.Network/applicationGateways"), "Application Gateway")
+    props = gateway.body["properties"]
+    assert dig(props, "sku", "tier") in ("Standard_v2", "WAF_v2"), f"{origin}: the gateway must be a v2 SKU"
+    policy = props.get("sslPolicy", {})
+    if policy.get("policyType") == "Predefined":
+        assert policy.get("policyName") in APP_GATEWAY_TLS_POLICIES, \
+            f"{origin}: sslPolicy must require TLS 1.2 or later (a predefined policy of {sorted(APP_GATEWAY_TLS_POLICIES)})"
+    else:
+        assert policy.get("minProtocolVersion") in ("TLSv1_2", "TLSv1_3"), \
+            f"{origin}: sslPolicy must require TLS 1.2 or later (minProtocolVersion TLSv1_2)"
+        suites = policy.get("cipherSuites")
+        assert isinstance(suites, list) and suites and all(
+            isinstance(s, str) and s.startswith("TLS_ECDHE_") and "_GCM_" in s for s in suites
+        ), f"{origin}: sslPolicy.cipherSuites must be forward-secret AES-GCM suites only (TLS_ECDHE_..._GCM_...)"
+    pool = one(props.get("backendAddressPools", []), "backend pool")
+    addresses = dig(pool, "properties", "backendAddresses", default=[])
+    assert addresses == [{"fqdn": Expr("backendHostName")}], f"{origin}: the backend pool must be the front end's default host name alone"
+    settings = one(props.get("backendHttpSettingsCollection", []), "backend HTTP settings")
+    sprops = settings["properties"]
+    assert sprops.get("protocol") == "Https" and sprops.get("port") == 443, \
+        f"{origin}: the backend settings must use HTTPS on 443 (the front end is httpsOnly)"
+    assert sprops.get("pickHostNameFromBackendAddress") is True, \
+        f"{origin}: pickHostNameFromBackendAddress must be true (App Service routes by the Host header)"
+    assert isinstance(dig(sprops, "probe", "id"), Expr), f"{origin}: the backend settings must use the health probe"
+    probe = one(props.get("probes", []), "health probe")
+    pprops = probe["properties"]
+    assert pprops.get("path") == "/healthz", f"{origin}: the health probe must ask /healthz"
+    assert pprops.get("protocol") == "Https", f"{origin}: the health probe must use HTTPS"
+    assert pprops.get("pickHostNameFromBackendHttpSettings") is True, \
+        f"{origin}: the probe must take its host name from the backend settings (pickHostNameFromBackendHttpSettings)"
+    for listener in props.get("httpListeners", []):
+        if dig(listener, "properties", "protocol") == "Https":
+            assert isinstance(dig(listener, "properties", "sslCertificate", "id"), Expr), \
+                f"{origin}: HTTPS listener {listener.get('name')!r} needs a certificate (from Key Vault)"
+    ip = one(resources(text, origin, "Microsoft.Network/publicIPAddresses"), "public IP")
+    assert dig(ip.body, "sku", "name") == "Standard" and dig(ip.body, "properties", "publicIPAllocationMethod") == "Static", \
+        f"{origin}: Application Gateway v2 needs a Standard, static public IP"
 
 
 def check_backend_service_endpoint(text: str, origin: str = "backend-service-endpoint.bicep") -> None:
@@ -344,7 +415,23 @@ def check_backend_open(text: str, origin: str = "backend-open.bicep") -> None:
 def check_network(text: str, origin: str = "network.bicep") -> None:
     vnet = one(resources(text, origin, "Microsoft.Network/virtualNetworks"), "virtual network")
     names = variables(text, origin)
-    subnets = {resolve(s["name"], names): s for s in dig(vnet.body, "properties", "subnets", default=[])}
+    assert dig(vnet.body, "properties", "subnets") == Expr("concat(baseSubnets, appGatewaySubnets)"), \
+        f"{origin}: the VNet's subnets must be concat(baseSubnets, appGatewaySubnets)"
+    base = names.get("baseSubnets")
+    assert isinstance(base, list), f"{origin}: var baseSubnets must be a literal array"
+    subnets = {resolve(s["name"], names): s for s in base}
+    # The gateway subnet: only with the gateway, with the Microsoft.Web service endpoint (the
+    # front end's rule names the subnet, which App Service sees only through that endpoint).
+    gateway = conditional_variable(text, origin, "appGatewaySubnets")
+    assert gateway is not None and gateway[0] == "enableAppGatewaySubnet" and gateway[2] == [], \
+        f"{origin}: var appGatewaySubnets must be enableAppGatewaySubnet ? [ ... ] : []"
+    gateway_subnet = one(gateway[1], "Application Gateway subnet")
+    assert resolve(gateway_subnet.get("name"), names) == "snet-appgw", f"{origin}: the gateway subnet must be snet-appgw"
+    endpoints = [dig(e, "service") for e in dig(gateway_subnet, "properties", "serviceEndpoints", default=[])]
+    assert endpoints == ["Microsoft.Web"], f"{origin}: the gateway subnet needs the Microsoft.Web service endpoint"
+    assert not dig(gateway_subnet, "properties", "delegations"), f"{origin}: an Application Gateway subnet takes no delegation"
+    assert isinstance(dig(gateway_subnet, "properties", "networkSecurityGroup", "id"), Expr), \
+        f"{origin}: the gateway subnet needs its NSG"
     integration = subnets.get("snet-integration") or {}
     services = [dig(d, "properties", "serviceName") for d in dig(integration, "properties", "delegations", default=[])]
     assert services == ["Microsoft.Web/serverFarms"], f"{origin}: the integration subnet must be delegated to Microsoft.Web/serverFarms"
@@ -396,6 +483,19 @@ def check_main(text: str, origin: str = "main.bicep") -> None:
     profile = modules.get("modules/front-door-profile.bicep")
     assert profile is not None and profile.condition == "(usesFrontDoor)", \
         f"{origin}: the Front Door profile must be deployed exactly when front == 'frontDoor'"
+    # Application Gateway: its own subnet (only then), the front end allows exactly that subnet.
+    assert names.get("usesAppGateway") == Expr("front == 'appGateway'"), f"{origin}: usesAppGateway must be front == 'appGateway'"
+    assert dig(network.body, "params", "enableAppGatewaySubnet") == Expr("usesAppGateway"), \
+        f"{origin}: the gateway subnet belongs to front == 'appGateway' only (enableAppGatewaySubnet: usesAppGateway)"
+    assert dig(frontend.body, "params", "appGatewaySubnetId") == Expr("network.outputs.appGatewaySubnetId"), \
+        f"{origin}: the front end's access restriction must name the gateway subnet (network.outputs.appGatewaySubnetId)"
+    gateway = modules.get("modules/app-gateway.bicep")
+    assert gateway is not None and gateway.condition == "(usesAppGateway)", \
+        f"{origin}: the Application Gateway must be deployed exactly when front == 'appGateway'"
+    assert dig(gateway.body, "params", "subnetId") == Expr("network.outputs.appGatewaySubnetId"), \
+        f"{origin}: the gateway must sit in the subnet the front end allows"
+    assert dig(gateway.body, "params", "backendHostName") == Expr("frontend.outputs.defaultHostName"), \
+        f"{origin}: the gateway's backend must be the front end's default host name"
 
     # PostgreSQL: no password (the identity's token), and the back end scales with the plan only
     # then (the embedded store admits one process).
@@ -631,6 +731,10 @@ def test_front_door():
     check_front_door(read("front-door.bicep"))
 
 
+def test_app_gateway():
+    check_app_gateway(read("app-gateway.bicep"))
+
+
 def test_backend_service_endpoint():
     check_backend_service_endpoint(read("backend-service-endpoint.bicep"))
 
@@ -724,7 +828,29 @@ MUTATIONS = [
     ("frontend.bicep", check_frontend, "scmIpSecurityRestrictionsDefaultAction: 'Deny'", "scmIpSecurityRestrictionsDefaultAction: 'Allow'", "scmIpSecurityRestrictionsDefaultAction"),
     ("frontend.bicep", check_frontend, "        frontDoorId\n", "        'any'\n", "X-Azure-FDID"),
     ("frontend.bicep", check_frontend, "ipAddress: 'AzureFrontDoor.Backend'", "ipAddress: 'Any'", "service tag"),
-    ("frontend.bicep", check_frontend, "ipSecurityRestrictions: empty(frontDoorId) ? [] : frontDoorRules", "ipSecurityRestrictions: []", "frontDoorRules"),
+    ("frontend.bicep", check_frontend, "      ipSecurityRestrictions: frontRules", "      ipSecurityRestrictions: []", "frontRules"),
+    ("frontend.bicep", check_frontend, "empty(frontRules) ? 'Allow' : 'Deny'", "empty(frontDoorId) ? 'Allow' : 'Deny'", "ipSecurityRestrictionsDefaultAction"),
+    ("frontend.bicep", check_frontend, "(!empty(appGatewaySubnetId) ? appGatewayRules : [])", "[]", "frontRules"),
+    ("frontend.bicep", check_frontend, "    vnetSubnetResourceId: appGatewaySubnetId\n", "    ipAddress: '0.0.0.0/0'\n", "only the gateway subnet"),
+    ("frontend.bicep", check_frontend, "    action: 'Allow'\n    vnetSubnetResourceId", "    action: 'Deny'\n    vnetSubnetResourceId", "only the gateway subnet"),
+    ("network.bicep", check_network, "      serviceEndpoints: [\n        {\n          service: 'Microsoft.Web'", "      serviceEndpoints: [\n        {\n          service: 'Microsoft.Storage'", "Microsoft.Web service endpoint"),
+    ("network.bicep", check_network, "var appGatewaySubnets = enableAppGatewaySubnet ?", "var appGatewaySubnets = true ?", "enableAppGatewaySubnet"),
+    ("network.bicep", check_network, "name: appGatewaySubnetName\n", "name: integrationSubnetName\n", "snet-appgw"),
+    ("app-gateway.bicep", check_app_gateway, "path: '/healthz'", "path: '/'", "/healthz"),
+    ("app-gateway.bicep", check_app_gateway, "pickHostNameFromBackendHttpSettings: true", "pickHostNameFromBackendHttpSettings: false", "pickHostNameFromBackendHttpSettings"),
+    ("app-gateway.bicep", check_app_gateway, "pickHostNameFromBackendAddress: true", "pickHostNameFromBackendAddress: false", "pickHostNameFromBackendAddress"),
+    ("app-gateway.bicep", check_app_gateway, "          port: 443\n          protocol: 'Https'", "          port: 80\n          protocol: 'Http'", "HTTPS on 443"),
+    ("app-gateway.bicep", check_app_gateway, "minProtocolVersion: 'TLSv1_2'", "minProtocolVersion: 'TLSv1_1'", "TLS 1.2"),
+    ("app-gateway.bicep", check_app_gateway, "        'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256'", "        'TLS_RSA_WITH_AES_128_CBC_SHA256'", "cipherSuites"),
+    ("app-gateway.bicep", check_app_gateway, "      policyType: 'CustomV2'\n      minProtocolVersion: 'TLSv1_2'", "      policyType: 'Predefined'\n      policyName: 'AppGwSslPolicy20150501'", "TLS 1.2"),
+    ("app-gateway.bicep", check_app_gateway, "              fqdn: backendHostName", "              fqdn: 'example.com'", "default host name"),
+    ("app-gateway.bicep", check_app_gateway, "          protocol: 'Http'\n", "          protocol: 'Https'\n", "certificate"),
+    ("app-gateway.bicep", check_app_gateway, "    publicIPAllocationMethod: 'Static'", "    publicIPAllocationMethod: 'Dynamic'", "static public IP"),
+    ("main.bicep", check_main, "    appGatewaySubnetId: network.outputs.appGatewaySubnetId\n", "    appGatewaySubnetId: ''\n", "gateway subnet"),
+    ("main.bicep", check_main, "    enableAppGatewaySubnet: usesAppGateway", "    enableAppGatewaySubnet: true", "enableAppGatewaySubnet"),
+    ("main.bicep", check_main, "module appGateway 'modules/app-gateway.bicep' = if (usesAppGateway)", "module appGateway 'modules/app-gateway.bicep' = if (true)", "exactly when front == 'appGateway'"),
+    ("main.bicep", check_main, "    subnetId: network.outputs.appGatewaySubnetId", "    subnetId: network.outputs.integrationSubnetId", "subnet the front end allows"),
+    ("main.bicep", check_main, "    backendHostName: frontend.outputs.defaultHostName", "    backendHostName: backendHostName", "front end's default host name"),
     ("backend-slot.bicep", check_backend_slot, "    virtualNetworkSubnetId: empty(egressSubnetId) ? null : egressSubnetId\n", "", "per slot"),
     ("backend-slot.bicep", check_backend_slot, "scmIpSecurityRestrictionsUseMain: true", "scmIpSecurityRestrictionsUseMain: false", "SCM site"),
     ("backend-slot.bicep", check_backend_slot, "  name: 'scm'\n  properties: {\n    allow: false", "  name: 'scm'\n  properties: {\n    allow: true", "basic publishing"),

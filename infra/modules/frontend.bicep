@@ -43,6 +43,9 @@ param hostNameScope string
 @description('frontDoorId of the Front Door profile in front (front-door-profile.bicep); empty: no Front Door, the front end answers everyone')
 param frontDoorId string = ''
 
+@description('The Application Gateway\'s subnet in front (app-gateway.bicep, network.bicep snet-appgw); empty: no gateway. Ignored with frontDoorId')
+param appGatewaySubnetId string = ''
+
 @description('CIDRs allowed to the SCM (Kudu) site, such as a deploy runner\'s address; empty: nobody (the image deploys without it)')
 param scmAllowedCidrs array = []
 
@@ -63,6 +66,21 @@ var frontDoorRules = [
     }
   }
 ]
+
+// Behind Application Gateway: its subnet only (the Microsoft.Web service endpoint on that subnet
+// makes App Service see the gateway's calls as coming from it). The gateway's public address
+// would not do: the gateway reaches the app through the service endpoint, not from that address.
+var appGatewayRules = [
+  {
+    name: 'allow-our-app-gateway'
+    priority: 100
+    action: 'Allow'
+    vnetSubnetResourceId: appGatewaySubnetId
+  }
+]
+
+// One front at a time: Front Door's rules, else the gateway's, else none (open to everyone).
+var frontRules = !empty(frontDoorId) ? frontDoorRules : (!empty(appGatewaySubnetId) ? appGatewayRules : [])
 
 // The SCM site has rules of its own: the main rules (Front Door only) would refuse every deploy
 // runner, and an open SCM site would answer the internet while the site is locked.
@@ -117,8 +135,8 @@ resource site 'Microsoft.Web/sites@2025-03-01' = {
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       healthCheckPath: '/healthz'
-      ipSecurityRestrictionsDefaultAction: empty(frontDoorId) ? 'Allow' : 'Deny'
-      ipSecurityRestrictions: empty(frontDoorId) ? [] : frontDoorRules
+      ipSecurityRestrictionsDefaultAction: empty(frontRules) ? 'Allow' : 'Deny'
+      ipSecurityRestrictions: frontRules
       scmIpSecurityRestrictionsUseMain: false
       scmIpSecurityRestrictionsDefaultAction: 'Deny'
       scmIpSecurityRestrictions: scmRules
