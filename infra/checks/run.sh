@@ -240,6 +240,7 @@ service endpoint without subnet|2|LOCKDOWN_MODE=serviceEndpoint FRONTEND_URL=htt
 bad CIDR|2|LOCKDOWN_MODE=privateEndpoint FRONTEND_URL=https://a.azurewebsites.net BACKEND_URL=https://b.azurewebsites.net INTEGRATION_SUBNET_CIDR=10.0.300.0/24
 URL with a path|2|LOCKDOWN_MODE=none FRONTEND_URL=https://a.azurewebsites.net/x BACKEND_URL=https://b.azurewebsites.net
 quote injection|2|LOCKDOWN_MODE=none FRONTEND_URL=https://a.azurewebsites.net"] BACKEND_URL=https://b.azurewebsites.net
+gateway URL with a path|2|LOCKDOWN_MODE=none FRONT=appGateway APP_GATEWAY_URL=http://g.example/x FRONTEND_URL=https://a.azurewebsites.net BACKEND_URL=https://b.azurewebsites.net
 unknown credential mode|2|LOCKDOWN_MODE=none BACKEND_AUTH_MODE=kerberos FRONTEND_URL=https://a.azurewebsites.net BACKEND_URL=https://b.azurewebsites.net
 database by address|2|LOCKDOWN_MODE=none DATABASE_HOST=10.20.2.5 FRONTEND_URL=https://a.azurewebsites.net BACKEND_URL=https://b.azurewebsites.net
 database by privatelink name|2|LOCKDOWN_MODE=none DATABASE_HOST=db.privatelink.postgres.database.azure.com FRONTEND_URL=https://a.azurewebsites.net BACKEND_URL=https://b.azurewebsites.net

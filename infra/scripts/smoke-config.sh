@@ -11,6 +11,11 @@
 # Behind Front Door (FRONT=frontDoor, FRONT_DOOR_ENDPOINT set), the front end is checked through
 # its endpoint (200 with X-Azure-Ref), and its own address must deny the internet, also with our
 # profile's X-Azure-FDID forged; its SCM site must deny the internet.
+# Behind Application Gateway (FRONT=appGateway, APP_GATEWAY_URL set), the front end must answer
+# through the gateway's URL (200) and deny the internet at its own address and SCM site. The
+# suite reaches the front end (its /diag, with a token) at https://<gateway host> only, never over
+# plain HTTP: with the reference deployment's HTTP listener alone, those checks fail to connect
+# until the production HTTPS listener is added (docs/app-gateway.md); the config says so.
 # With a staging slot (BACKEND_STAGING_SLOT=true), the same lockdown is checked on the slot
 # (`slot = "staging"`): the internet is denied, every front-end instance gets through.
 # With the Entra credential (BACKEND_AUTH_MODE=entra), in every mode also: the back end refuses
@@ -34,7 +39,8 @@
 # Outputs read: FRONTEND_URL, BACKEND_URL, BACKEND_HOSTNAME (else taken from BACKEND_URL),
 #   INTEGRATION_SUBNET_CIDR (required unless mode is none), LOCKDOWN_MODE, BACKEND_AUTH_MODE
 #   (default api-key), DATABASE_HOST (empty: the embedded store, no data-tier checks), FRONT,
-#   FRONT_DOOR_ENDPOINT, FRONT_DOOR_ID (default: no front), BACKEND_STAGING_SLOT (default false).
+#   FRONT_DOOR_ENDPOINT, FRONT_DOOR_ID, APP_GATEWAY_URL (default: no front), BACKEND_STAGING_SLOT
+#   (default false).
 # Tokens are never written: the config names FRONTEND_DIAG_TOKEN and BACKEND_DIAG_TOKEN.
 
 set -euo pipefail
@@ -60,7 +66,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 declare -A outputs=()
-readonly KNOWN_KEYS="FRONTEND_URL BACKEND_URL BACKEND_HOSTNAME INTEGRATION_SUBNET_CIDR LOCKDOWN_MODE BACKEND_AUTH_MODE DATABASE_HOST FRONT FRONT_DOOR_ENDPOINT FRONT_DOOR_ID BACKEND_STAGING_SLOT"
+readonly KNOWN_KEYS="FRONTEND_URL BACKEND_URL BACKEND_HOSTNAME INTEGRATION_SUBNET_CIDR LOCKDOWN_MODE BACKEND_AUTH_MODE DATABASE_HOST FRONT FRONT_DOOR_ENDPOINT FRONT_DOOR_ID APP_GATEWAY_URL BACKEND_STAGING_SLOT"
 
 if [[ -n "$from_file" ]]; then
   [[ -r "$from_file" ]] || die "cannot read $from_file"
@@ -121,6 +127,7 @@ frontend_url="$(normalize_url FRONTEND_URL)"
 front="${outputs[FRONT]:-none}"
 direct_url="$frontend_url"
 front_door_id=""
+gateway_url=""
 case "$front" in
   none|"") front="none" ;;
   frontDoor|front-door)
@@ -131,7 +138,13 @@ case "$front" in
     [[ "$front_door_id" =~ ^[0-9A-Fa-f-]{36}$ ]] || die "FRONT_DOOR_ID is not a profile id (a GUID): '$front_door_id'"
     frontend_url="https://$endpoint"
     ;;
-  *) die "unknown front '$front': none or frontDoor" ;;
+  appGateway|app-gateway)
+    front="app-gateway"
+    gateway_url="$(normalize_url APP_GATEWAY_URL)"
+    # The token-carrying suite goes to the gateway's HTTPS listener, whatever the URL's scheme.
+    frontend_url="https://${gateway_url#*://}"
+    ;;
+  *) die "unknown front '$front': none, frontDoor or appGateway" ;;
 esac
 backend_url="$(normalize_url BACKEND_URL)"
 backend_host="${outputs[BACKEND_HOSTNAME]:-}"
@@ -192,6 +205,16 @@ render() {
     check "the front end cannot be reached without Front Door" here http "${direct_url}/healthz" "denied = true"
     printf '\n[[check]]\nname = "%s"\nfrom = "here"\nhttp = "%s"\nheaders = { "X-Azure-FDID" = "%s" }\nexpect = { denied = true }\n' \
       "a forged X-Azure-FDID does not get around Front Door" "${direct_url}/healthz" "$front_door_id"
+    check "the internet cannot reach the front end's SCM site" here http \
+      "https://${direct_host%%.*}.scm.${direct_host#*.}/" "denied = true"
+  elif [[ "$front" == "app-gateway" ]]; then
+    local direct_host="${direct_url#*://}"
+    if [[ "$gateway_url" == http://* ]]; then
+      printf '\n# The gateway has no HTTPS listener yet (APP_GATEWAY_URL is %s): the checks that run\n' "$gateway_url"
+      printf '# in the front end go to %s and fail to connect until one is added (docs/app-gateway.md).\n' "$frontend_url"
+    fi
+    check "the front end answers through Application Gateway" here http "${gateway_url}/healthz" "status = 200"
+    check "the front end cannot be reached without Application Gateway" here http "${direct_url}/healthz" "denied = true"
     check "the internet cannot reach the front end's SCM site" here http \
       "https://${direct_host%%.*}.scm.${direct_host#*.}/" "denied = true"
   else
