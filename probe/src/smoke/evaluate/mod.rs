@@ -224,6 +224,57 @@ mod tests {
     }
 
     #[test]
+    fn a_catalogued_services_connect_failure_says_what_the_service_is() {
+        let on = |host: &str, ip: &str, error: Option<&str>| {
+            let mut report = ping_report(Some(ip), error);
+            report.target.host = host.to_owned();
+            report
+        };
+        let tcpping = |expect: &Expect, report: TcpPingReport| {
+            evaluate(
+                &Action::TcpPing {
+                    host: report.target.host.clone(),
+                    port: 5432,
+                },
+                expect,
+                &Outcome::TcpPing(report),
+            )
+        };
+        let db = "pg-x.postgres.database.azure.com";
+        // Must not reach, and its public endpoint answers: the server's public access.
+        let open = tcpping(&denied(), on(db, "20.1.2.3", None));
+        assert_eq!(open.code.as_deref(), Some("reachable_but_should_be_denied"));
+        let text = open.diagnosis.unwrap();
+        assert!(
+            text.starts_with(&format!("{db} is Azure Database for PostgreSQL")),
+            "{text}"
+        );
+        assert!(text.contains("public network access to Disabled"), "{text}");
+        // Must reach, but it was tried at a public address: the zone to link.
+        let reach = Expect {
+            reachable: Some(true),
+            ..Expect::default()
+        };
+        let public = tcpping(&reach, on(db, "20.1.2.3", Some("refused")));
+        let text = public.diagnosis.unwrap();
+        assert!(
+            text.contains("privatelink.postgres.database.azure.com"),
+            "{text}"
+        );
+        // A private address that does not answer: no claim about the zone.
+        let private = tcpping(&reach, on(db, "10.20.2.5", Some("timeout")));
+        assert!(
+            !private
+                .diagnosis
+                .unwrap()
+                .contains("not a private endpoint")
+        );
+        // App Service names keep the apps' own wording.
+        let app = tcpping(&denied(), on("app-be.azurewebsites.net", "20.1.2.3", None));
+        assert!(!app.diagnosis.unwrap().contains("App Service:"));
+    }
+
+    #[test]
     fn https_by_address_or_privatelink_name_is_called_by_address() {
         let ok = Expect {
             status: Some(200),

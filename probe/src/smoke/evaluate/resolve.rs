@@ -162,11 +162,20 @@ pub(super) fn resolved(expect: &Expect, r: &Resolution, mut evidence: Vec<String
     Evaluation::pass(evidence)
 }
 
-pub(super) fn unlinked_zone_hint(r: &Resolution) -> &'static str {
+/// What to link for `r`'s name: its catalogued service's `privatelink` zone(s) (App Service's
+/// when the name is not catalogued, the case this tool started from).
+pub(super) fn unlinked_zone_hint(r: &Resolution) -> String {
+    let zone = diag::azure::lookup(&r.query.host)
+        .map(|found| found.service.zones.join(" or "))
+        .unwrap_or_else(|| "privatelink.azurewebsites.net".to_owned());
     if r.privatelink {
-        "The name goes through privatelink.azurewebsites.net but the answer is not the private endpoint's address: the private DNS zone is not linked to the VNet this app resolves through (or the app does not use the VNet's DNS)."
+        format!(
+            "The name goes through {zone} but the answer is not the private endpoint's address: the private DNS zone is not linked to the VNet this app resolves through (or the app does not use the VNet's DNS)."
+        )
     } else {
-        "If this should be a private endpoint: create it with a DNS zone group, link the privatelink.azurewebsites.net zone to the VNet, and make the app resolve through the VNet's DNS."
+        format!(
+            "If this should be a private endpoint: create it with a DNS zone group, link the {zone} zone to the VNet, and make the app resolve through the VNet's DNS."
+        )
     }
 }
 

@@ -11,6 +11,44 @@ use diag::tcpping::TcpPingReport;
 use super::*;
 
 pub(super) fn tcpping(expect: &Expect, report: &TcpPingReport) -> Evaluation {
+    with_service_context(judge(expect, report), report)
+}
+
+/// A failed connect to a catalogued Azure service other than App Service (a database, a vault…)
+/// says first what the target is and what its failure means for it: the codes' own next steps
+/// speak of the apps, the hop the tool started from.
+fn with_service_context(mut evaluation: Evaluation, report: &TcpPingReport) -> Evaluation {
+    let Some(found) = diag::azure::lookup(&report.target.host) else {
+        return evaluation;
+    };
+    let service = found.service;
+    if evaluation.passed || service.key.starts_with("app_service") {
+        return evaluation;
+    }
+    let zone = service.zones.join(" or ");
+    let public_ip = report
+        .target
+        .ip
+        .filter(|ip| AddressClass::of(*ip) == AddressClass::Public);
+    let context = match (evaluation.code.as_deref(), public_ip) {
+        (Some("reachable_but_should_be_denied"), _) => format!(
+            "{} is {}: its public endpoint answers here. Set the server's public network access to Disabled (a private endpoint alone does not close it).",
+            report.target.host, service.name
+        ),
+        (_, Some(ip)) => format!(
+            "{} is {}, and it was tried at {ip}, not a private endpoint's address: resolve it through {zone}, linked to the VNet the app resolves through.",
+            report.target.host, service.name
+        ),
+        _ => format!("{} is {}.", report.target.host, service.name),
+    };
+    evaluation.diagnosis = Some(match evaluation.diagnosis.take() {
+        Some(text) => format!("{context} {text}"),
+        None => context,
+    });
+    evaluation
+}
+
+fn judge(expect: &Expect, report: &TcpPingReport) -> Evaluation {
     let evidence = vec![describe_ping(report)];
     if let Some(denied) = &report.denied {
         return target_denied(denied, evidence);
