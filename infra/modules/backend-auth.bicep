@@ -63,6 +63,7 @@ resource authSettings 'Microsoft.Web/sites/config@2025-03-01' = {
         '/diag/tcpping'
         '/diag/http'
         '/diag/env'
+        '/diag/tls'
       ]
     }
     httpSettings: {
