@@ -1,5 +1,6 @@
-//! A TCP forwarder: an emulated address that leads to a real server — the database's public
-//! endpoint when the server's public network access is on (`--break db-public-access`).
+//! A TCP forwarder: an emulated address that leads to a real server — the database's private
+//! endpoint (a port of each lab's own in front of the server), and its public endpoint when the
+//! server's public network access is on (`--break db-public-access`).
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -271,6 +271,7 @@ impl Lab {
                 needs
             });
         }
+        raise_open_file_limit();
         let stop = CancellationToken::new();
         let secret = uuid::Uuid::new_v4().simple().to_string();
         let api_key = format!("lab-key-{}", &secret[..16]);
@@ -316,17 +317,24 @@ impl Lab {
         // The back end's DNS for its database: a view of its own, so that a broken VNet DNS
         // (the front end's `dns-down`) breaks the front end's hop, not the back end's start-up.
         let mut silent = Vec::new();
-        let mut database_proxy = None;
-        let (database_dns, database_url) = match &pg {
-            None => (None, None),
+        let (database_dns, database_url, database_port) = match &pg {
+            None => (None, None, None),
             Some(pg) => {
                 let cluster = pg.cluster();
                 let db = plan.database;
+                // The lab's own private endpoint in front of the server: a port of its own, so
+                // that labs sharing one cluster (the tests) never see each other's public
+                // endpoint or blocked address on the same address and port.
+                let port = proxy::spawn(
+                    SocketAddr::new(cluster.listen.into(), 0),
+                    SocketAddr::new(cluster.listen.into(), cluster.port),
+                    &stop,
+                )
+                .await?
+                .port();
                 // An NSG dropping the back end's packets: the endpoint's address never answers.
                 let endpoint = if db.egress_blocked {
-                    silent.push(
-                        FullQueue::bind(DATABASE_BLOCKED_ENDPOINT.into(), cluster.port).await?,
-                    );
+                    silent.push(FullQueue::bind(DATABASE_BLOCKED_ENDPOINT.into(), port).await?);
                     DATABASE_BLOCKED_ENDPOINT
                 } else {
                     cluster.listen
@@ -335,32 +343,29 @@ impl Lab {
                 // Public network access enabled: the server's public endpoint answers the
                 // internet (nothing listens there otherwise: refused, as a closed server is).
                 if db.public_access {
-                    database_proxy = Some(
-                        proxy::spawn(
-                            SocketAddr::new(DATABASE_PUBLIC.into(), cluster.port),
-                            SocketAddr::new(cluster.listen.into(), cluster.port),
-                            &stop,
-                        )
-                        .await?,
-                    );
+                    proxy::spawn(
+                        SocketAddr::new(DATABASE_PUBLIC.into(), port),
+                        SocketAddr::new(cluster.listen.into(), cluster.port),
+                        &stop,
+                    )
+                    .await?;
                 }
                 let host = if db.by_address {
                     cluster.listen.to_string()
                 } else {
                     DATABASE_HOST.to_owned()
                 };
-                let url = cluster.url_at(&host, &cluster.create_database());
-                (Some(dns), Some(url))
+                let url = cluster.url_at(&format!("{host}:{port}"), &cluster.create_database());
+                (Some(dns), Some(url), Some(port))
             }
         };
-        let _ = database_proxy;
         let embedded = ItemStore::open(&data_dir)?;
         let store_line = match (&pg, &options.database) {
             (Some(pg), _) => format!(
                 "PostgreSQL {} at {DATABASE_HOST} (private endpoint {}:{}, TLS verified); each back-end instance its own pool",
                 test_support::postgres::version().unwrap_or_default(),
                 pg.cluster().listen,
-                pg.cluster().port
+                database_port.unwrap_or_default()
             ),
             (None, LabDatabase::PostgresIfInstalled) => {
                 "embedded (redb; PostgreSQL is not installed: apt-get install postgresql)"
@@ -631,7 +636,7 @@ impl Lab {
             frontend_instance_ids: frontend_ids,
             backend_instance_ids: backend_ids,
             store: store_line,
-            database_port: pg.as_ref().map(|pg| pg.cluster().port),
+            database_port,
             stop,
             _dns: [Some(vnet_dns), Some(public_dns), database_dns]
                 .into_iter()
@@ -740,7 +745,9 @@ fn frontend_config(instance: FrontendInstance<'_>) -> anyhow::Result<frontend::F
         azure_client_id: None,
         identity_endpoint,
         identity_header,
-        backend_timeout_ms: 1_000,
+        // Short enough that a blocked hop is diagnosed within the suite's 5 s caller check, long
+        // enough that a busy machine (tests run many labs at once) is not taken for a stuck back end.
+        backend_timeout_ms: 3_000,
         integration_subnet: Some(net(INTEGRATION_SUBNET)),
         front_door_id: instance.front_door_id.map(str::to_owned),
         dns: DnsArgs {
@@ -836,5 +843,16 @@ pub(crate) fn spawn_front(
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(stopped)
             .await;
+    });
+}
+
+/// Every instance of every app runs in this one process, each with its listeners, pools and DNS
+/// sockets: the soft open-file limit is raised to the hard one, once (a desktop's default 1024
+/// is too few for `--instances 100`, or for the tests' many labs at once).
+fn raise_open_file_limit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "the open-file limit could not be raised"),
     });
 }

@@ -394,11 +394,16 @@ impl PgCluster {
         )
     }
 
-    /// `DATABASE_URL` for `database` as [`APP_USER`], verify-full against the test CA, at `host`.
+    /// `DATABASE_URL` for `database` as [`APP_USER`], verify-full against the test CA, at `host`
+    /// (a name or IPv4 address, on the cluster's port; or `host:port`, e.g. a proxy in front of it).
     pub fn url_at(&self, host: &str, database: &str) -> String {
+        let authority = if host.contains(':') {
+            host.to_owned()
+        } else {
+            format!("{host}:{}", self.port)
+        };
         format!(
-            "postgres://{APP_USER}:{APP_PASSWORD}@{host}:{}/{database}?sslrootcert={}",
-            self.port,
+            "postgres://{APP_USER}:{APP_PASSWORD}@{authority}/{database}?sslrootcert={}",
             self.ca_file.display()
         )
     }

@@ -7,7 +7,7 @@ use lockdown::{Break, LabAuth, LabOptions, Mode, Plan};
 
 use crate::helpers::*;
 
-async fn start_entra(mode: Mode, breaks: &[Break]) -> lockdown::Lab {
+async fn start_entra(mode: Mode, breaks: &[Break]) -> TestLab {
     start_with(LabOptions {
         auth: LabAuth::Entra,
         ..LabOptions::new(Plan::new(mode, breaks).unwrap(), 0)

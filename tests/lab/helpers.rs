@@ -5,13 +5,45 @@ use lockdown::suite::suite_toml;
 use lockdown::{Break, Lab, LabOptions, Mode, Plan};
 use probe::smoke::{RunOptions, SmokeConfig, SuiteReport, Verdict};
 
-pub async fn start(mode: Mode, breaks: &[Break]) -> Lab {
+pub async fn start(mode: Mode, breaks: &[Break]) -> TestLab {
     start_with(LabOptions::new(Plan::new(mode, breaks).unwrap(), 0)).await
 }
 
-pub async fn start_with(options: LabOptions) -> Lab {
+pub async fn start_with(options: LabOptions) -> TestLab {
     test_support::init_logging();
-    Lab::start(options).await.expect("the lab starts")
+    let slot = lab_slots()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    let lab = Lab::start(options).await.expect("the lab starts");
+    TestLab { lab, _slot: slot }
+}
+
+/// A running lab, holding one of the slots of [`lab_slots`] until it is dropped.
+pub struct TestLab {
+    lab: Lab,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for TestLab {
+    type Target = Lab;
+
+    fn deref(&self) -> &Lab {
+        &self.lab
+    }
+}
+
+/// How many labs this test binary runs at once. The lab's suite has 1.5 s checks and 1 s DNS
+/// timeouts; dozens of labs on a few cores (the test threads follow the core count, and one test
+/// may start eleven labs) starve their timers and make healthy hops look broken. Each test holds
+/// one lab at a time, so waiting for a slot cannot deadlock.
+fn lab_slots() -> std::sync::Arc<tokio::sync::Semaphore> {
+    use std::sync::{Arc, LazyLock};
+    static SLOTS: LazyLock<Arc<tokio::sync::Semaphore>> = LazyLock::new(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Arc::new(tokio::sync::Semaphore::new((4 * cores).max(8)))
+    });
+    SLOTS.clone()
 }
 
 /// A PostgreSQL cluster laid out as the lab's own (on the database's private endpoint address,

@@ -6,11 +6,11 @@ use std::process::Command;
 
 use lockdown::suite::checks;
 use lockdown::topology::HostNames;
-use lockdown::{Break, Front, Lab, LabAuth, LabOptions, Mode, Plan};
+use lockdown::{Break, Front, LabAuth, LabOptions, Mode, Plan};
 
 use crate::helpers::*;
 
-async fn start_named(mode: Mode, breaks: &[Break], hosts: HostNames, auth: LabAuth) -> Lab {
+async fn start_named(mode: Mode, breaks: &[Break], hosts: HostNames, auth: LabAuth) -> TestLab {
     // A whole-site break runs behind the first front it fits (its SCM site and slot are named
     // after the back end's host name too).
     let front = breaks
