@@ -67,6 +67,14 @@ pub struct AppState {
     pub admission: Admission,
 }
 
+/// The relay's handlers take the back-end client alone: extracting the whole state clones each
+/// of its handles for every request.
+impl axum::extract::FromRef<AppState> for BackendClient {
+    fn from_ref(state: &AppState) -> Self {
+        state.backend.clone()
+    }
+}
+
 /// Everything built from the configuration: the app state and the `/diag` state.
 #[derive(Debug)]
 pub struct Built {

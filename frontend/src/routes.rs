@@ -15,7 +15,7 @@ use hosting::error_response;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::backend_client::{BackendResponse, Item, NewItem};
+use crate::backend_client::{BackendClient, BackendResponse, Item, NewItem};
 use crate::csrf;
 use crate::diagnosis::Diagnosis;
 use crate::front_door::ClientView;
@@ -283,10 +283,9 @@ fn invalid_id() -> Response {
     )
 }
 
-async fn relay_list(State(state): State<AppState>, RequestId(id): RequestId) -> Response {
+async fn relay_list(State(backend): State<BackendClient>, RequestId(id): RequestId) -> Response {
     relay_result(
-        state
-            .backend
+        backend
             .send(Method::GET, "/api/items", None, id.as_ref())
             .await,
     )
@@ -323,14 +322,13 @@ async fn relay_create(
 }
 
 async fn relay_get(
-    State(state): State<AppState>,
+    State(backend): State<BackendClient>,
     RequestId(request_id): RequestId,
     Path(id): Path<String>,
 ) -> Response {
     match item_path(&id) {
         Some(path) => relay_result(
-            state
-                .backend
+            backend
                 .send(Method::GET, &path, None, request_id.as_ref())
                 .await,
         ),

@@ -140,9 +140,8 @@ const BARE_MESSAGE_LIMIT: usize = 1024;
 /// Puts an error answered outside the envelope into it: axum's own rejections (a path that does
 /// not parse, a body over the limit, a 405 with an empty body) are plain text. JSON bodies and
 /// answers that already carry an [`ErrorCode`] pass unchanged; the `Allow` header of a 405 is
-/// kept. Mounted by [`crate::server::with_http_layers`].
-pub async fn envelope_bare_errors(request: Request, next: axum::middleware::Next) -> Response {
-    let response = next.run(request).await;
+/// kept. Applied to every answer by [`crate::server::with_http_layers`].
+pub async fn envelope_bare(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error())
         || response.extensions().get::<ErrorCode>().is_some()

@@ -111,28 +111,26 @@ pub fn with_http_layers(app: Router, request_timeout: Duration) -> Router {
                         .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
                 )
                 .layer(middleware::from_fn_with_state(repeated, log_failure))
-                .layer(middleware::from_fn(crate::error::envelope_bare_errors))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
                 .layer(HandleErrorLayer::new(timeout_response))
                 .timeout(request_timeout),
         )
 }
 
-/// Logs a request answered 429, 502, 503 or 504 once, with the envelope's code; repeats of the
-/// same code on the same route within a window are counted into one summary line. (A 500 is
-/// logged where it happens, with the detail the envelope hides.)
+/// Puts a bare error answer into the envelope ([`crate::error::envelope_bare`]), then logs a
+/// request answered 429, 502, 503 or 504 once, with the envelope's code; repeats of the same
+/// code on the same route within a window are counted into one summary line. (A 500 is logged
+/// where it happens, with the detail the envelope hides.) One layer for both: each layer costs
+/// every request a boxed future and a clone of the routes.
 async fn log_failure(
     State(repeated): State<Arc<RepeatedFailures>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
+    // A shared string: nothing is copied for the requests that succeed.
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
-    let response = next.run(request).await;
+    let response = crate::error::envelope_bare(next.run(request).await).await;
     let status = response.status();
     if !matches!(status.as_u16(), 429 | 502 | 503 | 504) {
         return response;
@@ -144,7 +142,10 @@ async fn log_failure(
     let kind = FailureKind {
         code: code.to_owned(),
         status: status.as_u16(),
-        route,
+        route: route
+            .as_ref()
+            .map_or("unmatched", MatchedPath::as_str)
+            .to_owned(),
     };
     if repeated.first_in_window(&kind) {
         tracing::warn!(
@@ -246,12 +247,10 @@ where
 {
     let limits = *limits;
     let drain_ending = CancellationToken::new();
-    let app = app
-        .layer(middleware::from_fn_with_state(
-            drain_ending.clone(),
-            answer_when_drain_ends,
-        ))
-        .layer(middleware::from_fn(require_host));
+    let app = app.layer(middleware::from_fn_with_state(
+        drain_ending.clone(),
+        require_host_until_drain_ends,
+    ));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let refusals = Arc::new(Semaphore::new(MAX_CONCURRENT_REFUSALS));
     let refused_log = RepeatedFailures::new(crate::repeat::DEFAULT_WINDOW);
@@ -525,8 +524,14 @@ pub fn is_resource_exhausted(error: &io::Error) -> bool {
         || error.kind() == io::ErrorKind::OutOfMemory
 }
 
-/// HTTP/1.1 requires `Host` (RFC 9112 §3.2); hyper does not check it.
-async fn require_host(request: Request, next: Next) -> Response {
+/// HTTP/1.1 requires `Host` (RFC 9112 §3.2), which hyper does not check; and at the end of the
+/// drain, requests still running get an answer rather than a cut connection. (One layer for
+/// both: each layer costs every request a boxed future and a clone of the routes.)
+async fn require_host_until_drain_ends(
+    State(drain_ending): State<CancellationToken>,
+    request: Request,
+    next: Next,
+) -> Response {
     if request.version() == Version::HTTP_11 && !request.headers().contains_key(header::HOST) {
         return error_response(
             StatusCode::BAD_REQUEST,
@@ -535,15 +540,6 @@ async fn require_host(request: Request, next: Next) -> Response {
             Some("send the Host header (RFC 9112, section 3.2)"),
         );
     }
-    next.run(request).await
-}
-
-/// At the end of the drain, requests still running get an answer rather than a cut connection.
-async fn answer_when_drain_ends(
-    State(drain_ending): State<CancellationToken>,
-    request: Request,
-    next: Next,
-) -> Response {
     tokio::select! {
         response = next.run(request) => response,
         () = drain_ending.cancelled() => {
