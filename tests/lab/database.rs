@@ -87,3 +87,31 @@ async fn the_data_tier_breaks_need_postgres() {
         "{error}"
     );
 }
+
+/// Labs on one cluster (the tests share one) each put their own private endpoint in front of
+/// it: one lab's public endpoint (`db-public-access`) is not another lab's, so the other still
+/// passes "the internet cannot reach the database".
+#[tokio::test(flavor = "multi_thread")]
+async fn labs_sharing_a_cluster_keep_their_database_endpoints_apart() {
+    let Some(cluster) = lab_cluster() else {
+        return;
+    };
+    let lab_with = |breaks: &'static [Break]| LabOptions {
+        database: LabDatabase::Shared(cluster),
+        ..LabOptions::new(Plan::new(Mode::PrivateEndpoint, breaks).unwrap(), 0)
+    };
+    let open = start_with(lab_with(&[Break::DbPublicAccess])).await;
+    let locked = start_with(lab_with(&[])).await;
+    assert_ne!(open.database_port, locked.database_port);
+    assert_ne!(locked.database_port, Some(cluster.port));
+    let report = smoke(&locked).await;
+    assert!(report.all_passed(), "{:?}", failures(&report));
+    let report = smoke(&open).await;
+    assert_eq!(
+        failing_checks(&report),
+        [(
+            lockdown::suite::checks::DB_DENIED.to_owned(),
+            "reachable_but_should_be_denied".to_owned()
+        )]
+    );
+}

@@ -35,8 +35,8 @@ impl std::ops::Deref for TestLab {
 
 /// How many labs this test binary runs at once. The lab's suite has 1.5 s checks and 1 s DNS
 /// timeouts; dozens of labs on a few cores (the test threads follow the core count, and one test
-/// may start eleven labs) starve their timers and make healthy hops look broken. Each test holds
-/// one lab at a time, so waiting for a slot cannot deadlock.
+/// may start eleven labs) starve their timers and make healthy hops look broken. A test holds at
+/// most two labs at a time, far fewer than the slots, so waiting for one cannot deadlock.
 fn lab_slots() -> std::sync::Arc<tokio::sync::Semaphore> {
     use std::sync::{Arc, LazyLock};
     static SLOTS: LazyLock<Arc<tokio::sync::Semaphore>> = LazyLock::new(|| {
