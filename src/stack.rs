@@ -355,7 +355,7 @@ impl Lab {
                 } else {
                     DATABASE_HOST.to_owned()
                 };
-                let url = cluster.url_at(&format!("{host}:{port}"), &cluster.create_database());
+                let url = cluster.url_via(&host, port, &cluster.create_database());
                 (Some(dns), Some(url), Some(port))
             }
         };

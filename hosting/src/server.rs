@@ -110,7 +110,10 @@ pub fn with_http_layers(app: Router, request_timeout: Duration) -> Router {
                         // 5xx said nothing more and doubled every line.
                         .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
                 )
-                .layer(middleware::from_fn_with_state(repeated, log_failure))
+                .layer(middleware::from_fn_with_state(
+                    repeated,
+                    envelope_then_log_failure,
+                ))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
                 .layer(HandleErrorLayer::new(timeout_response))
                 .timeout(request_timeout),
@@ -122,7 +125,7 @@ pub fn with_http_layers(app: Router, request_timeout: Duration) -> Router {
 /// code on the same route within a window are counted into one summary line. (A 500 is logged
 /// where it happens, with the detail the envelope hides.) One layer for both: each layer costs
 /// every request a boxed future and a clone of the routes.
-async fn log_failure(
+async fn envelope_then_log_failure(
     State(repeated): State<Arc<RepeatedFailures>>,
     request: Request,
     next: Next,

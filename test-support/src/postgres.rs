@@ -395,15 +395,15 @@ impl PgCluster {
     }
 
     /// `DATABASE_URL` for `database` as [`APP_USER`], verify-full against the test CA, at `host`
-    /// (a name or IPv4 address, on the cluster's port; or `host:port`, e.g. a proxy in front of it).
+    /// on the cluster's port.
     pub fn url_at(&self, host: &str, database: &str) -> String {
-        let authority = if host.contains(':') {
-            host.to_owned()
-        } else {
-            format!("{host}:{}", self.port)
-        };
+        self.url_via(host, self.port, database)
+    }
+
+    /// [`PgCluster::url_at`] on `port`: something in front of the cluster (the lab's endpoint).
+    pub fn url_via(&self, host: &str, port: u16, database: &str) -> String {
         format!(
-            "postgres://{APP_USER}:{APP_PASSWORD}@{authority}/{database}?sslrootcert={}",
+            "postgres://{APP_USER}:{APP_PASSWORD}@{host}:{port}/{database}?sslrootcert={}",
             self.ca_file.display()
         )
     }
